@@ -1,0 +1,84 @@
+"""Run the shipped Alembic migrations against an engine, without an alembic.ini.
+
+The version table is ``oauth_sessions_alembic_version`` so that a host app's own
+Alembic history (``alembic_version``) is never touched.
+
+Attaching to an existing database: if the ``auth`` tables already exist but this
+library has never run there (no version table), :func:`upgrade` detects which
+revision the live schema matches, stamps it, and only then upgrades, so nothing
+is dropped or re-created.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect
+
+VERSION_TABLE = "oauth_sessions_alembic_version"
+SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(SCRIPT_LOCATION)
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE}
+        )
+        return context.get_current_revision()
+
+
+def detect_existing_revision(connection: Connection) -> str | None:
+    """Which shipped revision an un-versioned live ``auth`` schema already matches.
+
+    ``None`` means there is nothing to attach to (a fresh database).
+    """
+    schema = None if connection.dialect.name == "sqlite" else "auth"
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names(schema=schema))
+    if "sessions" not in tables:
+        return None
+    columns = {c["name"] for c in inspector.get_columns("sessions", schema=schema)}
+    if "oauth_client_id" not in columns or "oauth_clients" not in tables:
+        return "0001"
+    if {"oauth_consents", "oauth_authorizations", "oauth_signing_keys"} <= tables:
+        return "0003"
+    return "0002"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the auth schema to ``revision`` (attaching to an existing schema first)."""
+    with engine.begin() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        if context.get_current_revision() is None:
+            existing = detect_existing_revision(connection)
+            if existing is not None:
+                command.stamp(_config(connection), existing)
+        command.upgrade(_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
+def stamp(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.stamp(_config(connection), revision)

@@ -1,0 +1,115 @@
+"""Migrations on PostgreSQL: old eleven-column schema with rows → head keeps every row."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from oauth_sessions import migrate
+from oauth_sessions.database import create_auth_engine
+from oauth_sessions.models import metadata
+
+pytestmark = pytest.mark.postgres
+
+OLD_ROWS = 50
+
+
+def _seed_old_shape(engine: Engine) -> list[tuple[object, ...]]:
+    user_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO auth.users (id, email) VALUES (:id, 'old@example.com')"),
+                     {"id": user_id})
+        for n in range(OLD_ROWS):
+            conn.execute(text(
+                "INSERT INTO auth.sessions (id, user_id, created_at, updated_at, factor_id, aal, "
+                "not_after, refreshed_at, user_agent, ip, tag) VALUES (:id, :uid, :c, :c, :f, "
+                ":aal, :na, :r, :ua, :ip, :tag)"
+            ), {
+                "id": uuid.uuid4(), "uid": user_id, "c": datetime(2025, 1, 1, tzinfo=UTC),
+                "f": uuid.uuid4() if n % 2 else None, "aal": "aal2" if n % 2 else "aal1",
+                "na": datetime(2027, 1, 1, tzinfo=UTC), "r": datetime(2025, 6, 1, 12, 0, n),
+                "ua": f"agent {n}", "ip": f"10.0.0.{n}", "tag": f"tag-{n}",
+            })
+        conn.execute(text(
+            "INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, "
+            "authentication_method) SELECT gen_random_uuid(), id, now(), now(), 'password' "
+            "FROM auth.sessions"
+        ))
+        return [tuple(r) for r in conn.execute(text("SELECT * FROM auth.sessions ORDER BY id"))]
+
+
+def test_upgrade_from_old_shape_keeps_every_row(fresh_pg_url: str) -> None:
+    engine = create_auth_engine(fresh_pg_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        before = _seed_old_shape(engine)
+        assert len(before[0]) == 11
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with engine.connect() as conn:
+            after = [tuple(r) for r in conn.execute(text("SELECT * FROM auth.sessions ORDER BY id"))]
+            claims = conn.execute(text("SELECT count(*) FROM auth.mfa_amr_claims")).scalar()
+        assert [row[:11] for row in after] == before
+        assert all(row[11:] == (None, None, None, None) for row in after)
+        assert claims == OLD_ROWS
+        columns = [c["name"] for c in inspect(engine).get_columns("sessions", schema="auth")]
+        assert columns[11:] == ["oauth_client_id", "refresh_token_hmac_key",
+                                "refresh_token_counter", "scopes"]
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_old_shape_keeps_rows(fresh_pg_url: str) -> None:
+    engine = create_auth_engine(fresh_pg_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        before = _seed_old_shape(engine)
+        migrate.upgrade(engine)
+        migrate.downgrade(engine, "0001")
+        with engine.connect() as conn:
+            after = [tuple(r) for r in conn.execute(text("SELECT * FROM auth.sessions ORDER BY id"))]
+        assert after == before
+        assert "oauth_clients" not in inspect(engine).get_table_names(schema="auth")
+        migrate.upgrade(engine)  # and forward again
+        assert migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("existing", ["0001", "head"])
+def test_attach_to_existing_auth_schema_without_version_table(
+    fresh_pg_url: str, existing: str
+) -> None:
+    """A Supabase-like database already has the tables but never ran our migrations."""
+    engine = create_auth_engine(fresh_pg_url)
+    try:
+        migrate.upgrade(engine, existing)
+        before = _seed_old_shape(engine) if existing == "0001" else None
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
+        assert migrate.current_revision(engine) is None
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        if before is not None:
+            with engine.connect() as conn:
+                rows = [tuple(r)[:11] for r in
+                        conn.execute(text("SELECT * FROM auth.sessions ORDER BY id"))]
+            assert rows == before
+    finally:
+        engine.dispose()
+
+
+def test_models_match_migrations(pg_engine: Engine) -> None:
+    with pg_engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"include_schemas": True, "version_table": migrate.VERSION_TABLE,
+                        "include_name": lambda name, type_, parent: type_ != "schema"
+                        or name == "auth"}
+        )
+        diff = compare_metadata(context, metadata)
+    assert diff == []
