@@ -1,0 +1,116 @@
+"""Policy rules shared by every endpoint: scopes, assurance levels, lifetimes.
+
+Pure functions, no I/O: the store, the grants, introspection and the resource
+helper all ask the same questions here, so one rule has one answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from .types import Aal
+
+MAX_SCOPE_LENGTH = 4096  # sessions_scopes_length
+
+
+def parse_scope(scope: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Split a space-delimited scope (RFC 6749 section 3.3) into unique tokens, order kept."""
+    if scope is None:
+        return ()
+    items = scope.split(" ") if isinstance(scope, str) else list(scope)
+    seen: dict[str, None] = {}
+    for item in items:
+        if item:
+            seen.setdefault(item, None)
+    return tuple(seen)
+
+
+def join_scope(scopes: Iterable[str]) -> str:
+    return " ".join(parse_scope(list(scopes)))
+
+
+def is_valid_scope_token(token: str) -> bool:
+    """RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )."""
+    return bool(token) and all(c == "!" or "#" <= c <= "[" or "]" <= c <= "~" for c in token)
+
+
+def scope_within(requested: Iterable[str], granted: Iterable[str]) -> bool:
+    return set(requested) <= set(granted)
+
+
+def narrow_scope(requested: str | None, granted: Iterable[str]) -> tuple[str, ...] | None:
+    """Scopes for a refresh that asks for ``requested`` (RFC 6749 section 6).
+
+    No ``scope`` means the scopes granted; a subset narrows; anything outside the
+    grant returns ``None`` (the caller answers ``invalid_scope``).
+    """
+    granted_t = parse_scope(list(granted))
+    if requested is None or requested == "":
+        return granted_t
+    asked = parse_scope(requested)
+    if not asked or not scope_within(asked, granted_t):
+        return None
+    return asked
+
+
+def effective_aal(token_aal: Aal, session_aal: Aal | None) -> Aal:
+    """The lower of the aal a token was issued with and the session's aal now.
+
+    A session downgraded after issuance (a factor removed) lowers its live tokens;
+    a session stepped up later does not raise tokens issued before.
+    """
+    if session_aal is None:
+        return Aal.AAL1
+    return min(token_aal, session_aal)
+
+
+def required_aal(
+    scopes: Iterable[str],
+    *,
+    scope_min_aal: Mapping[str, Aal],
+    audience_min_aal: Mapping[str, Aal] | None = None,
+    audiences: Iterable[str] = (),
+    client_min_aal: Aal | None = None,
+) -> Aal:
+    """The highest minimum that any of the scopes, audiences or the client asks for."""
+    needed = Aal.AAL1
+    for scope in scopes:
+        needed = max(needed, scope_min_aal.get(scope, Aal.AAL1))
+    for audience in audiences:
+        needed = max(needed, (audience_min_aal or {}).get(audience, Aal.AAL1))
+    if client_min_aal is not None:
+        needed = max(needed, client_min_aal)
+    return needed
+
+
+def compute_not_after(
+    now: datetime,
+    *,
+    timebox_seconds: int | None,
+    client_max_seconds: int | None = None,
+    host_not_after: datetime | None = None,
+) -> datetime | None:
+    """The hard end of a new session: the earliest of every limit that applies."""
+    candidates: list[datetime] = []
+    if timebox_seconds is not None:
+        candidates.append(now + timedelta(seconds=timebox_seconds))
+    if client_max_seconds is not None:
+        candidates.append(now + timedelta(seconds=client_max_seconds))
+    if host_not_after is not None:
+        candidates.append(host_not_after)
+    return min(candidates) if candidates else None
+
+
+def session_expired(not_after: datetime | None, now: datetime) -> bool:
+    """A session is expired *at* ``not_after`` ("after which ... regarded as expired")."""
+    return not_after is not None and now >= not_after
+
+
+def session_inactive(
+    last_activity: datetime | None, now: datetime, inactivity_seconds: int | None
+) -> bool:
+    """True when the last refresh (or creation) is at least the inactivity limit ago."""
+    if inactivity_seconds is None or last_activity is None:
+        return False
+    return now - last_activity >= timedelta(seconds=inactivity_seconds)
