@@ -6,12 +6,12 @@ VENV := .venv
 STAMP := $(VENV)/.stamp-install
 PORT ?= 5000
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[demo,test]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[demo,test,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy oauth_sessions
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache instance test-artifacts
