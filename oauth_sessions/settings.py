@@ -34,7 +34,7 @@ def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
                 ) from None
         if not lo <= value <= hi:
             raise ConfigurationError(f"{key} must be from {lo} to {hi}, got {value}")
-        return value
+        return int(value)
 
     return check
 
@@ -75,7 +75,7 @@ def _issuer(key: str, value: Any) -> str:
             f"{key} must be an https URL without query or fragment "
             f"(http is allowed only for 127.0.0.1/localhost), got {value!r}"
         )
-    return value.rstrip("/")
+    return str(value).rstrip("/")
 
 
 def _aal(key: str, value: Any) -> Aal:
@@ -106,7 +106,7 @@ def _url_prefix(key: str, value: Any) -> str:
     value = _string(key, value)
     if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
         raise ConfigurationError(f"{key} must look like '/oauth' (no trailing slash), got {value!r}")
-    return value
+    return str(value)
 
 
 def _key_map(key: str, value: Any) -> dict[str, str]:
