@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.stamp-install
 PORT ?= 5000
 
-.PHONY: demo test lint typecheck docs clean
+.PHONY: demo demo-client test lint typecheck docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PORT=$(PORT) $(VENV)/bin/python -m demo_server
 
-test: $(STAMP)
+demo-client: $(STAMP)
+	PORT=$(PORT) $(VENV)/bin/python -m demo_server.client_app
+
+# openid-client (npm) for the interoperability tests, pinned by its lockfile.
+INTEROP := tests/interop/node_modules/.stamp
+$(INTEROP): tests/interop/package.json tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	touch $(INTEROP)
+
+test: $(STAMP) $(INTEROP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,17 +1,19 @@
-"""``python -m demo_server``: run the demo provider on 127.0.0.1 (PORT, default 5000)."""
+"""``python -m demo_server`` (``make demo``): run the demo provider on 127.0.0.1 (PORT, default 5000)."""
 
 from __future__ import annotations
 
 import os
 
-from .app import create_app
+from .app import create_app, seeded_clients
+from .seed import banner
 
 
 def main() -> None:
     app = create_app()
     port = int(os.environ.get("PORT", "5000"))
-    print(f"oauth_sessions demo provider: http://127.0.0.1:{port}/", flush=True)
-    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+    print(banner(app.config["OAUTH_SESSIONS_ISSUER"], seeded_clients(app),
+                 app.config["DEMO_CLIENT_APP_URL"]), flush=True)
+    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False, threaded=True)
 
 
 if __name__ == "__main__":

@@ -1,46 +1,142 @@
-"""The demo provider: a Flask app built only on oauth_sessions' public API."""
+"""The demo provider: a Flask app built only on oauth_sessions' public API.
+
+``create_app`` configures the library, migrates the database on first start (SQLite file
+in ``instance/`` by default, or ``DATABASE_URL``), creates the demo's own tables, seeds the
+demo account and clients, and mounts the pages. ``python -m demo_server`` runs it.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
-from oauth_sessions.migrate import current_revision, upgrade
+from oauth_sessions.migrate import upgrade
 
-oauth = OAuthSessions()
+from . import accounts, api, developers, mfa, pages
+from .csrf import init_csrf
+from .db import create_demo_tables
+from .host_adapter import DemoHost
+from .login import current_login
+from .seed import SeededClient, seed_clients, seed_user
+from .users import Passwords
+
+DEFAULT_CLIENT_APP_URL = "http://127.0.0.1:5001"
+
+
+def instance_dir() -> Path:
+    path = Path(os.environ.get("DEMO_INSTANCE_DIR", Path.cwd() / "instance"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def default_database_url() -> str:
-    instance = Path(os.environ.get("DEMO_INSTANCE_DIR", Path.cwd() / "instance"))
-    instance.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{instance / 'demo.db'}"
+    return f"sqlite:///{instance_dir() / 'demo.db'}"
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one kept in the instance folder.
+
+    Keeping it on disk means a restart does not sign everybody out; the file is created
+    with mode 0600 and lives in the git-ignored ``instance/``.
+    """
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = instance_dir() / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     port = os.environ.get("PORT", "5000")
+    issuer = os.environ.get("ISSUER", f"http://127.0.0.1:{port}")
     app.config.update(
-        SECRET_KEY=os.environ.get("SECRET_KEY") or os.urandom(32).hex(),
-        OAUTH_SESSIONS_ISSUER=os.environ.get("ISSUER", f"http://127.0.0.1:{port}"),
+        SECRET_KEY=_secret_key(),
+        OAUTH_SESSIONS_ISSUER=issuer,
         OAUTH_SESSIONS_DATABASE_URL=os.environ.get("DATABASE_URL") or default_database_url(),
+        OAUTH_SESSIONS_SCOPE_MIN_AAL={"payments": "aal2"},
+        DEMO_CLIENT_APP_URL=os.environ.get("CLIENT_APP_URL", DEFAULT_CLIENT_APP_URL),
+        DEMO_CREDENTIALS_FILE=str(instance_dir() / "demo-clients.json"),
     )
     if config:
         app.config.update(config)
-    oauth.init_app(app)
-    upgrade(get_state(app).engine)
+    secure = str(app.config["OAUTH_SESSIONS_ISSUER"]).startswith("https://")
+    app.config.update(
+        # The provider and the client app both run on 127.0.0.1, and cookies ignore the port:
+        # each app needs its own cookie name. "__Host-" pins the cookie to this host over TLS.
+        SESSION_COOKIE_NAME="__Host-demo_provider" if secure else "demo_provider_session",
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    OAuthSessions(app, host=DemoHost())
+    state = get_state(app)
+    # The cookie only names the auth.sessions row, which decides when the sign-in ends
+    # (not_after, revocation); the cookie simply lasts as long as a session can.
+    app.permanent_session_lifetime = timedelta(seconds=state.settings.session_timebox or 365 * 86400)
+    upgrade(state.engine)
+    create_demo_tables(state.engine)
+    app.extensions["demo_passwords"] = Passwords(app.config.get("DEMO_PASSWORD_PROFILE"))
+    seed_user(state.engine, app.extensions["demo_passwords"])
+    seeded = seed_clients(state.components["clients"], app.config["DEMO_CLIENT_APP_URL"],
+                          Path(app.config["DEMO_CREDENTIALS_FILE"]))
+    app.extensions["demo_seeded_clients"] = seeded
 
-    @app.get("/")
-    def index() -> str:
-        state = get_state()
-        return render_template(
-            "index.html",
-            issuer=state.settings.issuer,
-            revision=current_revision(state.engine),
-            backend=state.engine.dialect.name,
-        )
-
+    prefix = state.settings.url_prefix
+    init_csrf(app, exempt_prefixes=(f"{prefix}/", "/api/"))
+    for blueprint in (pages.bp, accounts.bp, mfa.bp, developers.bp, api.bp):
+        app.register_blueprint(blueprint)
+    app.jinja_env.globals["current_login"] = current_login
+    _install_page_hardening(app)
     return app
+
+
+def seeded_clients(app: Flask) -> list[SeededClient]:
+    seeded: list[SeededClient] = app.extensions["demo_seeded_clients"]
+    return seeded
+
+
+def _is_page(path: str) -> bool:
+    prefix = get_state().settings.url_prefix + "/"
+    return not path.startswith(("/api/", "/.well-known/", "/static/", prefix))
+
+
+def _install_page_hardening(app: Flask) -> None:
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        # Consent and account pages must not be framed (clickjacking), cached, or leak the
+        # URL (which may carry an authorization request) to other sites.
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _error_page(exc: HTTPException) -> Response | HTTPException:
+        if not _is_page(request.path):
+            return exc
+        titles = {400: "Something in that request was not right", 401: "Please sign in",
+                  404: "Page not found", 405: "That does not work here"}
+        body = render_template("error.html", title=titles.get(exc.code or 500, exc.name),
+                               message=exc.description)
+        return Response(body, status=exc.code or 500, mimetype="text/html")

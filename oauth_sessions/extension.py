@@ -7,13 +7,16 @@ never on the extension object, so one extension instance can serve several apps
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from .database import create_auth_engine
+from .host import HostAdapter
 from .settings import ConfigurationError, Settings, load_settings
 
 EXTENSION_KEY = "oauth_sessions"
@@ -37,13 +40,14 @@ class OAuthSessions:
     """
 
     def __init__(self, app: Flask | None = None, *, engine: Engine | None = None,
-                 **options: Any) -> None:
+                 host: HostAdapter | None = None, **options: Any) -> None:
         self._options = options
         self._engine = engine
+        self._host = host
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, *, host: HostAdapter | None = None) -> None:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "oauth_sessions is already initialised on this app; call init_app once per app"
@@ -58,11 +62,62 @@ class OAuthSessions:
                 )
             engine = create_auth_engine(settings.database_url)
         state = AppState(settings=settings, engine=engine)
+        state.components.update(_build_components(app, settings, engine,
+                                                  host or self._host or HostAdapter()))
         app.extensions[EXTENSION_KEY] = state
         from .cli import cli
+        from .endpoints import register_blueprints
+
+        register_blueprints(app, state)
 
         if "oauth-sessions" not in app.cli.commands:
             app.cli.add_command(cli)
+
+
+def _build_components(app: Flask, settings: Settings, engine: Engine,
+                      host: HostAdapter) -> dict[str, Any]:
+    """The per-app objects, under the names of docs/architecture.md."""
+    from .authorizations import AuthorizationStore, ConsentStore
+    from .client_auth import AssertionLedger
+    from .clients import ClientStore
+    from .key_encryption import KeyEncryptor, PlainKeys, SecretBox
+    from .keys import RELOAD_SECONDS, KeyStore
+    from .server import OAuthServer
+    from .store import SessionStore
+
+    box: SecretBox = (KeyEncryptor(settings.encryption_keys, settings.encryption_key_id or "")
+                      if settings.encryption_keys else PlainKeys())
+    sessions = SessionStore(engine, settings, box, sender=app)
+    clients = ClientStore(engine, cache_seconds=settings.client_cache_seconds, sender=app,
+                          sessions=sessions)
+    # Old keys stay published for the longest token life plus two reload periods, so a token
+    # signed by a worker that has not yet seen a rotation still verifies everywhere.
+    grace = timedelta(seconds=max(settings.access_token_lifetime, settings.id_token_lifetime)
+                      + 2 * RELOAD_SECONDS)
+    return {
+        "sessions": sessions,
+        "clients": clients,
+        "keys": KeyStore(engine, alg=settings.signing_alg, publish_grace=grace, box=box),
+        "authorizations": AuthorizationStore(
+            engine, code_lifetime=settings.authorization_code_lifetime),
+        "consents": ConsentStore(engine),
+        "server": OAuthServer(clients, ledger=AssertionLedger(engine), audiences=lambda: (
+            settings.issuer, settings.issuer + settings.url_prefix + "/token",
+            settings.issuer + settings.url_prefix + "/revoke")),
+        "host": host,
+    }
+
+
+def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None = None) -> int:
+    """Forget what ``user_id`` granted ``client_id`` and end their sessions with it.
+
+    Returns the number of sessions ended. The next authorization asks for consent again.
+    """
+    components = get_state(app).components
+    components["consents"].revoke(user_id, client_id)
+    ended: int = components["sessions"].revoke_user_client(user_id, client_id,
+                                                            reason="consent_revoked")
+    return ended
 
 
 def get_state(app: Flask | None = None) -> AppState:

@@ -283,11 +283,32 @@ class OAuthAuthorization(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Revision 0004: the user's device at the authorization endpoint, copied to the session.
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(Inet)
 
     __table_args__ = (
         UniqueConstraint("authorization_code", name="oauth_authorizations_authorization_code_key"),
         Index("oauth_authorizations_expires_at_idx", "expires_at"),
     )
+
+
+class OAuthClientAssertion(Base):
+    """``auth.oauth_client_assertions`` (revision 0004): ``jti`` values of accepted
+    ``private_key_jwt`` assertions, hashed, kept until the assertion expires (one-time use)."""
+
+    __tablename__ = "oauth_client_assertions"
+
+    jti_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid,
+        ForeignKey("auth.oauth_clients.id", ondelete="CASCADE",
+                   name="oauth_client_assertions_client_id_fkey"),
+        nullable=False,
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("oauth_client_assertions_expires_at_idx", "expires_at"),)
 
 
 class OAuthSigningKey(Base):

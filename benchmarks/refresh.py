@@ -1,0 +1,438 @@
+"""Refresh-token grant throughput on PostgreSQL: ours against a trivial Flask view and plain Authlib.
+
+    .venv/bin/python -m benchmarks.refresh [--sessions 1000000] [--duration 10]
+
+All on 127.0.0.1, in one run, so the three figures share the machine's state:
+
+1. a fresh database: the auth schema migrated, ``--sessions`` sessions (each with a ``pwd``
+   amr claim) seeded with ``INSERT ... SELECT generate_series``, as many stored token rows for
+   the Authlib baseline, ``ANALYZE``;
+2. refresh tokens for a random sample of sessions (counter 0; the seeded HMAC keys are
+   ``sha256('k' || i)``, known to the driver) and the Authlib refresh tokens of the same rows,
+   written to files: every token is used once, as a real client would;
+3. for each target (trivial, authlib, ours) ``gunicorn -w 2 -k gthread --threads 4``, a check
+   that a sample refresh answers 200 with a new refresh token, a warm-up, then ``wrk -t2 -c16``
+   whose Lua script gives each wrk thread its own slice of the token file;
+4. the statements per refresh counted in-process (SQLAlchemy cursor events + pool pre-pings),
+   and ``EXPLAIN ANALYZE`` of the two hot statements (the UPDATE inside a rolled-back
+   transaction) to show each touches ``auth.sessions`` through its primary key only;
+5. req/s, p50, p99 and the ratios ours/trivial (target >= 0.40) and ours/authlib (>= 2.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.refresh_apps import AUTHLIB_SCHEMA, authlib_app, authlib_models, ours_app  # noqa: E402
+from oauth_sessions import migrate  # noqa: E402
+from oauth_sessions.clients import ClientStore  # noqa: E402
+from oauth_sessions.database import create_auth_engine, normalize_url  # noqa: E402
+from oauth_sessions.refresh_tokens import encode_refresh_token  # noqa: E402
+
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AUTHLIB_CLIENT = "bench-app"
+
+LUA = """
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic %(basic)s"
+function init(args)
+  tokens = {}
+  local i = 0
+  for line in io.lines("%(tokens)s") do
+    if i %% %(threads)d == id then tokens[#tokens + 1] = line end
+    i = i + 1
+  end
+  pos = 0
+end
+request = function()
+  pos = pos + 1
+  local t = tokens[pos] or "exhausted"
+  return wrk.format(nil, nil, nil, "grant_type=refresh_token&refresh_token=" .. t)
+end
+"""
+
+
+def sid(i: int) -> uuid.UUID:
+    return uuid.UUID(hashlib.md5(f"s{i}".encode()).hexdigest())
+
+
+def session_key(i: int) -> bytes:
+    """The seeded key of session ``i`` (benchmark data only; real keys are random)."""
+    return hashlib.sha256(f"k{i}".encode()).digest()
+
+
+def authlib_refresh(i: int) -> str:
+    return hashlib.md5(f"r{i}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- database
+
+
+@contextmanager
+def fresh_database(keep: bool) -> Any:
+    admin = create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"oauth_sessions_bench_refresh_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(normalize_url(ADMIN_URL)).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def seed(url: str, sessions: int, scopes: str) -> dict[str, Any]:
+    """Sessions (+ amr claims) for ours, stored token rows for Authlib; the same count of each."""
+    engine = create_auth_engine(url)
+    migrate.upgrade(engine)
+    users = max(1, sessions // 10)
+    client, secret = ClientStore(engine, cache_seconds=0).create(
+        name="bench app", redirect_uris=["http://127.0.0.1/cb"], scopes=scopes)
+    started = time.monotonic()
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO auth.users (id, email, created_at) "
+            "SELECT md5('u' || i)::uuid, 'user' || i || '@bench.test', now() "
+            "FROM generate_series(0, :n - 1) AS i"), {"n": users})
+        conn.execute(text(
+            "INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, not_after, "
+            "refreshed_at, oauth_client_id, refresh_token_hmac_key, refresh_token_counter, scopes, "
+            "user_agent, ip) "
+            "SELECT md5('s' || i)::uuid, md5('u' || (i % :users))::uuid, now(), now(), 'aal1', "
+            "now() + interval '30 days', NULL, :client, "
+            "translate(encode(sha256(('k' || i)::bytea), 'base64'), '+/=', '-_'), 0, :scopes, "
+            "'bench-agent/1', '127.0.0.1' FROM generate_series(0, :n - 1) AS i"),
+            {"n": sessions, "users": users, "client": client.id, "scopes": scopes})
+        conn.execute(text(
+            "INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, "
+            "authentication_method) SELECT md5('a' || i)::uuid, md5('s' || i)::uuid, now(), now(), "
+            "'pwd' FROM generate_series(0, :n - 1) AS i"), {"n": sessions})
+    print(f"seeded {sessions:,} sessions (+ amr claims) and {users:,} users "
+          f"in {time.monotonic() - started:.1f}s", flush=True)
+
+    db, _user, _client, _token = authlib_models()
+    authlib_engine = create_engine(normalize_url(url))
+    authlib_secret = secrets.token_urlsafe(32)
+    started = time.monotonic()
+    with authlib_engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {AUTHLIB_SCHEMA}"))
+        db.metadata.create_all(conn)
+        conn.execute(text(
+            f"INSERT INTO {AUTHLIB_SCHEMA}.user (id, username) "
+            "SELECT i, 'user' || i FROM generate_series(0, :n - 1) AS i"), {"n": users})
+        conn.execute(text(
+            f"INSERT INTO {AUTHLIB_SCHEMA}.oauth2_token (client_id, token_type, access_token, "
+            "refresh_token, scope, issued_at, access_token_revoked_at, refresh_token_revoked_at, "
+            "expires_in, user_id) SELECT :client, 'Bearer', md5('a' || i) || md5('b' || i), "
+            "md5('r' || i), :scopes, extract(epoch from now())::int, 0, 0, 3600, i % :users "
+            "FROM generate_series(0, :n - 1) AS i"),
+            {"n": sessions, "users": users, "client": AUTHLIB_CLIENT, "scopes": scopes})
+        conn.execute(text(
+            f"INSERT INTO {AUTHLIB_SCHEMA}.oauth2_client (client_id, client_secret, "
+            "client_id_issued_at, client_secret_expires_at, client_metadata, user_id) "
+            "VALUES (:client, :secret, 0, 0, :meta, 0)"),
+            {"client": AUTHLIB_CLIENT, "secret": authlib_secret, "meta": json.dumps({
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["authorization_code", "refresh_token"], "scope": scopes})})
+    with authlib_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    print(f"seeded {sessions:,} Authlib token rows in {time.monotonic() - started:.1f}s", flush=True)
+    authlib_engine.dispose()
+    engine.dispose()
+    return {"client": client, "secret": secret, "authlib_secret": authlib_secret}
+
+
+def write_tokens(rows: list[int], directory: Path, name: str) -> tuple[Path, Path]:
+    ours, theirs = directory / f"ours-{name}.txt", directory / f"authlib-{name}.txt"
+    ours.write_text("\n".join(encode_refresh_token(sid(i), 0, session_key(i)) for i in rows) + "\n")
+    theirs.write_text("\n".join(authlib_refresh(i) for i in rows) + "\n")
+    return ours, theirs
+
+
+# --------------------------------------------------------------------------- load
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(target: str, url: str) -> Any:
+    port = free_port()
+    env = {**os.environ, "BENCH_DB_URL": url, "PYTHONPATH": str(ROOT)}
+    cmd = [str(Path(sys.executable).parent / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",
+           "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+           f"benchmarks.refresh_apps:create({target!r})"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"gunicorn for {target} did not start")
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def cpu_seconds(gunicorn_pid: int, database: str) -> float:
+    """CPU time used so far by the gunicorn process group and this database's PG backends.
+
+    Read from ``/proc`` (Linux). Unlike req/s, CPU per request hardly moves when other work
+    shares the machine, so it is printed beside the throughput figures.
+    """
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        pgid, utime, stime = int(stat[2]), int(stat[11]), int(stat[12])
+        if pgid == gunicorn_pid or f"postgres: postgres {database} " in cmdline:
+            ticks += utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def check_refresh(base: str, token: str, auth: tuple[str, str]) -> None:
+    """Every figure is for real answers: a sample refresh must return a new refresh token."""
+    response = requests.post(base + "/oauth/token", auth=auth, timeout=10,
+                             data={"grant_type": "refresh_token", "refresh_token": token})
+    body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") \
+        else {}
+    if response.status_code != 200 or not body.get("refresh_token") or \
+            body["refresh_token"] == token:
+        raise SystemExit(f"{base} did not refresh: {response.status_code} {response.text[:300]}")
+
+
+def run_wrk(url: str, tokens: Path, auth: tuple[str, str], duration: int, directory: Path,
+            connections: int, threads: int) -> dict[str, float]:
+    basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    script = directory / "refresh.lua"
+    script.write_text(LUA % {"tokens": tokens, "basic": basic, "threads": threads})
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
+           "-s", str(script), url]
+    output = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                            timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", output).group(1))  # type: ignore[union-attr]
+               for p in ("50", "99")}
+    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "requests": total,
+            "errors": int(errors.group(1)) if errors else 0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+# --------------------------------------------------------------------------- statements and plans
+
+
+def count_round_trips(app: Any, tokens: list[str], auth: tuple[str, str]) -> float:
+    """Database round trips per refresh through the Flask test client.
+
+    Counted at the driver: every ``psycopg`` cursor execution (statements, the pool's
+    pre-ping) and every command the connection sends itself (``BEGIN``, ``COMMIT``,
+    ``ROLLBACK``), so a path that bypasses SQLAlchemy's events is counted too.
+    """
+    import psycopg
+    from psycopg._connection_base import BaseConnection
+
+    count = [0]
+    original_execute, original_command = psycopg.Cursor.execute, BaseConnection._exec_command
+
+    def counted_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return original_execute(self, *args, **kwargs)
+
+    def counted_command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return original_command(self, *args, **kwargs)
+
+    header = {"Authorization": "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()}
+    http = app.test_client()
+    for token in tokens[:10]:  # warm what may be cached (signing keys, the client record)
+        http.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": token},
+                  headers=header)
+    psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
+    BaseConnection._exec_command = counted_command  # type: ignore[method-assign]
+    try:
+        measured = tokens[10:]
+        for token in measured:
+            response = http.post("/oauth/token", headers=header,
+                                 data={"grant_type": "refresh_token", "refresh_token": token})
+            assert response.status_code == 200, response.get_json()
+    finally:
+        psycopg.Cursor.execute = original_execute  # type: ignore[method-assign]
+        BaseConnection._exec_command = original_command  # type: ignore[method-assign]
+    return count[0] / len(measured)
+
+
+def explain_hot_statements(url: str, i: int) -> str:
+    """EXPLAIN ANALYZE of the SQL the refresh path sends (read, then compare-and-swap)."""
+    from oauth_sessions import rotation
+
+    engine = create_auth_engine(url)
+    now = datetime.now(UTC)
+    out = []
+    try:
+        with engine.connect() as conn:
+            for label, sql, params in (
+                ("read (PK + amr claims)", rotation._PG_READ, {"b_sid": sid(i)}),
+                ("compare-and-swap", rotation._PG_CAS, {
+                    "b_sid": sid(i), "b_n": 0, "b_now": now, "b_refreshed": now.replace(tzinfo=None),
+                    "b_updated": now, "b_ua": "bench", "b_ip": "127.0.0.1"}),
+            ):
+                plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql,
+                                            params).all()
+                out.append(f"-- {label}\n" + "\n".join(r[0] for r in plan))
+            conn.rollback()  # the UPDATE of EXPLAIN ANALYZE is undone
+    finally:
+        engine.dispose()
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--sample", type=int, default=60_000, help="tokens per measured run")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per target")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved rounds of all targets; the best of each target counts")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scopes", default="openid profile offline_access",
+                        help="granted scopes; with openid each refresh also signs an ID token")
+    parser.add_argument("--no-pre-ping", action="store_true",
+                        help="also measure ours with the pool's pre-ping switched off")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is required: apt-get install -y wrk")
+    targets = ["trivial", "authlib", "ours"] + (["ours-no-pre-ping"] if args.no_pre_ping else [])
+    warm, count = 5_000, 210
+    needed = args.rounds * len(targets) * (args.sample + warm + 1) + count + 1
+    if args.sessions < needed:
+        raise SystemExit(f"--sessions must be at least {needed} (each token is used once)")
+
+    with fresh_database(args.keep_db) as url, tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        ids = seed(url, args.sessions, args.scopes)
+        database = str(make_url(url).database)
+        rows = iter(random.Random(7).sample(range(args.sessions), needed))
+
+        def take(n: int) -> list[int]:
+            return [next(rows) for _ in range(n)]
+
+        auth = {"authlib": (AUTHLIB_CLIENT, ids["authlib_secret"])}
+        ours_auth = (ids["client"].client_id, ids["secret"])
+        runs: dict[str, list[dict[str, float]]] = {t: [] for t in targets}
+        for round_number in range(1, args.rounds + 1):
+            for target in targets:
+                label = f"{target}-{round_number}"
+                main_ours, main_theirs = write_tokens(take(args.sample), directory, label)
+                warm_ours, warm_theirs = write_tokens(take(warm), directory, label + "-warm")
+                check_row = take(1)[0]
+                theirs = target == "authlib"
+                credentials = auth.get(target, ours_auth)
+                with gunicorn(target, url) as (base, pid):
+                    check_refresh(base, authlib_refresh(check_row) if theirs else
+                                  encode_refresh_token(sid(check_row), 0, session_key(check_row)),
+                                  credentials)
+                    run_wrk(base + "/oauth/token", warm_theirs if theirs else warm_ours, credentials,
+                            2, directory, args.connections, args.threads)
+                    before = cpu_seconds(pid, database)
+                    r = run_wrk(base + "/oauth/token", main_theirs if theirs else main_ours,
+                                credentials, args.duration, directory, args.connections, args.threads)
+                    r["cpu_ms"] = 1000 * (cpu_seconds(pid, database) - before) / max(1, r["requests"])
+                runs[target].append(r)
+                print(f"round {round_number} {target:16} {r['rps']:9.0f} req/s  p50 {r['p50']:6.2f} ms"
+                      f"  p99 {r['p99']:6.2f} ms  cpu {r['cpu_ms']:5.2f} ms/req  "
+                      f"({r['requests']:.0f} requests, {r['errors']:.0f} errors)", flush=True)
+
+        counted = take(count)
+        ours_trips = count_round_trips(
+            ours_app(url), [encode_refresh_token(sid(i), 0, session_key(i)) for i in counted[:count // 2]],
+            ours_auth)
+        theirs_trips = count_round_trips(
+            authlib_app(url), [authlib_refresh(i) for i in counted[count // 2:]], auth["authlib"])
+        plans = explain_hot_statements(url, take(1)[0])
+
+    results = {t: max(rs, key=lambda r: r["rps"]) for t, rs in runs.items()}
+    o, t, a = results["ours"], results["trivial"], results["authlib"]
+    print()
+    print(f"sessions {args.sessions:,}; scopes {args.scopes!r}; wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.duration}s; gunicorn -w 2 -k gthread --threads 4; {os.cpu_count()} CPUs; "
+          f"best of {args.rounds} interleaved rounds")
+    cpu = {t: min(r["cpu_ms"] for r in rs) for t, rs in runs.items()}
+    print(f"{'target':18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'cpu ms/req':>12}")
+    for name, r in results.items():
+        print(f"{name:18}{r['rps']:10.0f}{r['p50']:10.2f}{r['p99']:10.2f}{r['errors']:8.0f}"
+              f"{cpu[name]:12.3f}")
+    print(f"ours / trivial = {o['rps'] / t['rps']:.2f}   (target >= 0.40)")
+    print(f"ours / authlib = {o['rps'] / a['rps']:.2f}   (target >= 2.00)")
+    if "ours-no-pre-ping" in results:
+        n = results["ours-no-pre-ping"]
+        print(f"without pool pre-ping: ours / trivial = {n['rps'] / t['rps']:.2f}, "
+              f"ours / authlib = {n['rps'] / a['rps']:.2f}")
+    print(f"server CPU per request (gunicorn + this database's PostgreSQL backends, lowest of the "
+          f"rounds): trivial / ours = {cpu['trivial'] / cpu['ours']:.2f}, "
+          f"authlib / ours = {cpu['authlib'] / cpu['ours']:.2f}")
+    print(f"database round trips per refresh (statements, pre-pings, BEGIN/COMMIT): "
+          f"ours {ours_trips:.2f}, authlib {theirs_trips:.2f}")
+    print()
+    print(plans)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The three WSGI apps that ``benchmarks/refresh.py`` serves with gunicorn, one at a time.
+
+``gunicorn 'benchmarks.refresh_apps:create("ours")'`` with ``BENCH_DB_URL`` set:
+
+* ``trivial``: a Flask view at ``/oauth/token`` that parses the form and returns a constant
+  JSON object. The ceiling: the Flask request cycle plus gunicorn, with no work at all.
+* ``authlib``: plain Authlib 1.x as its documentation shows it ("Flask OAuth 2.0 Server",
+  "Refresh Token" grant): Flask-SQLAlchemy models with ``OAuth2ClientMixin`` /
+  ``OAuth2TokenMixin``, ``create_query_client_func`` / ``create_save_token_func``, a
+  ``RefreshTokenGrant`` subclass with the documented ``authenticate_refresh_token`` /
+  ``authenticate_user`` / ``revoke_old_credential`` and ``INCLUDE_NEW_REFRESH_TOKEN = True``
+  (rotation: a new token row is inserted, the old one revoked). Schema ``authlib_bench``.
+* ``ours``: ``OAuthSessions`` with its ``/oauth/token`` over ``auth.sessions``: client
+  authentication, rotation (PK read + compare-and-swap), a signed RFC 9068 access token.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from flask import Flask, jsonify, request
+
+AUTHLIB_SCHEMA = "authlib_bench"
+ISSUER = "http://127.0.0.1:9"  # the issuer only names the provider; nothing listens there
+
+
+def create(target: str) -> Flask:
+    if target == "trivial":
+        return trivial_app()
+    if target == "authlib":
+        return authlib_app(os.environ["BENCH_DB_URL"])
+    if target == "ours":
+        return ours_app(os.environ["BENCH_DB_URL"])
+    if target == "ours-no-pre-ping":
+        return ours_app(os.environ["BENCH_DB_URL"], pre_ping=False)
+    raise SystemExit(f"unknown target {target!r}: trivial, authlib, ours or ours-no-pre-ping")
+
+
+def trivial_app() -> Flask:
+    app = Flask("trivial")
+
+    @app.post("/oauth/token")
+    def token() -> Any:
+        return jsonify({"access_token": "x", "token_type": "Bearer", "expires_in": 300,
+                        "refresh_token": "y" if request.form.get("refresh_token") else ""})
+
+    return app
+
+
+def ours_app(url: str, *, pre_ping: bool = True) -> Flask:
+    """The provider as a host configures it; ``pre_ping=False`` measures the engine without the
+    pool's per-checkout liveness ping (one round trip per request)."""
+    from oauth_sessions import OAuthSessions
+    from oauth_sessions.database import create_auth_engine
+
+    app = Flask("ours")
+    engine = None if pre_ping else create_auth_engine(url, pool_pre_ping=False)
+    OAuthSessions(app, issuer=ISSUER, database_url=url, engine=engine)
+    return app
+
+
+# --------------------------------------------------------------------------- plain Authlib
+
+
+def authlib_models() -> tuple[Any, Any, Any, Any]:
+    """Flask-SQLAlchemy models as in Authlib's "Flask OAuth 2.0 Server" documentation."""
+    from authlib.integrations.sqla_oauth2 import OAuth2ClientMixin, OAuth2TokenMixin
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import MetaData
+
+    db = SQLAlchemy(metadata=MetaData(schema=AUTHLIB_SCHEMA))
+
+    class User(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "user"
+        id = db.Column(db.Integer, primary_key=True)
+        username = db.Column(db.String(40), unique=True)
+
+        def get_user_id(self) -> int:
+            return int(self.id)
+
+    class Client(db.Model, OAuth2ClientMixin):  # type: ignore[name-defined,misc]
+        __tablename__ = "oauth2_client"
+        id = db.Column(db.Integer, primary_key=True)
+        user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"))
+        user = db.relationship("User")
+
+    class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
+        __tablename__ = "oauth2_token"
+        id = db.Column(db.Integer, primary_key=True)
+        user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"))
+        user = db.relationship("User")
+
+    return db, User, Client, Token
+
+
+def authlib_app(url: str) -> Flask:
+    from authlib.integrations.flask_oauth2 import AuthorizationServer
+    from authlib.integrations.sqla_oauth2 import create_query_client_func, create_save_token_func
+    from authlib.oauth2.rfc6749 import grants
+
+    from oauth_sessions.database import normalize_url
+
+    db, User, Client, Token = authlib_models()
+    app = Flask("authlib")
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_url(url)
+    app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
+    db.init_app(app)
+
+    class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+        INCLUDE_NEW_REFRESH_TOKEN = True
+
+        def authenticate_refresh_token(self, refresh_token: str) -> Any:
+            token = Token.query.filter_by(refresh_token=refresh_token).first()
+            if token and not token.is_revoked():
+                return token
+            return None
+
+        def authenticate_user(self, credential: Any) -> Any:
+            return db.session.get(User, credential.user_id)
+
+        def revoke_old_credential(self, credential: Any) -> None:
+            now = int(time.time())
+            credential.access_token_revoked_at = now
+            credential.refresh_token_revoked_at = now
+            db.session.add(credential)
+            db.session.commit()
+
+    server = AuthorizationServer(
+        app,
+        query_client=create_query_client_func(db.session, Client),
+        save_token=create_save_token_func(db.session, Token),
+    )
+    server.register_grant(RefreshTokenGrant)
+
+    @app.post("/oauth/token")
+    def issue_token() -> Any:
+        return server.create_token_response()
+
+    return app

@@ -1,0 +1,107 @@
+"""The host-app protocol: who is signed in, at which aal, and the pages the library asks for.
+
+The library never handles passwords or second factors. The host application signs people in
+however it likes and tells the library the result through :class:`HostAdapter`:
+
+* :meth:`HostAdapter.current_authentication`: who is signed in on this browser, at which
+  aal/amr and since when (``auth_time``, OIDC Core section 2), or ``None``;
+* :meth:`HostAdapter.login`: send the browser to sign in, then back to ``next_url``;
+* :meth:`HostAdapter.step_up`: raise the current sign-in to ``required_aal`` (e.g. TOTP), then
+  back to ``next_url``;
+* :meth:`HostAdapter.render_consent`: show the consent page for a :class:`ConsentRequest`;
+  the page posts its ``form_fields`` plus ``decision=approve`` (or ``deny``) to ``action``;
+* :meth:`HostAdapter.userinfo`: the OIDC claims of a user for the granted scopes.
+
+Install it with ``OAuthSessions(app, host=MyHost())``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .types import Aal
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
+    from .clients import ClientInfo
+
+__all__ = ["AmrEntry", "Authentication", "ConsentRequest", "HostAdapter"]
+
+try:  # the sessions engineer's record type; a local twin keeps this module importable alone
+    from .store import AmrEntry
+except ImportError:  # pragma: no cover - only before store.py exists
+    @dataclass(frozen=True, slots=True)
+    class AmrEntry:  # type: ignore[no-redef]
+        method: str
+        timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """The host's answer to "who is signed in here?".
+
+    ``auth_time`` is when the user last actively authenticated (OIDC ``auth_time``);
+    ``not_after`` lets the host cap the OAuth session it starts (e.g. a "remember me" limit).
+    """
+
+    user_id: uuid.UUID
+    aal: Aal
+    amr: Sequence[AmrEntry]
+    auth_time: datetime
+    factor_id: uuid.UUID | None = None
+    not_after: datetime | None = None
+    username: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("auth_time", "not_after"):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise ValueError(f"Authentication.{name} must be timezone-aware (UTC), got {value!r}")
+        if not isinstance(self.aal, Aal):
+            object.__setattr__(self, "aal", Aal(self.aal))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRequest:
+    """What the consent page needs: who asks, for what, and how to answer."""
+
+    client: ClientInfo
+    user_id: uuid.UUID
+    scopes: tuple[str, ...]
+    #: Scopes the user already granted this client (shown as such, not asked again).
+    granted_scopes: tuple[str, ...]
+    #: Where the page posts its answer.
+    action: str
+    #: Hidden fields the form must post back unchanged (the request and a CSRF ticket).
+    form_fields: tuple[tuple[str, str], ...] = field(default=())
+
+
+class HostAdapter:
+    """Subclass and override; every method says what it must do when left out."""
+
+    def current_authentication(self) -> Authentication | None:
+        raise NotImplementedError(
+            "HostAdapter.current_authentication() must return the signed-in user's "
+            "Authentication (or None); pass OAuthSessions(app, host=YourHost())"
+        )
+
+    def login(self, next_url: str, prompt: str | None) -> ResponseReturnValue:
+        raise NotImplementedError("HostAdapter.login(next_url, prompt) must return a response "
+                                  "that signs the user in and then redirects to next_url")
+
+    def step_up(self, next_url: str, required_aal: Aal) -> ResponseReturnValue:
+        raise NotImplementedError("HostAdapter.step_up(next_url, required_aal) must return a "
+                                  "response that raises the sign-in to required_aal")
+
+    def render_consent(self, request_info: ConsentRequest) -> ResponseReturnValue:
+        raise NotImplementedError("HostAdapter.render_consent(request_info) must return the "
+                                  "consent page")
+
+    def userinfo(self, user_id: uuid.UUID, scopes: Sequence[str]) -> dict[str, Any]:
+        """OIDC standard claims for ``scopes`` (``sub`` is added by the library). Default: none."""
+        return {}

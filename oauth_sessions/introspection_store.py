@@ -1,0 +1,281 @@
+"""Where introspection reads sessions: the small interface and its implementation on the store.
+
+The pipeline (:mod:`oauth_sessions.introspection`) only knows :class:`SessionSource`: a
+primary-key read and a refresh-token lookup. :class:`StoreSessions` implements it over the app's
+:class:`~oauth_sessions.store.SessionStore`; tests implement it with a dict. Nothing here caches
+a session row: a revocation must show at the very next introspection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from psycopg import pq
+from sqlalchemy import Engine
+
+from . import policy
+from .refresh_tokens import MalformedRefreshToken, key_bytes, parse_refresh_token, verify_tag
+from .types import Aal
+
+if TYPE_CHECKING:
+    from .store import SessionStore
+
+__all__ = ["RefreshSession", "SessionRow", "SessionSource", "StoreSessions"]
+
+log = logging.getLogger(__name__)
+
+_IDLE: Final = pq.TransactionStatus.IDLE
+_COMMAND_OK: Final = pq.ExecStatus.COMMAND_OK
+_TUPLES_OK: Final = pq.ExecStatus.TUPLES_OK
+
+
+class _FastPathUnavailable(RuntimeError):
+    """The prepared-statement read could not run on this connection (it is then discarded)."""
+
+
+class SessionRow(Protocol):
+    """What introspection reads of an ``auth.sessions`` row (``store.SessionInfo`` fits)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def client_id(self) -> uuid.UUID | None: ...
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+    @property
+    def aal(self) -> Aal: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def refreshed_at(self) -> datetime | None: ...
+    @property
+    def not_after(self) -> datetime | None: ...
+
+
+class SessionSource(Protocol):
+    """Where the pipeline reads sessions. Implementations must not cache: revocation shows at once."""
+
+    def get(self, session_id: uuid.UUID) -> SessionRow | None:
+        """The row by primary key, or None when it does not exist (revoked, purged, never was)."""
+
+    def current_refresh_session(self, token: str) -> RefreshSession | None:
+        """The session of a refresh token whose tag verifies and whose counter is current."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSession:
+    """A refresh token's session with its authentication methods (read in the same SELECT)."""
+
+    session: SessionRow
+    amr: list[str]
+    auth_time: int | None
+
+
+#: The hot read, as a named server-side prepared statement. Times come back as epoch seconds so
+#: no timestamp text is parsed (``refreshed_at`` is naive UTC: its epoch is taken as UTC).
+_PG_STATEMENT: Final = b"oauth_sessions_introspect_v1"
+_PG_SESSION_BY_ID: Final = (
+    b"SELECT id, user_id, oauth_client_id, scopes, aal, extract(epoch FROM created_at), "
+    b"extract(epoch FROM refreshed_at), extract(epoch FROM not_after) "
+    b"FROM auth.sessions WHERE id = $1"
+)
+
+
+def _round_trip(pgconn: Any, statement: bytes, params: list[bytes] | None) -> Any:
+    """One libpq round trip: prepare (``params`` None) or execute the prepared read.
+
+    A single function so that a test or the benchmark can count every round trip it makes.
+    """
+    if params is None:
+        return pgconn.prepare(_PG_STATEMENT, statement)
+    return pgconn.exec_prepared(_PG_STATEMENT, params)
+
+
+def _epoch(value: bytes | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(float(value), UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """The columns of ``auth.sessions`` that introspection reads (a :class:`SessionRow`)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: uuid.UUID | None
+    scopes: tuple[str, ...]
+    aal: Aal
+    created_at: datetime
+    refreshed_at: datetime | None  # naive UTC in the column, aware here
+    not_after: datetime | None
+
+
+@dataclass(eq=False, slots=True)
+class _Reserved:
+    connection: Any  # a psycopg Connection, detached from the SQLAlchemy pool
+    prepared: bool = False
+
+
+class _ReservedConnections:
+    """A small LIFO of connections kept for the introspection read, one set per engine.
+
+    They are made by the engine (so its connect arguments and ``connect`` events apply), then
+    detached from its pool, so checking one out costs neither the pool's bookkeeping nor its
+    pre-ping. At most ``size`` idle ones are kept; all are closed when the engine goes away.
+    After a fork (gunicorn ``--preload``) the parent's connections are left untouched.
+    """
+
+    def __init__(self, engine: Engine, size: int = 16) -> None:
+        self._engine = weakref.ref(engine)  # weak: the per-engine registry must let engines go
+        self._size = size
+        self._idle: list[_Reserved] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def take(self) -> _Reserved:
+        with self._lock:
+            if self._pid != os.getpid():
+                _INHERITED.extend(self._idle)  # never close the parent's sessions from here
+                self._idle.clear()
+                self._pid = os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        engine = self._engine()
+        if engine is None:
+            raise _FastPathUnavailable("engine disposed")
+        fairy = engine.raw_connection()
+        connection = fairy.dbapi_connection  # psycopg's Connection (read before detaching)
+        fairy.detach()
+        return _Reserved(connection)
+
+    def give(self, conn: _Reserved) -> None:
+        with self._lock:
+            if len(self._idle) < self._size and self._pid == os.getpid():
+                self._idle.append(conn)
+                return
+        _close(conn)
+
+    def discard(self, conn: _Reserved) -> None:
+        _close(conn)
+
+
+_INHERITED: list[_Reserved] = []
+_BY_ENGINE: weakref.WeakKeyDictionary[Engine, _ReservedConnections] = weakref.WeakKeyDictionary()
+_BY_ENGINE_LOCK = threading.Lock()
+
+
+def _reserved_connections(engine: Engine) -> _ReservedConnections:
+    with _BY_ENGINE_LOCK:
+        reserved = _BY_ENGINE.get(engine)
+        if reserved is None:
+            reserved = _BY_ENGINE[engine] = _ReservedConnections(engine)
+            weakref.finalize(engine, _close_all, reserved._idle)
+    return reserved
+
+
+def _close(conn: _Reserved) -> None:
+    try:
+        conn.connection.close()
+    except Exception:  # already broken: nothing left to release
+        log.debug("closing a reserved introspection connection failed", exc_info=True)
+
+
+def _close_all(idle: list[_Reserved]) -> None:
+    while idle:
+        _close(idle.pop())
+
+
+class StoreSessions:
+    """:class:`SessionSource` over the app's :class:`~oauth_sessions.store.SessionStore`.
+
+    Access tokens: ``SessionStore.get``, one primary-key SELECT. Refresh tokens: the store's
+    own refresh read (row + HMAC key + amr in one SELECT); the tag is checked in constant time
+    under the session key and only the current counter counts (see the module docstring).
+    """
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+        engine = store._engine
+        self._reserved = _reserved_connections(engine) if engine.dialect.driver == "psycopg" else None
+
+    def get(self, session_id: uuid.UUID) -> SessionRow | None:
+        if self._reserved is not None:
+            return self._get_prepared(self._reserved, session_id)
+        return self.store.get(session_id)
+
+    def _get_prepared(self, reserved: _ReservedConnections, session_id: uuid.UUID) -> SessionRow | None:
+        """The same primary-key read as ``SessionStore.get``, as exactly one libpq round trip.
+
+        cProfile of the endpoint showed the per-call machinery around the query (pool checkout
+        with its pre-ping, cursor, statement cache, row processing) costing several times the
+        query itself. So the hot path runs a statement prepared once per connection with
+        ``PQexecPrepared``, outside any transaction block (PostgreSQL autocommits it: no
+        BEGIN/ROLLBACK), reading only the columns the pipeline needs, on a connection reserved
+        for it (:class:`_ReservedConnections`). Disconnects are handled optimistically instead
+        of by a ping: on any surprise (a dead connection, a lost prepared statement) the
+        connection is dropped and ``SessionStore.get`` answers through the app's pool instead.
+        """
+        conn = reserved.take()
+        try:
+            pgconn = conn.connection.pgconn
+            if pgconn.transaction_status != _IDLE:
+                raise _FastPathUnavailable("connection is inside a transaction")
+            if not conn.prepared:
+                if _round_trip(pgconn, _PG_SESSION_BY_ID, None).status != _COMMAND_OK:
+                    raise _FastPathUnavailable("prepare failed")
+                conn.prepared = True
+            result = _round_trip(pgconn, b"", [str(session_id).encode("ascii")])
+            if result.status != _TUPLES_OK:
+                raise _FastPathUnavailable("execute failed")
+            values = [result.get_value(0, i) for i in range(8)] if result.ntuples else None
+        except Exception as exc:
+            log.warning("introspection fast path unavailable (%s); using the store",
+                        type(exc).__name__ if not isinstance(exc, _FastPathUnavailable) else exc)
+            reserved.discard(conn)
+            return self.store.get(session_id)
+        reserved.give(conn)
+        if values is None:
+            return None
+        sid, user_id, client_id, scopes, aal, created_at, refreshed_at, not_after = values
+        return _Row(
+            uuid.UUID(sid.decode()), uuid.UUID(user_id.decode()),
+            uuid.UUID(client_id.decode()) if client_id is not None else None,
+            policy.parse_scope(scopes.decode() if scopes is not None else None),
+            Aal(aal.decode()) if aal is not None else Aal.AAL1,
+            _epoch(created_at), _epoch(refreshed_at), _epoch(not_after),  # type: ignore[arg-type]
+        )
+
+    def current_refresh_session(self, token: str) -> RefreshSession | None:
+        from . import store as store_module
+
+        try:
+            parsed = parse_refresh_token(token)
+        except MalformedRefreshToken:
+            return None
+        sid = parsed.session_id
+        with self.store._auto.connect() as conn:  # the store's autocommit engine
+            rows = conn.execute(store_module._READ, {"b_sid": sid}).all()
+        if not rows or rows[0].refresh_token_hmac_key is None:
+            return None
+        try:
+            plain = self.store._box.decrypt(rows[0].refresh_token_hmac_key, context=sid.bytes)
+            if not verify_tag(parsed, key_bytes(plain)):
+                return None
+        except ValueError:  # undecryptable or damaged key: nothing this token can prove
+            log.warning("introspection: session %s has an unusable refresh-token key", sid)
+            return None
+        info = store_module._info(rows[0])
+        if parsed.counter != info.counter:
+            return None
+        entries = store_module._amr(rows)
+        latest = max((e.timestamp for e in entries), default=None)
+        return RefreshSession(info, [e.method for e in entries],
+                              int(latest.timestamp()) if latest else None)

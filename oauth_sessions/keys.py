@@ -1,0 +1,153 @@
+"""Signing keys persisted in ``auth.oauth_signing_keys`` and the app's :class:`KeySet`.
+
+Workers are stateless: the keys live in the database, each worker parses them once into a
+:class:`~oauth_sessions.jwt_tokens.KeySet` and re-reads the table at most every
+``RELOAD_SECONDS`` (or at once after a rotation it made itself, or when asked about a ``kid``
+it does not know). A rotation retires the active key but keeps it published for
+``publish_grace`` = the longest token lifetime plus two reload periods, so every token signed by
+the old key, even by a worker that has not yet seen the rotation, verifies until it expires.
+
+Private JWKs go through the app's :class:`~oauth_sessions.key_encryption.SecretBox`, so they are
+AES-GCM encrypted at rest whenever ``OAUTH_SESSIONS_ENCRYPTION_KEYS`` is configured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final, cast
+
+from sqlalchemy import Engine, Table, select, update
+
+from .jwt_tokens import KeySet, SigningKey, generate_signing_key, rotate
+from .key_encryption import PlainKeys, SecretBox
+from .models import OAuthSigningKey
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = ["RELOAD_SECONDS", "KeyStore", "get_keyset"]
+
+_O_AUTH_SIGNING_KEY = cast(Table, OAuthSigningKey.__table__)
+
+#: How long a worker trusts its parsed key set before reading the table again.
+RELOAD_SECONDS: Final = 60
+#: Unknown-kid reloads are rate limited so a stream of junk tokens cannot hammer the database.
+_MIN_FORCED_RELOAD_SECONDS: Final = 1.0
+
+
+def _context(kid: str) -> bytes:
+    return b"oauth_signing_keys:" + kid.encode("utf-8")
+
+
+class KeyStore:
+    """Reads, creates and rotates the signing keys; caches the parsed :class:`KeySet`."""
+
+    def __init__(self, engine: Engine, *, alg: str, publish_grace: timedelta,
+                 box: SecretBox | None = None) -> None:
+        self._engine = engine
+        self.alg = alg
+        self.publish_grace = publish_grace
+        self._box: SecretBox = box or PlainKeys()
+        self._lock = threading.Lock()
+        self._keyset: KeySet | None = None
+        self._loaded_at = 0.0
+        self._forced_at = 0.0
+
+    # ------------------------------------------------------------------ storage
+
+    def load(self) -> list[SigningKey]:
+        table = _O_AUTH_SIGNING_KEY
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(table).order_by(table.c.created_at)).all()
+        return [
+            SigningKey(
+                kid=r.kid,
+                alg=r.alg,
+                private_jwk=self._box.decrypt(r.private_jwk, context=_context(r.kid)),
+                created_at=r.created_at,
+                activated_at=r.activated_at,
+                retired_at=r.retired_at,
+            )
+            for r in rows
+        ]
+
+    def _save(self, before: list[SigningKey], after: list[SigningKey]) -> None:
+        """Insert new rows and record retirements, in one transaction."""
+        table = _O_AUTH_SIGNING_KEY
+        old = {k.kid: k for k in before}
+        with self._engine.begin() as conn:
+            for key in after:
+                previous = old.get(key.kid)
+                if previous is None:
+                    conn.execute(table.insert().values(
+                        kid=key.kid, alg=key.alg,
+                        private_jwk=self._box.encrypt(key.private_jwk, context=_context(key.kid)),
+                        created_at=key.created_at, activated_at=key.activated_at,
+                        retired_at=key.retired_at,
+                    ))
+                elif previous.retired_at != key.retired_at:
+                    conn.execute(update(table).where(table.c.kid == key.kid)
+                                 .values(retired_at=key.retired_at))
+
+    def rotate(self, alg: str | None = None, *, now: datetime | None = None) -> SigningKey:
+        """Make a new active key and retire the current one (kept published through the grace)."""
+        now = now or datetime.now(UTC)
+        before = self.load()
+        after = rotate(before, alg or self.alg, now)
+        self._save(before, after)
+        self.invalidate()
+        return after[-1]
+
+    def ensure_active(self, *, now: datetime | None = None) -> None:
+        """Create the first key when the table has none active (first start of a deployment).
+
+        Two workers starting at once may both create one; both stay published and the newer
+        signs, which is harmless.
+        """
+        now = now or datetime.now(UTC)
+        keys = self.load()
+        if not any(k.activated_at is not None and k.retired_at is None and k.activated_at <= now
+                   for k in keys):
+            key = generate_signing_key(self.alg, now=now, activated_at=now)
+            self._save(keys, [*keys, key])
+            self.invalidate()
+
+    # ------------------------------------------------------------------ cache
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._keyset = None
+
+    def keyset(self, *, unknown_kid: str | None = None) -> KeySet:
+        """The parsed key set, re-read when older than ``RELOAD_SECONDS``.
+
+        ``unknown_kid``: a token named a kid we lack; re-read now (rate limited) in case
+        another worker rotated since our last read.
+        """
+        current = self._keyset
+        age = time.monotonic() - self._loaded_at
+        if current is not None and age < RELOAD_SECONDS:
+            if unknown_kid is None or current.find(unknown_kid) is not None:
+                return current
+            if time.monotonic() - self._forced_at < _MIN_FORCED_RELOAD_SECONDS:
+                return current
+            self._forced_at = time.monotonic()
+        keys = self.load()
+        if not any(k.activated_at is not None and k.retired_at is None for k in keys):
+            self.ensure_active()
+            keys = self.load()
+        keyset = KeySet(keys, publish_grace=self.publish_grace)
+        with self._lock:
+            self._keyset = keyset
+            self._loaded_at = time.monotonic()
+        return keyset
+
+
+def get_keyset(app: Flask | None = None) -> KeySet:
+    """The signing keys of ``app`` (default: the current app), parsed once and cached."""
+    from .extension import get_state
+
+    store: KeyStore = get_state(app).components["keys"]
+    return store.keyset()

@@ -1,0 +1,296 @@
+"""The demo's account pages, developer page and protected API, through the OAuth flow.
+
+"Your sessions" lists every row of auth.sessions of the person and revokes one, all others,
+or all; "Connected apps" withdraws consent; the developer page shows a secret once; the API
+answers with RFC 6750 / RFC 9470 challenges. Each test runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+
+from demo_server.pages import describe_device
+from demo_server.testing import (
+    DemoBrowser,
+    exchange_code,
+    introspect,
+    make_demo_app,
+    refresh,
+    seeded,
+    wipe_postgres,
+)
+from demo_server.users import find_account
+from oauth_sessions import Aal, get_state
+from oauth_sessions.clients import verify_client_secret
+
+ALICE = ("alice@example.com", "alice-demo-password")
+
+
+@pytest.fixture(scope="module")
+def demo_pg_url(pg_databases: Any) -> str:  # conftest.PostgresDatabases
+    """One PostgreSQL database for this module; the demo migrates it on first start."""
+    url: str = pg_databases.create(f"_{__name__.rsplit('_', 1)[-1]}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def demo_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("demo_pg_url")
+        wipe_postgres(url)
+    else:
+        url = f"sqlite:///{tmp_path / 'demo.db'}"
+    app = make_demo_app(tmp_path / "instance", url)
+    yield app
+    get_state(app).engine.dispose()
+
+
+def _alice_id(app: Flask) -> uuid.UUID:
+    account = find_account(get_state(app).engine, ALICE[0])
+    assert account is not None
+    return account.id
+
+
+def _signed_in(app: Flask) -> DemoBrowser:
+    browser = DemoBrowser(app)
+    assert browser.sign_in(*ALICE).status_code == 302
+    return browser
+
+
+def test_sessions_page_lists_device_ip_app_scopes_aal_and_times(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    tokens = exchange_code(demo_app, client, *browser.authorize(client))
+    sid = next(s.id for s in get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))
+               if s.client_id == client.info.id)
+    assert refresh(demo_app, client, tokens.refresh_token or "").status_code == 200
+    page = browser.get("/account/sessions").get_data(as_text=True)
+    assert page.count("<tr data-session-id=") == 2
+    assert f'data-session-id="{sid}" data-client-id="{client.info.id}"' in page
+    assert "Chrome 120.0 on Linux" in page and "this browser" in page
+    assert "Demo client app" in page and "offline_access" in page and "aal1" in page
+    assert "127.0.0.1" in page
+    assert "never" in page  # the browser session was never refreshed; the app's session was
+
+
+def test_revoke_one_session_ends_its_refresh_and_introspection(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    tokens = exchange_code(demo_app, client, *browser.authorize(client))
+    assert introspect(demo_app, client, tokens.access_token).get_json()["active"] is True
+    store = get_state(demo_app).components["sessions"]
+    sid = next(s.id for s in store.list_for_user(_alice_id(demo_app)) if s.client_id)
+    response = browser.post("/account/sessions/revoke", {"which": "one", "session_id": str(sid)})
+    assert response.status_code == 302
+    assert store.get(sid) is None
+    failed = refresh(demo_app, client, tokens.refresh_token or "")
+    assert failed.status_code == 400 and failed.get_json()["error"] == "invalid_grant"
+    assert introspect(demo_app, client, tokens.access_token).get_json() == {"active": False}
+    me = demo_app.test_client().get("/api/me", headers={"Authorization": f"Bearer {tokens.access_token}"})
+    assert me.status_code == 401
+    assert browser.get("/account/sessions").status_code == 200  # this browser stays signed in
+
+
+def test_revoke_all_others_keeps_only_this_browser(demo_app: Flask) -> None:
+    browser, other = _signed_in(demo_app), _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    exchange_code(demo_app, client, *browser.authorize(client))
+    store = get_state(demo_app).components["sessions"]
+    assert len(store.list_for_user(_alice_id(demo_app))) == 3
+    browser.post("/account/sessions/revoke", {"which": "others"})
+    (left,) = store.list_for_user(_alice_id(demo_app))
+    assert left.client_id is None
+    assert browser.get("/account/sessions").status_code == 200
+    assert other.get("/account/sessions").status_code == 302
+
+
+def test_revoke_all_signs_this_browser_out_too(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    browser.post("/account/sessions/revoke", {"which": "all"})
+    assert get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app)) == []
+    assert browser.get("/account/sessions").status_code == 302
+
+
+def test_a_person_cannot_revoke_someone_elses_session(demo_app: Flask) -> None:
+    alice = _signed_in(demo_app)
+    mallory = DemoBrowser(demo_app)
+    mallory.sign_up("mallory@example.com", "mallory's long password")
+    store = get_state(demo_app).components["sessions"]
+    (alice_session,) = store.list_for_user(_alice_id(demo_app))
+    response = mallory.post("/account/sessions/revoke", {"which": "one", "session_id": str(alice_session.id)})
+    assert response.status_code == 302
+    assert store.get(alice_session.id) is not None
+    assert alice.get("/account/sessions").status_code == 200
+    bad = mallory.post("/account/sessions/revoke", {"which": "one", "session_id": "not-a-uuid"})
+    assert bad.status_code == 400
+
+
+def test_connected_apps_lists_the_grant_and_removing_it_ends_the_sessions(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    tokens = exchange_code(demo_app, client, *browser.authorize(client))
+    page = browser.get("/account/apps").get_data(as_text=True)
+    assert f'data-client-id="{client.info.id}"' in page
+    assert "See your e-mail address" in page and "1 active session" in page
+    browser.post("/account/apps/revoke", {"client_id": str(client.info.id)})
+    assert refresh(demo_app, client, tokens.refresh_token or "").status_code == 400
+    assert "No app is connected" in browser.get("/account/apps").get_data(as_text=True)
+    # consent was forgotten: the next authorization asks again
+    params_page = browser.get(f"/oauth/authorize?response_type=code&client_id={client.info.id}"
+                              f"&redirect_uri={client.info.redirect_uris[0]}&scope=openid"
+                              "&code_challenge=" + "a" * 43 + "&code_challenge_method=S256")
+    assert "wants to use your account" in params_page.get_data(as_text=True)
+
+
+def test_consent_page_names_the_app_and_each_scope_in_plain_words(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    page = browser.get(f"/oauth/authorize?response_type=code&client_id={client.info.id}"
+                       f"&redirect_uri={client.info.redirect_uris[0]}&scope=openid%20email%20offline_access"
+                       "&code_challenge=" + "a" * 43 + "&code_challenge_method=S256").get_data(as_text=True)
+    assert '<span class="client-name">Demo client app</span> wants to use your account' in page
+    for words in ("Know who you are", "See your e-mail address", "Stay connected while you are away"):
+        assert words in page
+    assert "See your basic profile" not in page  # not asked for
+
+
+def test_denying_consent_returns_access_denied_and_creates_no_session(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    with pytest.raises(AssertionError, match="access_denied"):
+        browser.authorize(client, approve=False)
+    sessions = get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))
+    assert [s.client_id for s in sessions] == [None]
+
+
+def test_a_scope_that_needs_aal2_sends_the_person_to_the_totp_step_up(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    response = browser.get(f"/oauth/authorize?response_type=code&client_id={client.info.id}"
+                           f"&redirect_uri={client.info.redirect_uris[0]}&scope=openid%20payments"
+                           "&code_challenge=" + "a" * 43 + "&code_challenge_method=S256")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/account/step-up?next=/oauth/authorize")
+
+
+def test_api_me_needs_the_profile_scope_and_payments_needs_aal2(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    api = demo_app.test_client()
+    assert api.get("/api/me").status_code == 401
+    assert api.get("/api/me").headers["WWW-Authenticate"].startswith("Bearer")
+
+    email_only = exchange_code(demo_app, client, *browser.authorize(client, scope="openid email"))
+    no_profile = api.get("/api/me", headers={"Authorization": f"Bearer {email_only.access_token}"})
+    assert no_profile.status_code == 403
+    assert 'error="insufficient_scope"' in no_profile.headers["WWW-Authenticate"]
+
+    tokens = exchange_code(demo_app, client, *browser.authorize(client))
+    auth = {"Authorization": f"Bearer {tokens.access_token}"}
+    me = api.get("/api/me", headers=auth)
+    assert me.status_code == 200 and me.get_json()["email"] == ALICE[0] and me.get_json()["aal"] == "aal1"
+    payments = api.get("/api/payments", headers=auth)
+    assert payments.status_code == 401
+    challenge = payments.headers["WWW-Authenticate"]
+    assert 'error="insufficient_user_authentication"' in challenge and 'acr_values="aal2"' in challenge
+    assert get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))[0].aal == Aal.AAL1
+
+
+def test_developer_page_registers_a_client_and_shows_the_secret_once(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    response = browser.post("/developers", {
+        "name": "Budget Buddy", "redirect_uris": "https://budget.example/cb\nhttp://127.0.0.1:9000/cb",
+        "scopes": ["openid", "email"], "extra_scopes": "reports:read", "client_type": "confidential"})
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    client_id = page.split('id="client-id">')[1].split("<")[0]
+    secret = page.split('id="client-secret">')[1].split("<")[0]
+    info = get_state(demo_app).components["clients"].get(client_id, fresh=True)
+    assert info.name == "Budget Buddy" and info.scopes == ("openid", "email", "reports:read")
+    assert info.redirect_uris == ("https://budget.example/cb", "http://127.0.0.1:9000/cb")
+    assert info.secret_hash != secret and verify_client_secret(secret, info.secret_hash)
+    assert secret not in browser.get("/developers").get_data(as_text=True)
+
+
+def test_developer_page_registers_a_public_client_without_secret(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    page = browser.post("/developers", {"name": "Phone app", "redirect_uris": "com.example.app:/cb",
+                                        "scopes": ["openid"], "client_type": "public"}).get_data(as_text=True)
+    assert 'id="client-secret"' not in page
+    client_id = page.split('id="client-id">')[1].split("<")[0]
+    info = get_state(demo_app).components["clients"].get(client_id, fresh=True)
+    assert info.is_public and info.token_endpoint_auth_method == "none"
+
+
+@pytest.mark.parametrize(("form", "message"), [
+    ({"name": "", "redirect_uris": "https://a.example/cb", "scopes": ["openid"]}, "Give the app a name"),
+    ({"name": "A", "redirect_uris": "", "scopes": ["openid"]}, "Add at least one redirect URI"),
+    ({"name": "A", "redirect_uris": "https://a.example/cb#frag", "scopes": ["openid"]}, "fragment"),
+    ({"name": "A", "redirect_uris": "https://a.example/cb", "extra_scopes": 'bad"scope'},
+     "is not a valid scope name"),
+])
+def test_developer_page_explains_bad_input_and_registers_nothing(demo_app: Flask, form: dict[str, object],
+                                                                 message: str) -> None:
+    browser = _signed_in(demo_app)
+    before = len(get_state(demo_app).components["clients"].list())
+    response = browser.post("/developers", {"client_type": "confidential", **form})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert len(get_state(demo_app).components["clients"].list()) == before
+
+
+@pytest.mark.parametrize(("user_agent", "expected"), [
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.2 Safari/605.1.15", "Safari 17.2 on Mac OS X 14.2"),
+    ("python-requests/2.32.0", "Python Requests 2.32"),
+    ("Authlib/1.9.10 (+https://authlib.org)", "Authlib/1.9.10"),
+    (None, "Unknown device"),
+])
+def test_devices_are_named_from_the_user_agent(user_agent: str | None, expected: str) -> None:
+    assert describe_device(user_agent) == expected
+
+
+def test_max_age_older_than_the_sign_in_asks_for_the_password_again(demo_app: Flask) -> None:
+    """OIDC Core 3.1.2.1: past max_age the provider MUST actively re-authenticate the person."""
+    from freezegun import freeze_time
+
+    client = seeded(demo_app, "confidential")
+    url = (f"/oauth/authorize?response_type=code&client_id={client.info.id}"
+           f"&redirect_uri={client.info.redirect_uris[0]}&scope=openid&max_age=60"
+           "&code_challenge=" + "a" * 43 + "&code_challenge_method=S256")
+    with freeze_time(datetime.now(UTC)) as clock:
+        browser = _signed_in(demo_app)
+        clock.tick(timedelta(seconds=61))
+        response = browser.get(url)
+        assert response.status_code == 302 and "/signin" in response.headers["Location"]
+        form = browser.get(response.headers["Location"]).get_data(as_text=True)
+        assert "sign in again to confirm it is you" in form
+        next_url = parse_qs(urlsplit(response.headers["Location"]).query)["next"][0]
+        assert next_url.startswith("/oauth/authorize?")
+        signed_in = browser.post("/signin", {"email": ALICE[0], "password": ALICE[1],
+                                             "prompt": "login", "next": next_url})
+        assert signed_in.headers["Location"] == next_url
+        again = browser.get(next_url)
+    assert again.status_code == 200 and "wants to use your account" in again.get_data(as_text=True)
+
+
+def test_the_seeded_public_client_signs_in_with_pkce_and_no_secret(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    public = seeded(demo_app, "public")
+    code, verifier = browser.authorize(public, scope="openid profile offline_access")
+    token = demo_app.test_client().post("/oauth/token", data={
+        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+        "redirect_uri": public.info.redirect_uris[0], "client_id": str(public.info.id)})
+    assert token.status_code == 200, token.get_data(as_text=True)
+    me = demo_app.test_client().get("/api/me", headers={
+        "Authorization": f"Bearer {token.get_json()['access_token']}"})
+    assert me.status_code == 200 and me.get_json()["client_id"] == str(public.info.id)

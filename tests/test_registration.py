@@ -1,0 +1,144 @@
+"""Dynamic client registration (RFC 7591) and management (RFC 7592)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from factories import create_user, exchange_code, make_app, obtain_code, pkce_pair, snapshot
+from sqlalchemy import Engine
+
+from oauth_sessions import get_state
+from oauth_sessions.clients import verify_client_secret
+
+METADATA = {"redirect_uris": ["https://rp.example/cb"], "client_name": "RP",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile offline_access", "unknown_field": "ignored"}
+
+
+def _register(http: Any, body: Any, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return http.post("/oauth/register", json=body, headers=headers)
+
+
+def test_registration_is_off_by_default(engine: Engine) -> None:
+    http = make_app(engine).test_client()
+    assert _register(http, METADATA).status_code == 404
+
+
+def test_registered_client_completes_the_code_flow(engine: Engine) -> None:
+    app = make_app(engine, dynamic_registration=True)
+    http = app.test_client()
+    response = _register(http, METADATA)
+    assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
+    body = response.json
+    assert body["client_secret"] and body["client_secret_expires_at"] == 0
+    assert body["registration_access_token"] and body["client_id_issued_at"] > 0
+    assert body["registration_client_uri"].endswith("/oauth/register/" + body["client_id"])
+    assert body["token_endpoint_auth_method"] == "client_secret_basic"
+    assert "unknown_field" not in body
+    info = get_state(app).components["clients"].get(body["client_id"])
+    assert info.registration_type == "dynamic" and info.can_introspect is False
+    assert body["registration_access_token"] not in (info.registration_access_token_hash or "")
+    verifier, challenge = pkce_pair()
+    user = create_user(engine)
+    code = obtain_code(http, info, user, challenge)["code"]
+    assert exchange_code(http, info, body["client_secret"], code, verifier).status_code == 200
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"redirect_uris": []}, "invalid_redirect_uri"),
+    ({"redirect_uris": ["https://rp.example/cb#x"]}, "invalid_redirect_uri"),
+    ({"redirect_uris": "https://rp.example/cb"}, "invalid_redirect_uri"),
+    ({"grant_types": ["implicit"]}, "invalid_client_metadata"),
+    ({"grant_types": ["client_credentials"]}, "invalid_client_metadata"),
+    ({"response_types": ["token"]}, "invalid_client_metadata"),
+    ({"token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata"),
+    ({"scope": "openid admin"}, "invalid_client_metadata"),
+    ({"client_name": "x" * 2000}, "invalid_client_metadata"),
+    ({"logo_uri": "javascript:alert(1)"}, "invalid_client_metadata"),
+])
+def test_bad_metadata_is_refused_and_writes_nothing(engine: Engine, change: dict[str, Any],
+                                                     error: str) -> None:
+    http = make_app(engine, dynamic_registration=True).test_client()
+    before = snapshot(engine)
+    response = _register(http, METADATA | change)
+    assert response.status_code == 400 and response.json["error"] == error
+    assert snapshot(engine) == before
+
+
+@pytest.mark.parametrize("body", [None, [], "text"])
+def test_non_object_bodies_are_invalid_client_metadata(engine: Engine, body: Any) -> None:
+    http = make_app(engine, dynamic_registration=True).test_client()
+    response = (http.post("/oauth/register", data="{not json", content_type="application/json")
+                if body is None else _register(http, body))
+    assert response.status_code == 400 and response.json["error"] == "invalid_client_metadata"
+
+
+def test_initial_access_token_guards_registration(engine: Engine) -> None:
+    http = make_app(engine, dynamic_registration=True,
+                    registration_initial_access_token="let-me-in").test_client()
+    assert _register(http, METADATA).status_code == 401
+    assert _register(http, METADATA, token="wrong").status_code == 401
+    assert _register(http, METADATA, token="let-me-in").status_code == 201
+
+
+def test_public_client_registration_gets_no_secret(engine: Engine) -> None:
+    http = make_app(engine, dynamic_registration=True).test_client()
+    body = _register(http, METADATA | {"token_endpoint_auth_method": "none"}).json
+    assert "client_secret" not in body and body["token_endpoint_auth_method"] == "none"
+
+
+def test_management_read_update_delete_with_the_registration_token(engine: Engine) -> None:
+    app = make_app(engine, dynamic_registration=True)
+    http = app.test_client()
+    created = _register(http, METADATA).json
+    uri = "/oauth/register/" + created["client_id"]
+    auth = {"Authorization": "Bearer " + created["registration_access_token"]}
+    assert http.get(uri).status_code == 401
+    assert http.get(uri, headers={"Authorization": "Bearer nope"}).status_code == 401
+    read = http.get(uri, headers=auth)
+    assert read.status_code == 200 and read.json["client_name"] == "RP"
+    assert "client_secret" not in read.json
+    update = dict(read.json) | {"client_name": "RP 2", "redirect_uris": ["https://rp.example/new"]}
+    updated = http.put(uri, json=update, headers=auth)
+    assert updated.status_code == 200 and updated.json["client_name"] == "RP 2"
+    info = get_state(app).components["clients"].get(created["client_id"], fresh=True)
+    assert info.redirect_uris == ("https://rp.example/new",)
+    assert verify_client_secret(created["client_secret"], info.secret_hash)  # secret unchanged
+    wrong_id = http.put(uri, json=update | {"client_id": "other"}, headers=auth)
+    assert wrong_id.status_code == 400
+    assert http.delete(uri, headers=auth).status_code == 204
+    assert http.get(uri, headers=auth).status_code == 401
+    assert get_state(app).components["clients"].get(created["client_id"], fresh=True) is None
+
+
+def test_manually_created_clients_cannot_be_managed_through_registration(engine: Engine) -> None:
+    from factories import create_client
+
+    app = make_app(engine, dynamic_registration=True)
+    info, _ = create_client(app)
+    response = app.test_client().get("/oauth/register/" + info.client_id,
+                                     headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 401
+
+
+def test_discovery_advertises_the_registration_endpoint_when_enabled(engine: Engine) -> None:
+    doc = make_app(engine, dynamic_registration=True).test_client().get(
+        "/.well-known/openid-configuration").json
+    assert doc["registration_endpoint"].endswith("/oauth/register")
+
+
+def test_private_key_jwt_registration_needs_public_jwks(engine: Engine) -> None:
+    from joserfc import jwk
+
+    http = make_app(engine, dynamic_registration=True).test_client()
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "k"})
+    method = {"token_endpoint_auth_method": "private_key_jwt"}
+    missing = _register(http, METADATA | method)
+    assert missing.status_code == 400 and missing.json["error"] == "invalid_client_metadata"
+    private = _register(http, METADATA | method | {"jwks": {"keys": [key.as_dict(private=True)]}})
+    assert private.status_code == 400
+    ok = _register(http, METADATA | method | {"jwks": {"keys": [key.as_dict(private=False)]}})
+    assert ok.status_code == 201 and "client_secret" not in ok.json
+    assert ok.json["jwks"]["keys"][0]["kid"] == "k"
