@@ -1,0 +1,63 @@
+"""Smoke flow against the *installed wheel*: run from a directory outside the repo.
+
+Usage: python package_smoke.py CLIENT_JSON  (the output of `create-client --json`)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+import secrets
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import oauth_sessions
+import quickstart
+
+assert "site-packages" in oauth_sessions.__file__, oauth_sessions.__file__
+client = json.loads(sys.argv[1])
+redirect_uri = client["redirect_uris"][0] if "redirect_uris" in client else "http://127.0.0.1:9/cb"
+basic = "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
+
+app = quickstart.create_app()
+http = app.test_client()
+assert http.get("/.well-known/openid-configuration").status_code == 200
+assert http.get("/oauth/jwks").json["keys"], "no signing key published"
+assert http.post("/login", data={"email": "smoke@example.com"}).status_code == 302
+
+verifier = secrets.token_urlsafe(48)
+challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+params = {"response_type": "code", "client_id": client["client_id"], "redirect_uri": redirect_uri,
+          "scope": "openid offline_access", "state": "s1", "code_challenge": challenge,
+          "code_challenge_method": "S256", "nonce": "n1"}
+page = http.get("/oauth/authorize", query_string=params)
+assert page.status_code == 200, page.status_code
+text = page.get_data(as_text=True)
+action = html.unescape(re.search(r'action="([^"]+)"', text).group(1))
+fields = {html.unescape(k): html.unescape(v)
+          for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', text)}
+answer = http.post(action, data={**fields, "decision": "approve"})
+assert answer.status_code == 302, answer.get_data(as_text=True)
+query = parse_qs(urlsplit(answer.headers["Location"]).query)
+assert query["state"] == ["s1"] and query["iss"] == [app.config["OAUTH_SESSIONS_ISSUER"]]
+
+tokens = http.post("/oauth/token", headers={"Authorization": basic}, data={
+    "grant_type": "authorization_code", "code": query["code"][0], "redirect_uri": redirect_uri,
+    "code_verifier": verifier}).json
+assert {"access_token", "refresh_token", "id_token"} <= tokens.keys(), tokens
+refreshed = http.post("/oauth/token", headers={"Authorization": basic}, data={
+    "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}).json
+assert refreshed["refresh_token"] != tokens["refresh_token"], refreshed
+info = http.post("/oauth/introspect", headers={"Authorization": basic},
+                 data={"token": refreshed["access_token"]}).json
+assert info["active"] is True and info["sid"], info
+assert http.post("/oauth/revoke", headers={"Authorization": basic},
+                 data={"token": refreshed["refresh_token"]}).status_code == 200
+info = http.post("/oauth/introspect", headers={"Authorization": basic},
+                 data={"token": refreshed["access_token"]}).json
+assert info == {"active": False}, info
+print("package smoke: wheel", oauth_sessions.__version__, "code flow, refresh, introspection, "
+      "revocation OK")
