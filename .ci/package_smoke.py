@@ -14,8 +14,9 @@ import secrets
 import sys
 from urllib.parse import parse_qs, urlsplit
 
-import oauth_sessions
 import quickstart
+
+import oauth_sessions
 
 assert "site-packages" in oauth_sessions.__file__, oauth_sessions.__file__
 client = json.loads(sys.argv[1])

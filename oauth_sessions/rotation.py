@@ -369,6 +369,7 @@ class Rotator:
             raise ScopeNeedsHigherAal()
         return allowed
 
+
 class _CoreStatements:
     """The hot statements through SQLAlchemy Core (SQLite, and any non-psycopg driver)."""
 

@@ -229,3 +229,20 @@ def test_unknown_session_uuid_shape(provider: Provider) -> None:
     forged = encode_refresh_token(uuid.uuid4(), 0, bytes(32))
     assert _refresh(provider, forged, client, secret).get_json() == {
         "error": "invalid_grant", "error_description": "refresh token not found"}
+
+
+def test_tokens_follow_the_sessions_aal_after_step_up_and_downgrade(provider: Provider) -> None:
+    client, secret = _register(provider)
+    issued = _session(provider, client)
+    keyset = get_state(provider.app).components["keys"].keyset()
+    stepped = provider.store.step_up(issued.session.id, aal=Aal.AAL2, factor_id=None, method="totp")
+    old = _refresh(provider, issued.refresh_token, client, secret)
+    assert old.get_json() == {"error": "invalid_grant", "error_description": "refresh token already used"}
+    issued = _session(provider, client)
+    stepped = provider.store.step_up(issued.session.id, aal=Aal.AAL2, factor_id=None, method="totp")
+    body = _refresh(provider, stepped.refresh_token, client, secret).get_json()
+    claims = verify_access_token(keyset, body["access_token"], issuer=ISSUER)
+    assert claims["aal"] == "aal2" and sorted(claims["amr"]) == ["pwd", "totp"]
+    provider.store.set_aal(issued.session.id, Aal.AAL1)
+    body = _refresh(provider, body["refresh_token"], client, secret).get_json()
+    assert verify_access_token(keyset, body["access_token"], issuer=ISSUER)["aal"] == "aal1"
