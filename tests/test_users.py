@@ -38,7 +38,7 @@ def test_concurrent_sign_ins_create_one_row(engine: Engine) -> None:
             barrier.wait()
             try:
                 results.append(ensure_user(uid))
-            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            except BaseException as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
