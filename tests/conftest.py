@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -144,3 +146,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and _postgres_required() and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which requires every test to run: {report.longrepr}"
+
+
+@pytest.fixture(scope="module")
+def demo_pg_url(request: pytest.FixtureRequest, pg_databases: PostgresDatabases) -> str:
+    """One PostgreSQL database per demo test module; the demo migrates it on first start."""
+    return pg_databases.create(f"_{request.module.__name__.rsplit('_', 1)[-1]}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def demo_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """The demo provider on a fresh SQLite file, or on the module's wiped PostgreSQL database."""
+    from demo_server.testing import make_demo_app, wipe_postgres
+    from oauth_sessions import get_state
+
+    if request.param == "postgresql":
+        url = request.getfixturevalue("demo_pg_url")
+        wipe_postgres(url)
+    else:
+        url = f"sqlite:///{tmp_path / 'demo.db'}"
+    app = make_demo_app(tmp_path / "instance", url)
+    yield app
+    get_state(app).engine.dispose()

@@ -5,7 +5,6 @@ Each test runs on SQLite and on PostgreSQL: the demo creates and migrates its da
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -15,7 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import Row, Table, func, select
 
-from demo_server.testing import DemoBrowser, make_demo_app, wipe_postgres
+from demo_server.testing import DemoBrowser, make_demo_app
 from demo_server.users import users_table
 from oauth_sessions import Aal, get_state
 from oauth_sessions.models import Session
@@ -23,23 +22,6 @@ from oauth_sessions.models import Session
 PASSWORD = "a long demo password"
 
 
-@pytest.fixture(scope="module")
-def demo_pg_url(pg_databases: Any) -> str:  # conftest.PostgresDatabases
-    """One PostgreSQL database for this module; the demo migrates it on first start."""
-    url: str = pg_databases.create(f"_{__name__.rsplit('_', 1)[-1]}")
-    return url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def demo_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("demo_pg_url")
-        wipe_postgres(url)
-    else:
-        url = f"sqlite:///{tmp_path / 'demo.db'}"
-    app = make_demo_app(tmp_path / "instance", url)
-    yield app
-    get_state(app).engine.dispose()
 
 
 def _count(app: Flask, table: Table) -> int:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
@@ -15,30 +12,13 @@ from flask import Flask
 from freezegun import freeze_time
 
 from demo_server import totp
-from demo_server.testing import DemoBrowser, make_demo_app, wipe_postgres
+from demo_server.testing import DemoBrowser
 from demo_server.users import find_account
 from oauth_sessions import Aal, get_state
 
 SECRET_RE = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
 
 
-@pytest.fixture(scope="module")
-def demo_pg_url(pg_databases: Any) -> str:  # conftest.PostgresDatabases
-    """One PostgreSQL database for this module; the demo migrates it on first start."""
-    url: str = pg_databases.create(f"_{__name__.rsplit('_', 1)[-1]}")
-    return url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def demo_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("demo_pg_url")
-        wipe_postgres(url)
-    else:
-        url = f"sqlite:///{tmp_path / 'demo.db'}"
-    app = make_demo_app(tmp_path / "instance", url)
-    yield app
-    get_state(app).engine.dispose()
 
 
 def _alice(app: Flask) -> uuid.UUID:

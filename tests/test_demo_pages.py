@@ -8,10 +8,7 @@ answers with RFC 6750 / RFC 9470 challenges. Each test runs on SQLite and Postgr
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,10 +19,8 @@ from demo_server.testing import (
     DemoBrowser,
     exchange_code,
     introspect,
-    make_demo_app,
     refresh,
     seeded,
-    wipe_postgres,
 )
 from demo_server.users import find_account
 from oauth_sessions import Aal, get_state
@@ -34,23 +29,6 @@ from oauth_sessions.clients import verify_client_secret
 ALICE = ("alice@example.com", "alice-demo-password")
 
 
-@pytest.fixture(scope="module")
-def demo_pg_url(pg_databases: Any) -> str:  # conftest.PostgresDatabases
-    """One PostgreSQL database for this module; the demo migrates it on first start."""
-    url: str = pg_databases.create(f"_{__name__.rsplit('_', 1)[-1]}")
-    return url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def demo_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("demo_pg_url")
-        wipe_postgres(url)
-    else:
-        url = f"sqlite:///{tmp_path / 'demo.db'}"
-    app = make_demo_app(tmp_path / "instance", url)
-    yield app
-    get_state(app).engine.dispose()
 
 
 def _alice_id(app: Flask) -> uuid.UUID:
