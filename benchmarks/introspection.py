@@ -215,7 +215,7 @@ def gunicorn(target: str, url: str) -> Any:
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"gunicorn for {target} did not start")
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -248,7 +248,48 @@ def run_wrk(url: str, tokens: Path, auth: tuple[str, str], duration: int, direct
         raise SystemExit(f"{url}: {errors.group(1)} error responses under load\n{output}")
     latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", output).group(1))  # type: ignore[union-attr]
                for p in ("50", "99")}
-    return {"rps": rps, "p50": latency["50"], "p99": latency["99"]}
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "requests": total}
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(gunicorn_pgid: int, url: str) -> dict[int, float]:
+    """CPU seconds used so far by the gunicorn process group and this database's backends.
+
+    CPU per request is steadier than req/s on a shared machine: other work delays our
+    processes but does not make them burn more CPU.
+    """
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == gunicorn_pgid:  # field 5 of stat: the process group
+                pids.add(int(entry.name))
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        pids |= {row[0] for row in conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")}
+    engine.dispose()
+    usage = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        usage[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+    return usage
+
+
+def cpu_per_request(before: dict[int, float], after: dict[int, float], requests: int) -> float:
+    """Milliseconds of server CPU per request between two snapshots."""
+    used = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    return used / max(requests, 1) * 1000
 
 
 def _ms(value: str) -> float:
@@ -324,22 +365,26 @@ def main() -> None:
         # all of them; each figure is the median of its rounds.
         for round_no in range(args.rounds):
             for target, path, tokens, auth in plan if round_no % 2 == 0 else plan[::-1]:
-                with gunicorn(target, url) as base:
+                with gunicorn(target, url) as (base, pgid):
                     check_active(base, path, tokens, auth)
                     run_wrk(base + path, tokens, auth, 2, directory, args.connections, args.threads)
+                    before = server_cpu_seconds(pgid, url)
                     result = run_wrk(base + path, tokens, auth, args.duration, directory,
                                      args.connections, args.threads)
+                    result["cpu"] = cpu_per_request(before, server_cpu_seconds(pgid, url),
+                                                    int(result["requests"]))
                 runs[target].append(result)
                 print(f"round {round_no + 1} {target:13} {result['rps']:8.0f} req/s  "
-                      f"p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms", flush=True)
-        results = {target: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+                      f"p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms  "
+                      f"server CPU {result['cpu']:.3f} ms/req", flush=True)
+        results = {target: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "cpu")}
                    for target, rs in runs.items()}
 
         counts = {
             "ours": count_queries(ours_app(url), "/oauth/introspect", ours_tokens, ours_auth),
             "authlib": count_queries(authlib_app(url), "/oauth/introspect", authlib_tokens, authlib_auth),
         }
-        plan = explain(url)
+        query_plan = explain(url)
 
     t, a = results["trivial"], results["authlib"]
     print()
@@ -347,16 +392,19 @@ def main() -> None:
           f"x {args.rounds} rounds (median); gunicorn -w 2 -k gthread --threads 4; "
           f"{os.cpu_count()} CPUs shared by wrk, gunicorn and PostgreSQL; our tokens {args.alg}")
     print(f"{'target':14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'/trivial':>10}{'/authlib':>10}"
-          f"{'DB trips':>10}")
+          f"{'CPU ms/req':>12}{'DB trips':>10}")
     for name, r in results.items():
         statements, pings = counts.get(name, (0.0, 0.0))
         trips = f"{statements:.2f}+{pings:.2f}" if name in counts else "-"
         print(f"{name:14}{r['rps']:9.0f}{r['p50']:9.2f}{r['p99']:9.2f}{r['rps'] / t['rps']:10.2f}"
-              f"{r['rps'] / a['rps']:10.2f}{trips:>10}")
+              f"{r['rps'] / a['rps']:10.2f}{r['cpu']:12.3f}{trips:>10}")
+    o = results["ours"]
+    print(f"CPU per request: ours / trivial = {o['cpu'] / t['cpu']:.2f}x, "
+          f"authlib / ours = {a['cpu'] / o['cpu']:.2f}x")
     print("targets: ours/trivial >= 0.60, ours/authlib >= 3.00, DB round trips "
           "(statements + pool pre-pings) <= 2")
     print("plan of our one statement:")
-    print(plan)
+    print(query_plan)
 
 
 if __name__ == "__main__":

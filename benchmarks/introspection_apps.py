@@ -207,7 +207,7 @@ class QueryCounter:
             counter.statements += 1  # our prepared read (libpq directly, below the cursor)
             return original_round_trip(pgconn, statement, params)
 
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign,assignment]
         introspection_store._round_trip = round_trip
 
         def restore() -> None:

@@ -101,12 +101,18 @@ def _client_id(value: str) -> uuid.UUID:
               help="Minimum assurance level for every authorization of this client.")
 @click.option("--max-session-seconds", type=click.IntRange(min=60), default=None,
               help="Upper bound of the life of this client's sessions.")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True,
+              help="Exact URI RP-initiated logout may return to; repeat for several.")
+@click.option("--backchannel-logout-uri", default=None,
+              help="Where logout tokens are POSTed when a session of this client ends.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @with_appcontext
 def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public: bool,
                   introspect: bool, auth_method: str | None, jwks_file: TextIO | None,
                   no_refresh: bool,
-                  min_aal: str | None, max_session_seconds: int | None, as_json: bool) -> None:
+                  min_aal: str | None, max_session_seconds: int | None,
+                  post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
+                  as_json: bool) -> None:
     """Register a client. The secret is printed once and never stored in clear."""
     if public and auth_method:
         raise click.UsageError("--auth-method is for confidential clients; public ones use none")
@@ -116,7 +122,9 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
             can_introspect=introspect, token_endpoint_auth_method=auth_method,
             grant_types=["authorization_code"] if no_refresh else None,
             min_aal=min_aal, max_session_seconds=max_session_seconds,
-            jwks=jwks_file.read() if jwks_file is not None else None)
+            jwks=jwks_file.read() if jwks_file is not None else None,
+            post_logout_redirect_uris=list(post_logout_redirect_uris),
+            backchannel_logout_uri=backchannel_logout_uri)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -180,14 +188,19 @@ def rotate_keys(alg: str | None) -> None:
 
 
 @cli.command("purge")
+@click.option("--batch-size", type=click.IntRange(min=1, max=100_000), default=1000,
+              show_default=True, help="Sessions deleted per transaction (short locks, cron-safe).")
 @with_appcontext
-def purge() -> None:
+def purge(batch_size: int) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
-    day (kept that long so a late replay still revokes), and expired client assertion ids."""
+    day (kept that long so a late replay still revokes), and expired client assertion ids.
+
+    Sessions go in batches by ``not_after`` (``sessions_not_after_idx``), each its own short
+    transaction, so it is safe to run from cron while traffic flows."""
     from .client_auth import AssertionLedger
 
     state = get_state()
-    sessions = state.components["sessions"].purge_expired()
+    sessions = state.components["sessions"].purge_expired(batch_size=batch_size)
     codes = state.components["authorizations"].purge()
     assertions = AssertionLedger(state.engine).purge()
     click.echo(f"purged {sessions} sessions, {codes} authorization codes, "

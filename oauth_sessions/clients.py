@@ -110,6 +110,8 @@ class ClientInfo:
     can_introspect: bool = False
     backchannel_logout_uri: str | None = None
     post_logout_redirect_uris: tuple[str, ...] = ()
+    #: OIDC Back-Channel Logout 1.0 section 2.2; logout tokens always carry ``sid`` anyway.
+    backchannel_logout_session_required: bool = True
     registration_type: str = "manual"
     client_uri: str | None = None
     logo_uri: str | None = None
@@ -150,6 +152,7 @@ class ClientInfo:
             meta["post_logout_redirect_uris"] = list(self.post_logout_redirect_uris)
         if self.backchannel_logout_uri:
             meta["backchannel_logout_uri"] = self.backchannel_logout_uri
+            meta["backchannel_logout_session_required"] = self.backchannel_logout_session_required
         if self.jwks:
             meta["jwks"] = json.loads(self.jwks)
         return {k: v for k, v in meta.items() if v is not None}
@@ -169,6 +172,7 @@ def _info(row: OAuthClient) -> ClientInfo:
         can_introspect=bool(row.can_introspect),
         backchannel_logout_uri=row.backchannel_logout_uri,
         post_logout_redirect_uris=_split(row.post_logout_redirect_uris, "\n"),
+        backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
         registration_type=row.registration_type,
         client_uri=row.client_uri,
         logo_uri=row.logo_uri,
@@ -228,6 +232,7 @@ class ClientStore:
         logo_uri: str | None = None,
         post_logout_redirect_uris: Sequence[str] = (),
         backchannel_logout_uri: str | None = None,
+        backchannel_logout_session_required: bool = True,
         registration_access_token: str | None = None,
         jwks: Any = None,
         now: datetime | None = None,
@@ -261,6 +266,12 @@ class ClientStore:
             jwks_text = parse_client_jwks(jwks)
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
+        post_logout_redirect_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
+        if backchannel_logout_uri is not None:
+            # OIDC Back-Channel Logout 1.0 section 2.2: absolute http(s) URI, no fragment.
+            validate_redirect_uri(backchannel_logout_uri)
+            if not backchannel_logout_uri.lower().startswith(("https://", "http://")):
+                raise ValueError("backchannel_logout_uri must be an http(s) URL")
         now = now or datetime.now(UTC)
         secret = generate_client_secret() if method in SECRET_METHODS else None
         row = OAuthClient(
@@ -282,7 +293,7 @@ class ClientStore:
             can_introspect=can_introspect,
             post_logout_redirect_uris="\n".join(post_logout_redirect_uris) or None,
             backchannel_logout_uri=backchannel_logout_uri,
-            backchannel_logout_session_required=True,
+            backchannel_logout_session_required=backchannel_logout_session_required,
             registration_access_token_hash=(
                 hash_client_secret(registration_access_token) if registration_access_token else None
             ),

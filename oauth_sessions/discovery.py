@@ -62,6 +62,10 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
+        # OIDC RP-Initiated Logout 1.0 section 2.1, Back-Channel Logout 1.0 section 2.1.
+        "end_session_endpoint": base + "/logout",
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
     if settings.dynamic_registration:
         doc["registration_endpoint"] = base + "/register"

@@ -1,7 +1,7 @@
 """The Flask blueprints: every HTTP endpoint of the provider, each a short pipeline.
 
 Under ``OAUTH_SESSIONS_URL_PREFIX`` (default ``/oauth``): ``/authorize``, ``/token``,
-``/revoke``, ``/userinfo``, ``/jwks`` (and ``/introspect``, ``/register`` from their modules).
+``/revoke``, ``/userinfo``, ``/jwks``, ``/logout`` (and ``/introspect``, ``/register`` from their modules).
 At the app root: ``/.well-known/openid-configuration`` and
 ``/.well-known/oauth-authorization-server`` (RFC 8414 section 3: the well-known suffix is
 inserted after the host, so an issuer with a path needs the host to route it too).
@@ -294,6 +294,12 @@ def register_blueprints(app: Flask, state: AppState) -> None:
     bp.add_url_rule("/revoke", "revoke", revoke, methods=["POST"])
     bp.add_url_rule("/userinfo", "userinfo", userinfo, methods=["GET", "POST"])
     bp.add_url_rule("/jwks", "jwks", jwks, methods=["GET"])
+    from .logout import end_session
+
+    bp.add_url_rule("/logout", "end_session", end_session, methods=["GET", "POST"])
+    from .openapi import openapi_document
+
+    bp.add_url_rule("/openapi.yaml", "openapi", openapi_document, methods=["GET"])
     try:
         from .introspection_endpoint import introspection_endpoint
     except ImportError:  # pragma: no cover - introspection.py is another engineer's module
@@ -306,10 +312,17 @@ def register_blueprints(app: Flask, state: AppState) -> None:
         bp.add_url_rule("/register", "register", register, methods=["POST"])
         bp.add_url_rule("/register/<client_id>", "manage_client", manage,
                         methods=["GET", "PUT", "DELETE"])
+    from .outage import install_outage_handlers
+
+    install_outage_handlers(bp)  # database down: 503 temporarily_unavailable, no trace
+    from .security_headers import protect
+
+    bp.after_request(protect)  # anti-framing (consent page), nosniff, no-store on /authorize
     app.register_blueprint(bp)
     wk = Blueprint("oauth_sessions_discovery", __name__)
     wk.add_url_rule("/.well-known/openid-configuration", "openid_configuration",
                     openid_configuration, methods=["GET"])
     wk.add_url_rule("/.well-known/oauth-authorization-server", "oauth_authorization_server",
                     openid_configuration, methods=["GET"])
+    install_outage_handlers(wk)
     app.register_blueprint(wk)

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
+from .backchannel import BackchannelSender
 from .database import create_auth_engine
 from .host import HostAdapter
 from .settings import ConfigurationError, Settings, load_settings
@@ -36,14 +37,18 @@ class OAuthSessions:
 
     Options given here use the settings' short names (``issuer=...``) and win over
     ``app.config["OAUTH_SESSIONS_..."]``. An ``engine`` may be passed to share the
-    host's SQLAlchemy engine; otherwise one is made from the settings.
+    host's SQLAlchemy engine; otherwise one is made from the settings. ``backchannel``
+    configures the delivery of logout tokens (timeouts, retries; see
+    :class:`~oauth_sessions.backchannel.BackchannelSender`).
     """
 
     def __init__(self, app: Flask | None = None, *, engine: Engine | None = None,
-                 host: HostAdapter | None = None, **options: Any) -> None:
+                 host: HostAdapter | None = None, backchannel: BackchannelSender | None = None,
+                 **options: Any) -> None:
         self._options = options
         self._engine = engine
         self._host = host
+        self._backchannel = backchannel
         if app is not None:
             self.init_app(app)
 
@@ -64,6 +69,14 @@ class OAuthSessions:
         state = AppState(settings=settings, engine=engine)
         state.components.update(_build_components(app, settings, engine,
                                                   host or self._host or HostAdapter()))
+        # Back-channel logout (OIDC Back-Channel Logout 1.0) and the event log lines: both
+        # listen to the session signals of every app and find this app's parts by the sender.
+        from .backchannel import connect_signals
+        from .events import connect_logging
+
+        state.components["backchannel"] = self._backchannel or BackchannelSender()
+        connect_signals()
+        connect_logging()
         app.extensions[EXTENSION_KEY] = state
         from .cli import cli
         from .endpoints import register_blueprints

@@ -10,7 +10,12 @@ however it likes and tells the library the result through :class:`HostAdapter`:
   back to ``next_url``;
 * :meth:`HostAdapter.render_consent`: show the consent page for a :class:`ConsentRequest`;
   the page posts its ``form_fields`` plus ``decision=approve`` (or ``deny``) to ``action``;
-* :meth:`HostAdapter.userinfo`: the OIDC claims of a user for the granted scopes.
+* :meth:`HostAdapter.userinfo`: the OIDC claims of a user for the granted scopes;
+* :meth:`HostAdapter.logout`, :meth:`HostAdapter.confirm_logout`,
+  :meth:`HostAdapter.logged_out`: RP-initiated logout (:mod:`oauth_sessions.logout`): sign the
+  user out of the provider, ask before logging out without a valid ``id_token_hint``, and the
+  page shown when there is nowhere to redirect to. Their defaults are safe: nothing, a bare form,
+  a bare page.
 
 Install it with ``OAuthSessions(app, host=MyHost())``.
 """
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 
     from .clients import ClientInfo
 
-__all__ = ["AmrEntry", "Authentication", "ConsentRequest", "HostAdapter"]
+__all__ = ["AmrEntry", "Authentication", "ConsentRequest", "HostAdapter", "LogoutConfirmation"]
 
 try:  # the sessions engineer's record type; a local twin keeps this module importable alone
     from .store import AmrEntry
@@ -81,6 +86,19 @@ class ConsentRequest:
     form_fields: tuple[tuple[str, str], ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class LogoutConfirmation:
+    """What the "sign out?" page needs: the client asking (if known) and how to answer.
+
+    The page posts ``form_fields`` plus ``decision=logout`` to ``action``; cancelling is a link
+    back to the host's own pages, never a post.
+    """
+
+    client: ClientInfo | None
+    action: str
+    form_fields: tuple[tuple[str, str], ...] = field(default=())
+
+
 class HostAdapter:
     """Subclass and override; every method says what it must do when left out."""
 
@@ -105,3 +123,28 @@ class HostAdapter:
     def userinfo(self, user_id: uuid.UUID, scopes: Sequence[str]) -> dict[str, Any]:
         """OIDC standard claims for ``scopes`` (``sub`` is added by the library). Default: none."""
         return {}
+
+    def logout(self, user_id: uuid.UUID) -> None:
+        """Sign ``user_id`` out of the provider in this browser (e.g. clear the host's login
+        cookie), called during RP-initiated logout when that user is the one signed in here.
+        Default: nothing, so the provider's own login outlives the client's session."""
+        return None
+
+    def confirm_logout(self, confirmation: LogoutConfirmation) -> ResponseReturnValue:
+        """Ask whether to sign out (RP-Initiated Logout 1.0 section 2: the OP should ask when
+        the request has no valid ``id_token_hint``). Default: a minimal HTML form."""
+        from markupsafe import escape
+
+        fields = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+                         for k, v in confirmation.form_fields)
+        client = confirmation.client
+        who = f" of {escape(client.name)}" if client is not None and client.name else ""
+        action = escape(confirmation.action)
+        return (f"<!doctype html><title>Sign out</title><form method=post action=\"{action}\">"
+                f"<p>Sign out{who}?</p>{fields}<button name=decision value=logout>Sign out</button></form>",
+                200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+
+    def logged_out(self) -> ResponseReturnValue:
+        """The page after a logout that has no registered place to return to."""
+        return ("<!doctype html><title>Signed out</title><p>You are signed out.</p>", 200,
+                {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})

@@ -1,6 +1,7 @@
 """Token introspection (RFC 7662) that answers from the session row, as it is *now*.
 
-The whole pipeline of ``POST /oauth/introspect``, in order (each step a small function below)::
+The whole pipeline of ``POST /oauth/introspect``, in order (each step a small function; the
+first two are the HTTP side, :mod:`oauth_sessions.introspection_endpoint`)::
 
     authenticate the caller           RFC 7662 section 2.1 (client_secret_basic / _post)
     caller may introspect             the client's ``can_introspect`` flag
@@ -123,7 +124,6 @@ class ActiveToken:
     aud: list[str]
     jti: str | None
     username: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def response(self) -> dict[str, Any]:
         """The RFC 7662 section 2.2 JSON object, members absent rather than null."""
@@ -340,7 +340,6 @@ def active_token(
             aud=list(_token_audiences(presented)),
             jti=claims.get("jti"),
             username=username,
-            extra=claims,
         )
     issued = session.refreshed_at or session.created_at
     return ActiveToken(

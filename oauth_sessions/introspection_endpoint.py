@@ -144,7 +144,12 @@ _json = json.JSONEncoder(separators=(",", ":"))
 
 
 def checks_for(app: Flask) -> TokenChecks:
-    """The app's :class:`TokenChecks`, built on first use and kept in the app's state."""
+    """The app's :class:`TokenChecks`, built on first use and kept in the app's state.
+
+    ``username`` in active answers comes from the host adapter's optional
+    ``username_for(user_id) -> str | None`` method, when it has one (it costs the host a lookup,
+    so it is opt-in).
+    """
     state = get_state(app)
     checks: TokenChecks | None = state.components.get("introspection")
     if checks is None:

@@ -131,10 +131,15 @@ class _ReservedConnections:
     detached from its pool, so checking one out costs neither the pool's bookkeeping nor its
     pre-ping. At most ``size`` idle ones are kept; all are closed when the engine goes away.
     After a fork (gunicorn ``--preload``) the parent's connections are left untouched.
+
+    ``disabled`` turns the fast read off for good when a *fresh* connection cannot prepare the
+    statement (e.g. PgBouncer in transaction mode before 1.21): retrying would open a connection
+    per request.
     """
 
     def __init__(self, engine: Engine, size: int = 16) -> None:
         self._engine = weakref.ref(engine)  # weak: the per-engine registry must let engines go
+        self.disabled = False
         self._size = size
         self._idle: list[_Reserved] = []
         self._lock = threading.Lock()
@@ -207,7 +212,7 @@ class StoreSessions:
         self._reserved = _reserved_connections(engine) if engine.dialect.driver == "psycopg" else None
 
     def get(self, session_id: uuid.UUID) -> SessionRow | None:
-        if self._reserved is not None:
+        if self._reserved is not None and not self._reserved.disabled:
             return self._get_prepared(self._reserved, session_id)
         return self.store.get(session_id)
 
@@ -230,7 +235,8 @@ class StoreSessions:
                 raise _FastPathUnavailable("connection is inside a transaction")
             if not conn.prepared:
                 if _round_trip(pgconn, _PG_SESSION_BY_ID, None).status != _COMMAND_OK:
-                    raise _FastPathUnavailable("prepare failed")
+                    reserved.disabled = True
+                    raise _FastPathUnavailable("the statement cannot be prepared; fast path off")
                 conn.prepared = True
             result = _round_trip(pgconn, b"", [str(session_id).encode("ascii")])
             if result.status != _TUPLES_OK:

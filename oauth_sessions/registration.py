@@ -100,6 +100,10 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str]) -> dict[str, Any]
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
         raise ClientMetadataError("invalid_client_metadata", "client_name must be a short string")
     backchannel = _web_uri(body, "backchannel_logout_uri")
+    session_required = body.get("backchannel_logout_session_required", True)
+    if not isinstance(session_required, bool):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "backchannel_logout_session_required must be a boolean")
     jwks = None
     if method == "private_key_jwt":
         try:
@@ -119,6 +123,8 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str]) -> dict[str, Any]
         "logo_uri": _web_uri(body, "logo_uri"),
         "post_logout_redirect_uris": _uri_list(body, "post_logout_redirect_uris", required=False),
         "backchannel_logout_uri": backchannel,
+        # OIDC Back-Channel Logout 1.0 section 2.2 (logout tokens carry sid either way).
+        "backchannel_logout_session_required": session_required,
         "jwks": jwks,
     }
 
@@ -214,7 +220,8 @@ def manage(client_id: str) -> Response:
         token_endpoint_auth_method=options["token_endpoint_auth_method"],
         client_uri=options["client_uri"], logo_uri=options["logo_uri"],
         post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
-        backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"])
+        backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
+        backchannel_logout_session_required=options["backchannel_logout_session_required"])
     updated = store.get(info.id, fresh=True)
     assert updated is not None
     return _json(_configuration(updated), 200)

@@ -199,6 +199,7 @@ class LocalValidator(TokenValidator):
     def validate(self, token: str) -> TokenInfo:
         from .introspection import AalTooLow, Inactive, check_token
         from .introspection_endpoint import checks_for
+        from .outage import _unavailable
 
         audiences = [self.resource] if self.resource else []
         try:
@@ -208,6 +209,13 @@ class LocalValidator(TokenValidator):
         except Inactive as exc:
             log.debug("bearer token refused: %s", exc.reason)
             raise Challenge(401, "invalid_token", "the access token is not active") from None
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
+            # The host's routes have no outage handler of ours: answer like remote mode, "try
+            # later", never invalid_token for a token that may well be good.
+            log.warning("session database unavailable: %s", type(exc).__name__)
+            raise Challenge(503, "temporarily_unavailable", "token validation unavailable") from None
         if active.token_type != "access_token":
             raise Challenge(401, "invalid_token", "a refresh token is not a bearer access token")
         return TokenInfo.from_introspection(active.response())

@@ -322,12 +322,15 @@ class SessionStore:
         Batches keep lock time and WAL bursts bounded on a table of millions of rows; the
         inner ``SELECT`` walks ``sessions_not_after_idx``. Sends no signals: these sessions
         already ended. Sessions ended only by inactivity are left (no index can find them).
+        On PostgreSQL the batch is picked ``FOR UPDATE SKIP LOCKED``: a row some other
+        transaction holds is left for the next run instead of making the purge wait, and two
+        purges running at once split the work instead of queueing behind each other.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         now = utc_now(now)
         batch = (select(_S.c.id).where(_S.c.not_after <= now).order_by(_S.c.not_after)
-                 .limit(batch_size))
+                 .limit(batch_size).with_for_update(skip_locked=True))
         total = 0
         while True:
             with self._engine.begin() as conn:

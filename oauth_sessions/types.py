@@ -118,5 +118,12 @@ class Inet(TypeDecorator[str]):
 
 
 def normalize_ip(value: str) -> str:
-    """Return the canonical text of an IP address, or raise ``ValueError``."""
-    return str(ipaddress.ip_address(str(value).strip()))
+    """Return the canonical text of an IP address, or raise ``ValueError``.
+
+    An IPv6 zone (``fe80::1%eth0``, RFC 4007 section 11) is refused: PostgreSQL's ``inet``
+    cannot store one, and the insert would fail the whole request.
+    """
+    address = ipaddress.ip_address(str(value).strip())
+    if getattr(address, "scope_id", None):
+        raise ValueError("an IPv6 address with a zone index cannot be stored in inet")
+    return str(address)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from factories import (
+    HeaderHost,
     basic_auth,
     create_client,
     create_user,
@@ -32,7 +32,7 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import Engine
 
-from oauth_sessions import get_state, introspection_store
+from oauth_sessions import get_state
 from oauth_sessions.clients import ClientInfo
 from oauth_sessions.jwt_tokens import (
     KeySet,
@@ -337,7 +337,7 @@ def test_malformed_requests_get_invalid_request_and_never_500(engine: Engine) ->
     assert p.http.get("/oauth/introspect", headers=p.rs_auth).status_code == 405
 
 
-# --------------------------------------------------------------------------- RFC 9701 and cost
+# --------------------------------------------------------------------------- RFC 9701
 
 
 def test_the_jwt_response_is_signed_by_the_provider_for_the_caller(engine: Engine) -> None:
@@ -360,83 +360,6 @@ def test_the_jwt_response_is_signed_by_the_provider_for_the_caller(engine: Engin
     assert p.introspect(token).mimetype == "application/json"  # only when asked for
 
 
-@pytest.mark.postgres
-def test_one_primary_key_select_per_introspection(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Counted at the driver: every psycopg statement (a pool pre-ping is one: SQLAlchemy sends
-    ``;``) and every libpq round trip of the prepared read."""
-    p = provider(pg_engine)
-    tokens = [p.tokens()["access_token"] for _ in range(3)]
-    p.answer(tokens[0])  # first use parses the keys, caches the caller, prepares the statement
-    sent: list[str] = []
-    original_execute, original_round_trip = psycopg.Cursor.execute, introspection_store._round_trip
-
-    def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return original_execute(self, query, *args, **kwargs)
-
-    def round_trip(pgconn: Any, statement: bytes, params: Any) -> Any:
-        sent.append("prepare" if params is None else "execute prepared session read")
-        return original_round_trip(pgconn, statement, params)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
-    monkeypatch.setattr(introspection_store, "_round_trip", round_trip)
-    for token in tokens:
-        assert p.answer(token)["active"] is True
-    monkeypatch.undo()
-    # Exactly one round trip each: no pool pre-ping, no BEGIN/ROLLBACK, no client query.
-    assert sent == ["execute prepared session read"] * len(tokens)
-
-
-def test_the_prepared_read_and_the_store_read_give_the_same_session(engine: Engine) -> None:
-    """The hot path reads the row its own way; it must agree with ``SessionStore.get``."""
-    p = provider(engine, inactivity_timeout=3600)
-    tokens = p.tokens()
-    sid = sid_of(tokens["access_token"])
-    refreshed = p.http.post("/oauth/token", data={"grant_type": "refresh_token",
-                                                  "refresh_token": tokens["refresh_token"]},
-                            headers={"Authorization": basic_auth(p.client.client_id, p.secret)})
-    assert refreshed.status_code == 200
-    source = introspection_store.StoreSessions(p.sessions)
-    fast, reference = source.get(sid), p.sessions.get(sid)
-    assert fast is not None and reference is not None
-    for name in ("id", "user_id", "client_id", "scopes", "aal", "created_at", "refreshed_at", "not_after"):
-        assert getattr(fast, name) == getattr(reference, name), name
-    assert reference.refreshed_at is not None
-    assert source.get(uuid.uuid4()) is None
-
-
-def _reserved(p: Provider) -> list[Any]:
-    """The idle connections the fast read keeps for this engine (after one introspection)."""
-    idle: list[Any] = introspection_store._reserved_connections(get_state(p.app).engine)._idle
-    assert idle, "the fast read should have kept its connection"
-    return idle
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("accident", ["prepared statements lost", "server ended the connection"])
-def test_a_broken_reserved_connection_falls_back_to_the_store_and_is_replaced(
-        pg_engine: Engine, caplog: pytest.LogCaptureFixture, accident: str) -> None:
-    p = provider(pg_engine)
-    token = p.tokens()["access_token"]
-    assert p.answer(token)["active"] is True
-    connection = _reserved(p)[-1].connection
-    if accident == "prepared statements lost":
-        connection.execute("DEALLOCATE ALL")
-    else:
-        with pg_engine.connect() as admin:
-            admin.exec_driver_sql(f"SELECT pg_terminate_backend({connection.info.backend_pid})")
-    with caplog.at_level("WARNING", logger="oauth_sessions.introspection_store"):
-        assert p.answer(token)["active"] is True
-    assert "fast path unavailable" in caplog.text
-    assert connection.closed
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="oauth_sessions.introspection_store"):
-        assert p.answer(token)["active"] is True  # on a fresh connection, prepared again
-        p.sessions.revoke(sid_of(token), reason="test")
-        assert p.answer(token) == INACTIVE
-    assert "fast path unavailable" not in caplog.text
-
-
 def test_tokens_minted_by_hand_with_an_unknown_session_are_inactive(engine: Engine) -> None:
     p = provider(engine)
     with p.app.app_context():
@@ -446,3 +369,14 @@ def test_tokens_minted_by_hand_with_an_unknown_session_are_inactive(engine: Engi
             amr=["pwd"], auth_time=0, lifetime=300)
         token = sign_access_token(get_keyset(p.app), claims)
     assert p.answer(token) == INACTIVE
+
+
+def test_username_is_reported_when_the_host_adapter_provides_it(engine: Engine) -> None:
+    class NamingHost(HeaderHost):
+        def username_for(self, user_id: uuid.UUID) -> str | None:
+            return f"user-{user_id.hex[:6]}"
+
+    p = provider(engine, host=NamingHost())
+    body = p.answer(p.tokens()["access_token"])
+    assert body["username"] == f"user-{p.user.hex[:6]}"
+    assert "username" not in provider(engine).answer(p.tokens()["access_token"])

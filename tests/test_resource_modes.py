@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 import requests
-from factories import basic_auth
+from factories import basic_auth, make_app
 from flask import Flask
 from sqlalchemy import Engine
 from test_introspection_endpoint import Provider, provider, sid_of
 from werkzeug.serving import make_server
 
 from oauth_sessions import get_state
+from oauth_sessions.database import create_auth_engine
 from oauth_sessions.resource import ResourceProtector, TokenInfo, current_token
 from oauth_sessions.resource_remote import _TtlCache
 from oauth_sessions.types import Aal
@@ -289,3 +290,33 @@ def test_remote_mode_with_a_real_requests_client_end_to_end(pg_engine: Engine) -
     assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith('Bearer realm=')
     assert direct.status_code == 401
     assert get_state(p.app).settings.issuer == "http://127.0.0.1:5000"
+
+
+@pytest.mark.postgres
+def test_local_mode_answers_503_when_the_database_is_away(pg_engine: Engine) -> None:
+    p = local_provider(pg_engine)
+    token = p.tokens()["access_token"]
+    assert p.http.get("/api/profile", headers=bearer(token)).status_code == 200
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    gone = create_auth_engine(f"postgresql://postgres@127.0.0.1:{closed_port}/nowhere",
+                              connect_args={"connect_timeout": 2})
+    try:
+        app = make_app(gone)
+        add_views(app, ResourceProtector.local(app, resource=RESOURCE))
+        response = app.test_client().get("/api/profile", headers=bearer(token))
+    finally:
+        gone.dispose()
+    assert response.status_code == 503
+    assert response.json["error"] == "temporarily_unavailable"
+    assert "WWW-Authenticate" not in response.headers
+
+
+def test_local_mode_metadata_names_this_provider_as_the_authorization_server(engine: Engine) -> None:
+    p = provider(engine)
+    protector = ResourceProtector.local(p.app, resource=RESOURCE)
+    protector.init_app(p.app, scopes_supported=["profile"])
+    document = p.http.get("/.well-known/oauth-protected-resource/v1").json
+    assert document == {"resource": RESOURCE, "authorization_servers": ["http://127.0.0.1:5000"],
+                        "bearer_methods_supported": ["header"], "scopes_supported": ["profile"]}

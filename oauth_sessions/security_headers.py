@@ -1,0 +1,38 @@
+"""Response headers every provider endpoint sends, whatever the host app does for its own pages.
+
+* Anti-framing on everything the blueprint answers, the consent page above all: a page that
+  can be framed can be clickjacked into "Approve" (RFC 6749 section 10.13, RFC 9700 section
+  4.16). ``X-Frame-Options: DENY`` for old browsers, CSP ``frame-ancestors 'none'`` for the
+  others. A host that sets its own CSP keeps it; ``frame-ancestors 'none'`` is appended when
+  its policy does not say anything about framing.
+* ``X-Content-Type-Options: nosniff``, so a JSON error echoing a parameter is never sniffed
+  into HTML.
+* ``Cache-Control: no-store`` and ``Pragma: no-cache`` on every answer of the authorization
+  endpoint (its redirects carry codes; its pages carry CSRF tickets). Token, introspection and
+  UserInfo responses set them where they are built (RFC 6749 section 5.1).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from flask import Response, request
+
+__all__ = ["protect"]
+
+_FRAME: Final = "frame-ancestors 'none'"
+
+
+def protect(response: Response) -> Response:
+    """``after_request`` of the provider's blueprints."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    policy = response.headers.get("Content-Security-Policy")
+    if not policy:
+        response.headers["Content-Security-Policy"] = _FRAME
+    elif "frame-ancestors" not in policy:
+        response.headers["Content-Security-Policy"] = policy.rstrip("; ") + "; " + _FRAME
+    if request.endpoint == "oauth_sessions.authorize":
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("Pragma", "no-cache")
+    return response
