@@ -11,7 +11,8 @@ each doing, at random:
   token, and the counter must move once);
 * a replay of a token two rotations old (reuse: the session must be revoked);
 * introspection of the current access token (must be active);
-* revocation of the refresh token (the session must be gone).
+* revocation of the refresh token (the session must be gone);
+* walking away from a session (it stays alive; its counter is audited at the end).
 
 It then checks: no 5xx; every live session's ``refresh_token_counter`` equals the rotations
 its caller saw; every revoked or replayed session is gone; "refresh token already used" was
@@ -232,16 +233,19 @@ class Caller:
             self.start()
             return
         roll = self.rng.random()
-        if roll < 0.45:
+        if roll < 0.40:
             self.refresh()
-        elif roll < 0.60:
+        elif roll < 0.55:
             self.duplicates()
-        elif roll < 0.80:
+        elif roll < 0.75:
             self.introspect()
-        elif roll < 0.90 and len(self.live.tokens) >= 3:
+        elif roll < 0.83 and len(self.live.tokens) >= 3:
             self.replay()
-        else:
+        elif roll < 0.90:
             self.revoke()
+        else:
+            # Leave the session alive and start another: its counter is audited at the end.
+            self.live = None
 
     def start(self) -> None:
         verifier = secrets.token_urlsafe(48)

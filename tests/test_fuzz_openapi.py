@@ -11,9 +11,9 @@ PostgreSQL, and the answer must:
 * when the request was refused (4xx, or a redirect carrying ``error=``), leave every row of the
   OAuth tables exactly as it was.
 
-Half of the generated requests carry a real client's credentials, client_id and redirect URI and
-a signed-in user, so the fuzzing reaches past client authentication into the grants, the
-authorization pipeline and registration management.
+Two thirds of the generated requests carry a real client's credentials, client_id and redirect
+URI (half of those also a signed-in user), so the fuzzing reaches past client authentication
+into the grants, the authorization pipeline and registration management.
 
 Bounded for CI: ``max_examples`` per operation and mode, derandomized, no deadline.
 """
