@@ -1,10 +1,15 @@
 """Session-backed OAuth 2.1 / OpenID Connect provider for Flask, on Supabase's ``auth.sessions``."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .extension import OAuthSessions as OAuthSessions
 from .extension import get_state as get_state
 from .settings import ConfigurationError as ConfigurationError
 from .settings import Settings as Settings
 from .types import Aal as Aal
 
-__version__ = "0.1.0"
-
+try:
+    # The version is declared once, in pyproject.toml; the installed metadata carries it.
+    __version__ = version("oauth_sessions")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0+unknown"

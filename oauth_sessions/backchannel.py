@@ -72,6 +72,7 @@ def build_logout_token_claims(*, issuer: str, client_id: str, subject: str, sess
 
 
 def sign_logout_token(keyset: Any, claims: dict[str, Any]) -> str:
+    """Sign ``claims`` with the active key, header ``typ: logout+jwt`` (section 2.4)."""
     return sign_jwt(keyset, claims, typ=LOGOUT_TOKEN_TYP)
 
 
@@ -155,6 +156,7 @@ class BackchannelSender:
             return len(self._heap) + self._busy
 
     def submit(self, delivery: Delivery) -> bool:
+        """Queue ``delivery`` without blocking; ``False`` when closed or ``max_pending`` are waiting."""
         with self._cond:
             if self._closed:
                 return False

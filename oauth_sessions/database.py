@@ -57,4 +57,5 @@ def _char_length(value: Any) -> int | None:
 
 
 def is_sqlite(engine: Engine) -> bool:
+    """Whether ``engine`` is the embedded SQLite flavour."""
     return engine.dialect.name == "sqlite"

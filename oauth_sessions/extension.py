@@ -53,6 +53,12 @@ class OAuthSessions:
             self.init_app(app)
 
     def init_app(self, app: Flask, *, host: HostAdapter | None = None) -> None:
+        """Validate the settings, build the stores, mount the endpoints and the CLI on ``app``.
+
+        Raises :class:`~oauth_sessions.settings.ConfigurationError` naming the key when a setting is
+        bad, so a misconfigured deployment fails at start-up. ``host`` overrides the one given to
+        the constructor (app factories). Once per app: a second call raises.
+        """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "oauth_sessions is already initialised on this app; call init_app once per app"

@@ -103,20 +103,49 @@ class HostAdapter:
     """Subclass and override; every method says what it must do when left out."""
 
     def current_authentication(self) -> Authentication | None:
+        """Who is signed in on this browser, at which aal and since when; ``None`` if nobody.
+
+        Called on every ``/authorize`` request. ``auth_time`` must move only when the person
+        actively authenticates again: ``max_age`` and ``prompt=login`` are judged by it
+        (OIDC Core section 3.1.2.1). Required: the default raises.
+        """
         raise NotImplementedError(
             "HostAdapter.current_authentication() must return the signed-in user's "
             "Authentication (or None); pass OAuthSessions(app, host=YourHost())"
         )
 
     def login(self, next_url: str, prompt: str | None) -> ResponseReturnValue:
+        """A response that signs the person in, then sends the browser to ``next_url``.
+
+        Called when nobody is signed in, when ``prompt=login`` asks for a new sign-in, or when
+        ``max_age`` says the last one is too old; ``prompt`` is the request's ``prompt`` values
+        (space separated) or ``None``. ``next_url`` is this authorization request again with
+        ``prompt=login`` and ``max_age`` removed, so the round trip cannot loop. Required: the
+        default raises.
+        """
         raise NotImplementedError("HostAdapter.login(next_url, prompt) must return a response "
                                   "that signs the user in and then redirects to next_url")
 
     def step_up(self, next_url: str, required_aal: Aal) -> ResponseReturnValue:
+        """A response that raises the current sign-in to ``required_aal`` (e.g. asks for a TOTP
+        code), then sends the browser to ``next_url``.
+
+        Called when the scopes (``SCOPE_MIN_AAL``), the client's ``min_aal`` or the request's
+        ``acr_values`` need a higher aal than :meth:`current_authentication` reports: the
+        provider's half of an RFC 9470 step-up. Required as soon as any of them asks for aal2:
+        the default raises.
+        """
         raise NotImplementedError("HostAdapter.step_up(next_url, required_aal) must return a "
                                   "response that raises the sign-in to required_aal")
 
     def render_consent(self, request_info: ConsentRequest) -> ResponseReturnValue:
+        """The consent page: name the client and each scope, and post ``form_fields`` plus
+        ``decision=approve`` or ``decision=deny`` to ``action``.
+
+        The fields include a CSRF ticket bound to the signed-in user and this exact request;
+        an answer without it is refused. Called only when no remembered grant covers the scopes
+        (or ``prompt=consent``). Required: the default raises.
+        """
         raise NotImplementedError("HostAdapter.render_consent(request_info) must return the "
                                   "consent page")
 

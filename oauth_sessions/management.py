@@ -74,6 +74,7 @@ class SessionView:
     not_after: datetime | None
 
     def as_json(self, current: uuid.UUID | None = None) -> dict[str, Any]:
+        """JSON-ready fields; ``current`` marks the session of the browser asking (``"current": true``)."""
         def iso(value: datetime | None) -> str | None:
             return value.isoformat() if value is not None else None
 
@@ -93,6 +94,7 @@ class SessionManager:
         self._clients = clients
 
     def list_sessions(self, user_id: uuid.UUID) -> list[SessionView]:
+        """``user_id``'s sessions, newest first, each with its client's name (if any)."""
         views = []
         for s in self._sessions.list_for_user(user_id):
             client = self._clients.get(s.client_id) if s.client_id is not None else None
@@ -117,6 +119,7 @@ class SessionManager:
         return self._sessions.revoke(session_id, reason=reason)
 
     def revoke_all(self, user_id: uuid.UUID, *, reason: str = "user_revoked_all") -> int:
+        """"Sign out everywhere": end every session of ``user_id``; returns how many ended."""
         return self._sessions.revoke_user(user_id, reason=reason)
 
     def revoke_others(self, user_id: uuid.UUID, current: uuid.UUID, *,
@@ -129,6 +132,10 @@ class SessionManager:
         return self._sessions.revoke_client(client_id, reason=reason)
 
     def set_tag(self, user_id: uuid.UUID, session_id: uuid.UUID, tag: str | None) -> bool:
+        """Label one of ``user_id``'s sessions (``None`` clears it); ``False`` for anyone else's.
+
+        ``ValueError`` for a tag that is not a string or is longer than ``MAX_TAG_LENGTH``.
+        """
         if tag is not None and (not isinstance(tag, str) or len(tag) > MAX_TAG_LENGTH):
             raise ValueError(f"tag must be a string of at most {MAX_TAG_LENGTH} characters")
         if self._owned(user_id, session_id) is None:

@@ -31,6 +31,7 @@ def _config(connection: Connection) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision shipped with this version of the library."""
     script = ScriptDirectory(SCRIPT_LOCATION)
     head = script.get_current_head()
     assert head is not None
@@ -38,6 +39,9 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, from ``oauth_sessions_alembic_version``; ``None`` if never migrated.
+
+    """
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"version_table": VERSION_TABLE}
@@ -75,10 +79,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    """Step back to ``revision``; columns and tables added after it are dropped with their data."""
     with engine.begin() as connection:
         command.downgrade(_config(connection), revision)
 
 
 def stamp(engine: Engine, revision: str) -> None:
+    """Record ``revision`` as applied without running anything (attach to a schema by hand)."""
     with engine.begin() as connection:
         command.stamp(_config(connection), revision)

@@ -184,6 +184,7 @@ class TokenValidator:
     """Answers "which token is this, if active now?"; raises :class:`Challenge` otherwise."""
 
     def validate(self, token: str) -> TokenInfo:
+        """The active token, or raise :class:`Challenge` (``invalid_token``, an aal challenge, or 503)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -308,6 +309,7 @@ class ResourceProtector:
         self.validator.close()
 
     def challenge_response(self, challenge: Challenge) -> Response:
+        """The HTTP answer to a refusal: status, ``WWW-Authenticate`` and the same error as JSON."""
         body: dict[str, str] = {}
         if challenge.error:
             body["error"] = challenge.error

@@ -88,6 +88,7 @@ class RemoteValidator(TokenValidator):
         self.cache = _TtlCache(cache_ttl, cache_size) if cache_ttl > 0 else None
 
     def validate(self, token: str) -> TokenInfo:
+        """Ask the introspection endpoint (or the cache, when on) about ``token``."""
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         now = time.time()
         if self.cache is not None and (hit := self.cache.get(key, now)) is not None:
@@ -105,6 +106,7 @@ class RemoteValidator(TokenValidator):
         return info
 
     def close(self) -> None:
+        """Close the keep-alive connections."""
         self.http.close()
 
     def _introspect(self, token: str) -> Mapping[str, Any]:
