@@ -49,16 +49,45 @@ def current_revision(engine: Engine) -> str | None:
         return context.get_current_revision()
 
 
+class AttachError(RuntimeError):
+    """The live ``auth`` schema has tables of the same names but another shape."""
+
+
+#: Columns this library adds to tables that Supabase Auth also has. A table that exists
+#: without them belongs to Supabase Auth's own OAuth server, not to a run of these migrations.
+OWN_COLUMNS = {
+    "oauth_clients": {"scope", "min_aal", "max_session_seconds", "can_introspect"},
+    "oauth_authorizations": {"authorization_code", "aal", "amr", "auth_time", "used_at"},
+    "oauth_consents": {"scopes", "granted_at", "revoked_at"},
+}
+
+
 def detect_existing_revision(connection: Connection) -> str | None:
     """Which shipped revision an un-versioned live ``auth`` schema already matches.
 
-    ``None`` means there is nothing to attach to (a fresh database).
+    ``None`` means there is nothing to attach to (a fresh database). Raises
+    :class:`AttachError` when a table of ours exists in a shape these migrations never
+    wrote (e.g. Supabase Auth's own ``oauth_clients``): stamping it would leave the code
+    reading columns that are not there, and altering another server's tables is not ours
+    to decide.
     """
     schema = None if connection.dialect.name == "sqlite" else "auth"
     inspector = inspect(connection)
     tables = set(inspector.get_table_names(schema=schema))
     if "sessions" not in tables:
         return None
+    for table, own in OWN_COLUMNS.items():
+        if table not in tables:
+            continue
+        present = {c["name"] for c in inspector.get_columns(table, schema=schema)}
+        missing = own - present
+        if missing:
+            raise AttachError(
+                f"auth.{table} exists but lacks {', '.join(sorted(missing))}: it was not "
+                "created by oauth_sessions (Supabase Auth's own OAuth server has a table of "
+                "that name). Nothing was changed. Point oauth_sessions at a database where "
+                "it owns these tables, or see docs/guides/supabase.md."
+            )
     columns = {c["name"] for c in inspector.get_columns("sessions", schema=schema)}
     if "oauth_client_id" not in columns or "oauth_clients" not in tables:
         return "0001"

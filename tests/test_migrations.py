@@ -113,3 +113,28 @@ def test_models_match_migrations(pg_engine: Engine) -> None:
         )
         diff = compare_metadata(context, metadata)
     assert diff == []
+
+
+def test_attach_refuses_supabase_owned_oauth_tables_and_changes_nothing(fresh_pg_url: str) -> None:
+    """Supabase Auth's own ``oauth_clients`` lacks our columns: refuse rather than mis-stamp."""
+    engine = create_auth_engine(fresh_pg_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        before = _seed_old_shape(engine)
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
+            conn.execute(text(
+                "CREATE TABLE auth.oauth_clients (id uuid PRIMARY KEY, client_secret_hash text, "
+                "redirect_uris text NOT NULL, grant_types text NOT NULL, client_name text, "
+                "created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"))
+            conn.execute(text("ALTER TABLE auth.sessions ADD COLUMN oauth_client_id uuid"))
+        with pytest.raises(migrate.AttachError, match="can_introspect"):
+            migrate.upgrade(engine)
+        assert migrate.current_revision(engine) is None
+        with engine.connect() as conn:
+            rows = [tuple(r)[:11] for r in conn.execute(text("SELECT * FROM auth.sessions ORDER BY id"))]
+        assert rows == before
+        columns = {c["name"] for c in inspect(engine).get_columns("oauth_clients", schema="auth")}
+        assert "can_introspect" not in columns
+    finally:
+        engine.dispose()
