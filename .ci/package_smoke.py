@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import sys
+from importlib import metadata
 from urllib.parse import parse_qs, urlsplit
 
 import quickstart
@@ -19,6 +20,7 @@ import quickstart
 import oauth_sessions
 
 assert "site-packages" in oauth_sessions.__file__, oauth_sessions.__file__
+assert oauth_sessions.__version__ == metadata.version("oauth_sessions") != "0.0.0+unknown"
 client = json.loads(sys.argv[1])
 redirect_uri = client["redirect_uris"][0] if "redirect_uris" in client else "http://127.0.0.1:9/cb"
 basic = "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
