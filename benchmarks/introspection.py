@@ -26,35 +26,29 @@ import base64
 import hashlib
 import os
 import random
-import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import AUTHLIB_SCHEMA, authlib_models, fresh_database  # noqa: E402
 from benchmarks.introspection_apps import (  # noqa: E402
-    AUTHLIB_SCHEMA,
     ISSUER,
     QueryCounter,
     authlib_app,
-    authlib_models,
     ours_app,
 )
 from oauth_sessions import migrate  # noqa: E402
@@ -63,7 +57,6 @@ from oauth_sessions.database import create_auth_engine, normalize_url  # noqa: E
 from oauth_sessions.jwt_tokens import build_access_token_claims, sign_access_token  # noqa: E402
 from oauth_sessions.keys import get_keyset  # noqa: E402
 
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TOKEN_LIFETIME = 3600
 
 LUA = """
@@ -91,24 +84,6 @@ def uid(i: int) -> uuid.UUID:
 
 
 # --------------------------------------------------------------------------- database
-
-
-@contextmanager
-def fresh_database(keep: bool) -> Any:
-    admin = create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    name = f"oauth_sessions_bench_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(ADMIN_URL)).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(url: str, sessions: int) -> dict[str, Any]:
@@ -191,34 +166,8 @@ def mint_tokens(url: str, sessions: int, sample: int, app_client: str, directory
 # --------------------------------------------------------------------------- load
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
 def gunicorn(target: str, url: str) -> Any:
-    port = free_port()
-    env = {**os.environ, "BENCH_DB_URL": url, "PYTHONPATH": str(ROOT)}
-    cmd = [str(Path(sys.executable).parent / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",
-           "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-           f"benchmarks.introspection_apps:create({target!r})"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"gunicorn for {target} did not start")
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    return harness.gunicorn("benchmarks.introspection_apps", target, url)
 
 
 def check_active(base: str, path: str, tokens: Path, auth: tuple[str, str]) -> None:
@@ -235,21 +184,12 @@ def check_active(base: str, path: str, tokens: Path, auth: tuple[str, str]) -> N
 
 def run_wrk(url: str, tokens: Path, auth: tuple[str, str], duration: int, directory: Path,
             connections: int, threads: int) -> dict[str, float]:
-    basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     script = directory / "introspect.lua"
-    script.write_text(LUA % {"tokens": tokens, "basic": basic})
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
-           "-s", str(script), url]
-    output = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                            timeout=duration + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if errors:
-        raise SystemExit(f"{url}: {errors.group(1)} error responses under load\n{output}")
-    latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", output).group(1))  # type: ignore[union-attr]
-               for p in ("50", "99")}
-    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "requests": total}
+    script.write_text(LUA % {"tokens": tokens, "basic": harness.basic_credentials(auth)})
+    result = harness.run_wrk(url, script, duration, connections, threads)
+    if result["errors"]:
+        raise SystemExit(f"{url}: {result['errors']:.0f} error responses under load")
+    return result
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -290,11 +230,6 @@ def cpu_per_request(before: dict[int, float], after: dict[int, float], requests:
     """Milliseconds of server CPU per request between two snapshots."""
     used = sum(after[pid] - before.get(pid, 0.0) for pid in after)
     return used / max(requests, 1) * 1000
-
-
-def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
 # --------------------------------------------------------------------------- statement count

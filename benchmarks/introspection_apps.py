@@ -22,7 +22,8 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-AUTHLIB_SCHEMA = "authlib_bench"
+from benchmarks.harness import authlib_models
+
 ISSUER = "http://127.0.0.1:9"  # the issuer only names the provider; nothing listens there
 
 
@@ -90,34 +91,6 @@ def ours_app(url: str) -> Flask:
 
 
 # --------------------------------------------------------------------------- plain Authlib
-
-
-def authlib_models() -> tuple[Any, Any, Any, Any]:
-    """Flask-SQLAlchemy models as in Authlib's "Flask OAuth 2.0 Server" documentation."""
-    from authlib.integrations.sqla_oauth2 import OAuth2ClientMixin, OAuth2TokenMixin
-    from flask_sqlalchemy import SQLAlchemy
-    from sqlalchemy import MetaData
-
-    db = SQLAlchemy(metadata=MetaData(schema=AUTHLIB_SCHEMA))
-
-    class User(db.Model):  # type: ignore[name-defined,misc]
-        __tablename__ = "user"
-        id = db.Column(db.Integer, primary_key=True)
-        username = db.Column(db.String(40), unique=True)
-
-    class Client(db.Model, OAuth2ClientMixin):  # type: ignore[name-defined,misc]
-        __tablename__ = "oauth2_client"
-        id = db.Column(db.Integer, primary_key=True)
-        user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"))
-        user = db.relationship("User")
-
-    class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
-        __tablename__ = "oauth2_token"
-        id = db.Column(db.Integer, primary_key=True)
-        user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"))
-        user = db.relationship("User")
-
-    return db, User, Client, Token
 
 
 def authlib_app(url: str) -> Flask:

@@ -27,17 +27,12 @@ import hashlib
 import json
 import os
 import random
-import re
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,13 +44,14 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.refresh_apps import AUTHLIB_SCHEMA, authlib_app, authlib_models, ours_app  # noqa: E402
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import AUTHLIB_SCHEMA, authlib_models  # noqa: E402
+from benchmarks.refresh_apps import authlib_app, ours_app  # noqa: E402
 from oauth_sessions import migrate  # noqa: E402
 from oauth_sessions.clients import ClientStore  # noqa: E402
 from oauth_sessions.database import create_auth_engine, normalize_url  # noqa: E402
 from oauth_sessions.refresh_tokens import encode_refresh_token  # noqa: E402
 
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AUTHLIB_CLIENT = "bench-app"
 
 LUA = """
@@ -98,24 +94,6 @@ def authlib_refresh(i: int) -> str:
 
 
 # --------------------------------------------------------------------------- database
-
-
-@contextmanager
-def fresh_database(keep: bool) -> Any:
-    admin = create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    name = f"oauth_sessions_bench_refresh_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(ADMIN_URL)).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(url: str, sessions: int, scopes: str) -> dict[str, Any]:
@@ -189,34 +167,8 @@ def write_tokens(rows: list[int], directory: Path, name: str) -> tuple[Path, Pat
 # --------------------------------------------------------------------------- load
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
 def gunicorn(target: str, url: str) -> Any:
-    port = free_port()
-    env = {**os.environ, "BENCH_DB_URL": url, "PYTHONPATH": str(ROOT)}
-    cmd = [str(Path(sys.executable).parent / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",
-           "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-           f"benchmarks.refresh_apps:create({target!r})"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"gunicorn for {target} did not start")
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    return harness.gunicorn("benchmarks.refresh_apps", target, url)
 
 
 def cpu_seconds(gunicorn_pid: int, database: str) -> float:
@@ -253,25 +205,10 @@ def check_refresh(base: str, token: str, auth: tuple[str, str]) -> None:
 
 def run_wrk(url: str, tokens: Path, auth: tuple[str, str], duration: int, directory: Path,
             connections: int, threads: int) -> dict[str, float]:
-    basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     script = directory / "refresh.lua"
-    script.write_text(LUA % {"tokens": tokens, "basic": basic, "threads": threads})
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
-           "-s", str(script), url]
-    output = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                            timeout=duration + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", output).group(1))  # type: ignore[union-attr]
-               for p in ("50", "99")}
-    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "requests": total,
-            "errors": int(errors.group(1)) if errors else 0}
-
-
-def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    script.write_text(LUA % {"tokens": tokens, "basic": harness.basic_credentials(auth),
+                             "threads": threads})
+    return harness.run_wrk(url, script, duration, connections, threads)
 
 
 # --------------------------------------------------------------------------- statements and plans
@@ -365,7 +302,8 @@ def main() -> None:
     if args.sessions < needed:
         raise SystemExit(f"--sessions must be at least {needed} (each token is used once)")
 
-    with fresh_database(args.keep_db) as url, tempfile.TemporaryDirectory() as tmp:
+    with harness.fresh_database(args.keep_db, "oauth_sessions_bench_refresh") as url, \
+            tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         ids = seed(url, args.sessions, args.scopes)
         database = str(make_url(url).database)

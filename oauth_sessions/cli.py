@@ -179,12 +179,14 @@ def delete_client(client_id: str, yes: bool) -> None:
 
 @cli.command("rotate-keys")
 @click.option("--alg", type=click.Choice(["ES256", "EdDSA", "RS256"]), default=None,
-              help="Algorithm of the new key (default: OAUTH_SESSIONS_SIGNING_ALG).")
+              help="Rotate only this algorithm's key (default: every algorithm in use, i.e. "
+                   "OAUTH_SESSIONS_SIGNING_ALG and OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG).")
 @with_appcontext
 def rotate_keys(alg: str | None) -> None:
-    """Sign with a new key from now on; the old key stays published until its tokens expire."""
-    key = get_state().components["keys"].rotate(alg)
-    click.echo(f"active signing key: {key.kid} ({key.alg})")
+    """Sign with new keys from now on; old keys stay published until their tokens expire."""
+    store = get_state().components["keys"]
+    for key in store.rotate_all(algs=(alg,) if alg else None):
+        click.echo(f"active signing key: {key.kid} ({key.alg})")
 
 
 @cli.command("purge")

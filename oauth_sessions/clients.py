@@ -32,6 +32,8 @@ from . import signals
 from .models import OAuthClient
 from .policy import is_valid_scope_token, join_scope, parse_scope
 from .types import Aal
+from .uris import MAX_URI_LENGTH, is_loopback_http, validate_backchannel_logout_uri
+from .uris import validate_redirect_uri as validate_redirect_uri
 
 if TYPE_CHECKING:
     from .store import SessionStore
@@ -55,7 +57,7 @@ SECRET_PREFIX: Final = "sha256$"
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
 GRANT_TYPES: Final = ("authorization_code", "refresh_token")
-MAX_REDIRECT_URI_LENGTH: Final = 2048
+MAX_REDIRECT_URI_LENGTH: Final = MAX_URI_LENGTH
 
 
 def generate_client_secret() -> str:
@@ -183,27 +185,18 @@ def _info(row: OAuthClient) -> ClientInfo:
     )
 
 
-def validate_redirect_uri(uri: str) -> str:
-    """A registered redirect URI: absolute, no fragment (RFC 6749 section 3.1.2), ASCII only."""
-    if not isinstance(uri, str) or not uri or len(uri) > MAX_REDIRECT_URI_LENGTH:
-        raise ValueError("redirect URI must be a non-empty string of at most 2048 characters")
-    if any(not ("!" <= c <= "~") for c in uri):
-        raise ValueError("redirect URI must be printable ASCII without spaces")
-    if "#" in uri:
-        raise ValueError("redirect URI must not contain a fragment (RFC 6749 section 3.1.2)")
-    scheme, sep, rest = uri.partition(":")
-    if not sep or not scheme.isascii() or not scheme[:1].isalpha() or not rest:
-        raise ValueError("redirect URI must be absolute (scheme:...)")
-    if scheme.lower() in {"javascript", "data", "file", "vbscript"}:
-        raise ValueError(f"redirect URI scheme {scheme!r} is not allowed")
-    return uri
-
-
 class ClientStore:
     """Create, read, list, rotate and delete clients. Owns its transactions."""
 
     def __init__(self, engine: Engine, *, cache_seconds: int = 5, sender: object | None = None,
-                 sessions: SessionStore | None = None) -> None:
+                 sessions: SessionStore | None = None,
+                 allow_loopback_http: bool | None = None) -> None:
+        """``allow_loopback_http``: accept ``http://127.0.0.1``-style back-channel logout URIs
+        (development only, see :mod:`oauth_sessions.uris`). By default it follows the issuer
+        of ``sessions``: on only when that issuer is itself a loopback http URL."""
+        if allow_loopback_http is None:
+            allow_loopback_http = sessions is not None and is_loopback_http(sessions.settings.issuer)
+        self.allow_loopback_http = allow_loopback_http
         self._engine = engine
         self._sender = sender
         self._sessions = sessions
@@ -267,11 +260,9 @@ class ClientStore:
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
         post_logout_redirect_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
-        if backchannel_logout_uri is not None:
-            # OIDC Back-Channel Logout 1.0 section 2.2: absolute http(s) URI, no fragment.
-            validate_redirect_uri(backchannel_logout_uri)
-            if not backchannel_logout_uri.lower().startswith(("https://", "http://")):
-                raise ValueError("backchannel_logout_uri must be an http(s) URL")
+        if backchannel_logout_uri is not None:  # fetched by this server: the SSRF rules apply
+            validate_backchannel_logout_uri(backchannel_logout_uri,
+                                            allow_loopback_http=self.allow_loopback_http)
         now = now or datetime.now(UTC)
         secret = generate_client_secret() if method in SECRET_METHODS else None
         row = OAuthClient(
@@ -321,7 +312,17 @@ class ClientStore:
         return secret if result.rowcount else None
 
     def update_metadata(self, client_id: uuid.UUID, **values: Any) -> bool:
-        """Change columns of a client (RFC 7592 updates). Keys are column names."""
+        """Change columns of a client (RFC 7592 updates). Keys are column names.
+
+        URI columns pass the same checks as in :meth:`create` (``ValueError`` otherwise), so an
+        update cannot smuggle in what registration would refuse.
+        """
+        for column in ("redirect_uris", "post_logout_redirect_uris"):
+            for uri in _split(values.get(column), "\n"):
+                validate_redirect_uri(uri)
+        if values.get("backchannel_logout_uri") is not None:
+            validate_backchannel_logout_uri(values["backchannel_logout_uri"],
+                                            allow_loopback_http=self.allow_loopback_http)
         table = _O_AUTH_CLIENT
         values.setdefault("updated_at", datetime.now(UTC))
         with self._engine.begin() as conn:

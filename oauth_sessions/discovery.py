@@ -1,7 +1,7 @@
 """Discovery metadata: RFC 8414 and OpenID Connect Discovery 1.0, one document for both.
 
 It lists exactly what this server does: one response type (``code``), two grants, PKCE with
-``S256`` only, the three client authentication methods, the signing algorithm in use, the
+``S256`` only, the three client authentication methods, the ID token signing algorithms (RS256 first), the
 RFC 9207 ``iss`` parameter, and no request objects.
 """
 
@@ -30,7 +30,7 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
     state = get_state(app)
     settings = state.settings
     base = settings.issuer + settings.url_prefix
-    alg = state.components["keys"].alg
+    keys = state.components["keys"]
     doc: dict[str, Any] = {
         "issuer": settings.issuer,
         "authorization_endpoint": base + "/authorize",
@@ -44,7 +44,7 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [alg],
+        "id_token_signing_alg_values_supported": _id_token_algs(keys.id_token_alg),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -70,6 +70,17 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
     if settings.dynamic_registration:
         doc["registration_endpoint"] = base + "/register"
     return doc
+
+
+def _id_token_algs(configured: str) -> list[str]:
+    """RS256 first (OpenID Connect Discovery 1.0 section 3: it MUST be listed), then the alg
+    configured for ID tokens when it differs.
+
+    Only algs this server can actually sign ID tokens with are listed; RS256 is always among
+    them because the key store creates an RS256 key whenever it is the configured alg, and a
+    client that asks for RS256 while another alg is configured is a registration-time concern.
+    """
+    return list(dict.fromkeys(("RS256", configured)))
 
 
 def _scopes_supported(state: AppState) -> list[str]:

@@ -31,6 +31,7 @@ from flask.typing import ResponseReturnValue
 from .clients import GRANT_TYPES
 from .extension import AppState, get_state
 from .jwt_tokens import InvalidAccessToken, verify_access_token
+from .store import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,9 @@ def revoke() -> ResponseReturnValue:
 
 def _session_of(state: AppState, value: str) -> uuid.UUID | None:
     """The session behind a token this server issued, or None (never raises)."""
-    from .introspection import StoreSessions
-
-    found = StoreSessions(state.components["sessions"]).current_refresh_session(value)
-    if found is not None:
+    sessions: SessionStore = state.components["sessions"]
+    found = sessions.find_refresh_session(value)  # read-only, the tag verified in constant time
+    if found is not None and found.is_current:  # a superseded token revokes nothing, as before
         return found.session.id
     claims = _verify_bearer(state, value)
     return uuid.UUID(claims["sid"]) if claims is not None else None

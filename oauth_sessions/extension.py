@@ -116,7 +116,8 @@ def _build_components(app: Flask, settings: Settings, engine: Engine,
     return {
         "sessions": sessions,
         "clients": clients,
-        "keys": KeyStore(engine, alg=settings.signing_alg, publish_grace=grace, box=box),
+        "keys": KeyStore(engine, alg=settings.signing_alg, publish_grace=grace, box=box,
+                         id_token_alg=settings.id_token_signing_alg),
         "authorizations": AuthorizationStore(
             engine, code_lifetime=settings.authorization_code_lifetime),
         "consents": ConsentStore(engine),

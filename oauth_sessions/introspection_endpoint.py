@@ -122,12 +122,11 @@ def _wants_jwt() -> bool:
 
 def _jwt_response(body: Mapping[str, Any], caller_id: str, issuer: str) -> Response:
     """RFC 9701 section 5: the answer signed by the provider, addressed to the caller."""
-    from .jwt_tokens import _sign  # the module's one signing primitive (header typ set here)
+    from .jwt_tokens import sign_jwt  # the active key; typ keeps this JWT from passing as another
 
     claims = {"iss": issuer, "aud": caller_id, "iat": int(time.time()),
               "token_introspection": dict(body)}
-    keyset = checks_for(current_app).keyset()
-    jwt = _sign(keyset._active(None), "token-introspection+jwt", claims)
+    jwt = sign_jwt(checks_for(current_app).keyset(), claims, typ="token-introspection+jwt")
     return Response(jwt, 200, _NO_STORE, mimetype=JWT_RESPONSE_TYPE)
 
 

@@ -21,7 +21,6 @@ from psycopg import pq
 from sqlalchemy import Engine
 
 from . import policy
-from .refresh_tokens import MalformedRefreshToken, key_bytes, parse_refresh_token, verify_tag
 from .types import Aal
 
 if TYPE_CHECKING:
@@ -201,14 +200,15 @@ def _close_all(idle: list[_Reserved]) -> None:
 class StoreSessions:
     """:class:`SessionSource` over the app's :class:`~oauth_sessions.store.SessionStore`.
 
-    Access tokens: ``SessionStore.get``, one primary-key SELECT. Refresh tokens: the store's
-    own refresh read (row + HMAC key + amr in one SELECT); the tag is checked in constant time
-    under the session key and only the current counter counts (see the module docstring).
+    Access tokens: ``SessionStore.get``, one primary-key SELECT (a prepared libpq read on
+    PostgreSQL). Refresh tokens: :meth:`SessionStore.find_refresh_session`, the store's public
+    read-only lookup (row + HMAC key + amr in one SELECT, tag checked in constant time); only
+    the current counter counts.
     """
 
     def __init__(self, store: SessionStore) -> None:
         self.store = store
-        engine = store._engine
+        engine = store.engine
         self._reserved = _reserved_connections(engine) if engine.dialect.driver == "psycopg" else None
 
     def get(self, session_id: uuid.UUID) -> SessionRow | None:
@@ -260,28 +260,15 @@ class StoreSessions:
         )
 
     def current_refresh_session(self, token: str) -> RefreshSession | None:
-        from . import store as store_module
+        """The store's read-only lookup; only the current counter counts (RFC 7662 section 2.2).
 
-        try:
-            parsed = parse_refresh_token(token)
-        except MalformedRefreshToken:
+        A superseded token is inactive here even inside the reuse interval: introspection says
+        whether a token may be *used*, and presenting an old one at the token endpoint is at
+        best a replay answer, at worst reuse that revokes the session.
+        """
+        found = self.store.find_refresh_session(token)
+        if found is None or not found.is_current:
             return None
-        sid = parsed.session_id
-        with self.store._auto.connect() as conn:  # the store's autocommit engine
-            rows = conn.execute(store_module._READ, {"b_sid": sid}).all()
-        if not rows or rows[0].refresh_token_hmac_key is None:
-            return None
-        try:
-            plain = self.store._box.decrypt(rows[0].refresh_token_hmac_key, context=sid.bytes)
-            if not verify_tag(parsed, key_bytes(plain)):
-                return None
-        except ValueError:  # undecryptable or damaged key: nothing this token can prove
-            log.warning("introspection: session %s has an unusable refresh-token key", sid)
-            return None
-        info = store_module._info(rows[0])
-        if parsed.counter != info.counter:
-            return None
-        entries = store_module._amr(rows)
-        latest = max((e.timestamp for e in entries), default=None)
-        return RefreshSession(info, [e.method for e in entries],
+        latest = max((e.timestamp for e in found.amr), default=None)
+        return RefreshSession(found.session, [e.method for e in found.amr],
                               int(latest.timestamp()) if latest else None)

@@ -32,6 +32,15 @@ every OpenID Connect relying party must accept for ID tokens (OIDC Core 15.1). T
 size: an RS256 signature is 342 base64url characters against 86 for ES256/EdDSA. The verify
 path itself costs ~10 µs above the signature, against ~27 µs for the generic joserfc path,
 because keys, algorithm models and repeated JOSE headers are parsed once per KeySet.
+
+One active key per algorithm in use: a :class:`KeySet` may hold an active key for each alg, and
+every signing call names (or defaults to) the alg it wants. The provider signs access tokens,
+logout tokens and introspection answers with ``OAUTH_SESSIONS_SIGNING_ALG`` (cheap signing on
+every refresh) and ID tokens with ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG``, RS256 by default,
+because OpenID Connect Discovery 1.0 section 3 requires RS256 among
+``id_token_signing_alg_values_supported`` and Dynamic Client Registration 1.0 section 2 makes it
+the default ``id_token_signed_response_alg`` a relying party may expect without asking.
+Verification is unchanged: the key is chosen by ``kid`` and the header's ``alg`` must be its own.
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ __all__ = [
     "KeySet",
     "SigningKey",
     "build_access_token_claims",
+    "current_active",
     "generate_signing_key",
     "oidc_token_hash",
     "rotate",
@@ -264,8 +274,9 @@ def _load_key(record: SigningKey, grace: timedelta) -> _LoadedKey:
 class KeySet:
     """The provider's signing keys, parsed once and kept for every request.
 
-    * *active*: the most recently activated key with ``activated_at <= now`` and no
-      ``retired_at``; it signs new tokens.
+    * *active*: per alg, the most recently activated key of that alg with
+      ``activated_at <= now`` and no ``retired_at``; it signs new tokens of that alg.
+      ``signing_alg`` names the alg used when a signing call names none.
     * *published / accepted*: every key without ``retired_at``, and retired keys until
       ``retired_at + publish_grace``. The grace must be at least the longest token lifetime so
       that a rotation never invalidates a token already handed out (zero-downtime rotation).
@@ -276,7 +287,7 @@ class KeySet:
     Keys already past their grace when the set is built are not even parsed.
     """
 
-    __slots__ = ("_by_activation", "_by_kid", "_headers", "_now", "publish_grace")
+    __slots__ = ("_by_activation", "_by_kid", "_headers", "_now", "publish_grace", "signing_alg")
 
     def __init__(
         self,
@@ -284,11 +295,17 @@ class KeySet:
         *,
         publish_grace: timedelta,
         now: datetime | None = None,
+        signing_alg: str | None = None,
     ) -> None:
         if publish_grace < timedelta(0):
             raise ValueError("publish_grace must not be negative")
+        if signing_alg is not None and signing_alg not in _ALGORITHMS:
+            raise ValueError(f"Unsupported signing alg {signing_alg!r}; use one of {SUPPORTED_ALGS}")
         _require_aware("now", now)
         self.publish_grace = publish_grace
+        #: Alg of the key that signs when the caller names none (access tokens and the other
+        #: JWTs but ID tokens); None: the most recently activated key of any alg.
+        self.signing_alg = signing_alg
         self._now = now
         load_ts = (now or _utcnow()).timestamp()
         by_kid: dict[str, _LoadedKey] = {}
@@ -319,13 +336,19 @@ class KeySet:
             return self._now.timestamp()
         return time.time()
 
-    def _active(self, now: datetime | None) -> _LoadedKey:
+    def _active(self, now: datetime | None, alg: str | None = None) -> _LoadedKey:
         ts = self._ts(now)
+        wanted = alg or self.signing_alg
         for activated_ts, key in self._by_activation:
-            if key.record.retired_at is None and activated_ts <= ts:
+            if (
+                key.record.retired_at is None
+                and activated_ts <= ts
+                and (wanted is None or key.record.alg == wanted)
+            ):
                 return key
+        named = f" for {wanted}" if wanted else ""
         raise RuntimeError(
-            "No active signing key: store the keys returned by "
+            f"No active signing key{named}: store the keys returned by "
             "oauth_sessions.jwt_tokens.rotate(existing_keys, alg) in auth.oauth_signing_keys "
             "and rebuild the KeySet."
         )
@@ -335,9 +358,17 @@ class KeySet:
         """The key that signs new tokens; ``RuntimeError`` saying how to create one if none."""
         return self._active(None).record
 
-    def active_at(self, now: datetime) -> SigningKey:
-        """The active key at ``now`` (see the class docstring)."""
-        return self._active(now).record
+    def active_at(self, now: datetime, alg: str | None = None) -> SigningKey:
+        """The active key at ``now`` for ``alg`` (default ``signing_alg``; see the class
+        docstring)."""
+        return self._active(now, alg).record
+
+    def active_for(self, alg: str, *, now: datetime | None = None) -> SigningKey | None:
+        """The active key of ``alg``, or None when that alg has none (yet)."""
+        try:
+            return self._active(now, alg).record
+        except RuntimeError:
+            return None
 
     def _accepted(self, kid: str, ts: float) -> _LoadedKey | None:
         key = self._by_kid.get(kid)
@@ -371,12 +402,19 @@ class KeySet:
         return f"KeySet(kids={list(self._by_kid)!r}, publish_grace={self.publish_grace!r})"
 
 
-def _current_active(keys: Sequence[SigningKey], now: datetime) -> SigningKey | None:
+def current_active(
+    keys: Sequence[SigningKey], now: datetime, alg: str | None = None
+) -> SigningKey | None:
+    """The key of ``alg`` (any alg if None) that signs at ``now`` among stored rows, or None:
+    the latest activated one not retired, the same choice :class:`KeySet` makes."""
     ts = now.timestamp()
     candidates = [
         k
         for k in keys
-        if k.retired_at is None and k.activated_at is not None and k.activated_at.timestamp() <= ts
+        if k.retired_at is None
+        and k.activated_at is not None
+        and k.activated_at.timestamp() <= ts
+        and (alg is None or k.alg == alg)
     ]
     return max(candidates, key=lambda k: (k.activated_at, k.created_at, k.kid), default=None)
 
@@ -388,15 +426,16 @@ def rotate(
     *,
     kid: str | None = None,
 ) -> list[SigningKey]:
-    """Return the key list after a rotation: a new ``alg`` key active from ``now``, and the key
-    that was active retired at ``now`` (still published through the KeySet's grace, so tokens
-    it signed keep verifying). Other rows are returned unchanged; nothing is deleted here.
+    """Return the key list after a rotation: a new ``alg`` key active from ``now``, and the
+    ``alg`` key that was active retired at ``now`` (still published through the KeySet's grace,
+    so tokens it signed keep verifying). Keys of other algs are returned unchanged: each alg in
+    use keeps its own active key. Nothing is deleted here.
 
     Pure: the caller stores the result (insert the new row, update the retired one).
     """
     now = now or _utcnow()
     _require_aware("now", now)
-    previous = _current_active(keys, now)
+    previous = current_active(keys, now, alg)
     new_key = generate_signing_key(alg, kid, now=now, activated_at=now)
     if any(k.kid == new_key.kid for k in keys):
         raise ValueError(f"kid {new_key.kid!r} already exists")
@@ -503,14 +542,16 @@ def sign_id_token(
     access_token: str | None = None,
     code: str | None = None,
     *,
+    alg: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """Sign an OIDC ID token (``typ: JWT``), adding ``at_hash`` / ``c_hash`` when the access
-    token / authorization code is returned alongside it."""
+    """Sign an OIDC ID token (``typ: JWT``) with the active key of ``alg`` (default: the set's
+    ``signing_alg``), adding ``at_hash`` / ``c_hash`` when the access token / authorization code
+    is returned alongside it; both hash with the ID token's own alg (OIDC Core 3.1.3.6)."""
     missing = [c for c in ID_TOKEN_REQUIRED_CLAIMS if c not in claims]
     if missing:
         raise ValueError(f"ID token claims lack {missing}")
-    key = keyset._active(now)
+    key = keyset._active(now, alg)
     payload = dict(claims)
     if access_token is not None:
         payload["at_hash"] = oidc_token_hash(access_token, key.record.alg)

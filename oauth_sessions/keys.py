@@ -7,6 +7,12 @@ it does not know). A rotation retires the active key but keeps it published for
 ``publish_grace`` = the longest token lifetime plus two reload periods, so every token signed by
 the old key, even by a worker that has not yet seen the rotation, verifies until it expires.
 
+One active key per algorithm in use: ``alg`` (``OAUTH_SESSIONS_SIGNING_ALG``) signs access
+tokens and the other JWTs, ``id_token_alg`` (``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG``, RS256 by
+default as OpenID Connect Discovery 1.0 section 3 requires) signs ID tokens. Each alg is created,
+rotated, retired and published on its own; the ``alg`` column of the table says which is which,
+so no schema change was needed.
+
 Private JWKs go through the app's :class:`~oauth_sessions.key_encryption.SecretBox`, so they are
 AES-GCM encrypted at rest whenever ``OAUTH_SESSIONS_ENCRYPTION_KEYS`` is configured.
 """
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from sqlalchemy import Engine, Table, select, update
 
-from .jwt_tokens import KeySet, SigningKey, generate_signing_key, rotate
+from .jwt_tokens import KeySet, SigningKey, current_active, generate_signing_key, rotate
 from .key_encryption import PlainKeys, SecretBox
 from .models import OAuthSigningKey
 
@@ -45,9 +51,13 @@ class KeyStore:
     """Reads, creates and rotates the signing keys; caches the parsed :class:`KeySet`."""
 
     def __init__(self, engine: Engine, *, alg: str, publish_grace: timedelta,
-                 box: SecretBox | None = None) -> None:
+                 box: SecretBox | None = None, id_token_alg: str | None = None) -> None:
         self._engine = engine
         self.alg = alg
+        #: Alg of ID tokens; the same as ``alg`` unless configured otherwise.
+        self.id_token_alg = id_token_alg or alg
+        #: Every alg that needs an active key, the access-token one first.
+        self.algs: tuple[str, ...] = tuple(dict.fromkeys((alg, self.id_token_alg)))
         self.publish_grace = publish_grace
         self._box: SecretBox = box or PlainKeys()
         self._lock = threading.Lock()
@@ -92,26 +102,38 @@ class KeyStore:
                                  .values(retired_at=key.retired_at))
 
     def rotate(self, alg: str | None = None, *, now: datetime | None = None) -> SigningKey:
-        """Make a new active key and retire the current one (kept published through the grace)."""
+        """Make a new active ``alg`` key (default: the access-token alg) and retire the current
+        key of that alg (kept published through the grace). Other algs are left alone."""
+        return self.rotate_all(algs=(alg or self.alg,), now=now)[0]
+
+    def rotate_all(self, *, algs: tuple[str, ...] | None = None,
+                   now: datetime | None = None) -> list[SigningKey]:
+        """Rotate every alg in use (or ``algs``) in one transaction; return the new keys."""
         now = now or datetime.now(UTC)
         before = self.load()
-        after = rotate(before, alg or self.alg, now)
+        after = before
+        for alg in algs or self.algs:
+            after = rotate(after, alg, now)
         self._save(before, after)
         self.invalidate()
-        return after[-1]
+        return after[len(before):]
+
+    def _missing_algs(self, keys: list[SigningKey], now: datetime) -> list[str]:
+        return [alg for alg in self.algs if current_active(keys, now, alg) is None]
 
     def ensure_active(self, *, now: datetime | None = None) -> None:
-        """Create the first key when the table has none active (first start of a deployment).
+        """Create the first key of each alg in use that has none active (first start of a
+        deployment, or an alg newly configured).
 
         Two workers starting at once may both create one; both stay published and the newer
         signs, which is harmless.
         """
         now = now or datetime.now(UTC)
         keys = self.load()
-        if not any(k.activated_at is not None and k.retired_at is None and k.activated_at <= now
-                   for k in keys):
-            key = generate_signing_key(self.alg, now=now, activated_at=now)
-            self._save(keys, [*keys, key])
+        missing = self._missing_algs(keys, now)
+        if missing:
+            new = [generate_signing_key(alg, now=now, activated_at=now) for alg in missing]
+            self._save(keys, [*keys, *new])
             self.invalidate()
 
     # ------------------------------------------------------------------ cache
@@ -135,10 +157,10 @@ class KeyStore:
                 return current
             self._forced_at = time.monotonic()
         keys = self.load()
-        if not any(k.activated_at is not None and k.retired_at is None for k in keys):
+        if self._missing_algs(keys, datetime.now(UTC)):
             self.ensure_active()
             keys = self.load()
-        keyset = KeySet(keys, publish_grace=self.publish_grace)
+        keyset = KeySet(keys, publish_grace=self.publish_grace, signing_alg=self.alg)
         with self._lock:
             self._keyset = keyset
             self._loaded_at = time.monotonic()

@@ -91,10 +91,12 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
 
 
 def _token_body(result: RotationResult, client: ClientInfo) -> dict[str, Any]:
+    from .extension import get_state
     from .tokens import build_token_response
 
+    with_id_token = get_state().settings.id_token_on_refresh and "openid" in result.scopes
     return build_token_response(
         session=result.session, client=client, scopes=result.scopes,
         refresh_token=result.refresh_token, amr=[a.method for a in result.amr],
-        auth_time=int(result.auth_time.timestamp()), include_id_token="openid" in result.scopes,
+        auth_time=int(result.auth_time.timestamp()), include_id_token=with_id_token,
     )

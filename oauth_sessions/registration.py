@@ -28,12 +28,12 @@ from .clients import (
     GRANT_TYPES,
     ClientInfo,
     ClientStore,
-    validate_redirect_uri,
     verify_client_secret,
 )
 from .discovery import STANDARD_SCOPES
 from .extension import get_state
 from .policy import is_valid_scope_token, join_scope, parse_scope
+from .uris import validate_backchannel_logout_uri, validate_redirect_uri
 
 __all__ = ["ClientMetadataError", "manage", "parse_client_metadata", "register"]
 
@@ -75,8 +75,25 @@ def _web_uri(body: Mapping[str, Any], key: str) -> str | None:
         raise ClientMetadataError("invalid_client_metadata", f"{key} is not a valid URL") from None
 
 
-def parse_client_metadata(body: Any, allowed_scopes: set[str]) -> dict[str, Any]:
-    """RFC 7591 section 2 metadata → keyword arguments of :meth:`ClientStore.create`."""
+def _backchannel_uri(body: Mapping[str, Any], *, allow_loopback_http: bool) -> str | None:
+    """OIDC Back-Channel Logout 1.0 section 2.2; this server POSTs there, so SSRF rules apply."""
+    value = body.get("backchannel_logout_uri")
+    if value is None:
+        return None
+    try:
+        return validate_backchannel_logout_uri(value, allow_loopback_http=allow_loopback_http)
+    except (ValueError, TypeError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "backchannel_logout_uri must be a string"
+        raise ClientMetadataError("invalid_client_metadata", reason) from None
+
+
+def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
+                          allow_loopback_http: bool = False) -> dict[str, Any]:
+    """RFC 7591 section 2 metadata → keyword arguments of :meth:`ClientStore.create`.
+
+    ``allow_loopback_http`` (development deployments only) lets the back-channel logout URI be
+    a loopback ``http`` URL; pass the client store's own ``allow_loopback_http``.
+    """
     if not isinstance(body, dict):
         raise ClientMetadataError("invalid_client_metadata", "the body must be a JSON object")
     redirect_uris = _uri_list(body, "redirect_uris", required=True)
@@ -99,7 +116,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str]) -> dict[str, Any]
     name = body.get("client_name")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
         raise ClientMetadataError("invalid_client_metadata", "client_name must be a short string")
-    backchannel = _web_uri(body, "backchannel_logout_uri")
+    backchannel = _backchannel_uri(body, allow_loopback_http=allow_loopback_http)
     session_required = body.get("backchannel_logout_session_required", True)
     if not isinstance(session_required, bool):
         raise ClientMetadataError("invalid_client_metadata",
@@ -177,12 +194,13 @@ def register() -> Response:
         given = _bearer() or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return _bearer_failure()
+    store: ClientStore = state.components["clients"]
     try:
-        options = parse_client_metadata(_body(), _allowed_scopes())
+        options = parse_client_metadata(_body(), _allowed_scopes(),
+                                        allow_loopback_http=store.allow_loopback_http)
     except ClientMetadataError as exc:
         return _json({"error": exc.error, "error_description": exc.description}, 400)
     token = secrets.token_urlsafe(32)
-    store: ClientStore = state.components["clients"]
     info, secret = store.create(registration_type="dynamic", registration_access_token=token,
                                 **options)
     return _json(_configuration(info, secret=secret, registration_token=token), 201)
@@ -207,7 +225,8 @@ def manage(client_id: str) -> Response:
         return _json({"error": "invalid_client_metadata",
                       "error_description": "the body must be a JSON object with this client_id"}, 400)
     try:
-        options = parse_client_metadata(body, _allowed_scopes())
+        options = parse_client_metadata(body, _allowed_scopes(),
+                                        allow_loopback_http=store.allow_loopback_http)
     except ClientMetadataError as exc:
         return _json({"error": exc.error, "error_description": exc.description}, 400)
     if options["public"] != info.is_public:

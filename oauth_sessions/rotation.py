@@ -28,12 +28,8 @@ Token rules, in the words of RFC 9700 section 4.14.2 (refresh token rotation):
 * a counter above ``n`` has a valid tag only if the key leaked or a row was restored from a
   backup; it is refused as not found and changes nothing.
 
-Step-up (:meth:`SessionStore.step_up`) advances the counter by two, as Supabase Auth does.
-The token ``n + 1`` is never issued, so right after a step-up the "previous" token that the
-reuse interval would forgive does not exist: every token from before the step-up is at least
-two behind and counts as reuse. A pre-step-up (aal1) token can therefore never be exchanged
-for aal2 tokens, neither by refreshing nor by the replay rule; presenting one revokes the
-session, which is the conservative answer for a token that may be in an attacker's hands.
+Step-up advances the counter by two, so no pre-step-up token is ever "the previous one":
+see :mod:`oauth_sessions.store` for why that makes every such token reuse.
 """
 
 from __future__ import annotations
@@ -44,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, literal_column, or_, select, update
 
@@ -73,7 +69,7 @@ from .refresh_tokens import (
 from .settings import Settings
 from .types import Aal, normalize_ip
 
-__all__ = ["AmrEntry", "RotationResult", "Rotator", "SessionInfo", "check_active"]
+__all__ = ["AmrEntry", "RefreshTokenLookup", "RotationResult", "Rotator", "SessionInfo", "check_active"]
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +158,25 @@ class RotationResult:
     def auth_time(self) -> datetime:
         """OIDC ``auth_time``: the latest authentication behind the session."""
         return max((a.timestamp for a in self.amr), default=self.session.created_at)
+
+
+class RefreshTokenLookup(NamedTuple):
+    """What a refresh token names, read without changing anything.
+
+    The one shared answer for every reader that must not rotate: introspection (RFC 7662
+    section 2.2), revocation (RFC 7009 section 2.1) and the CLI. ``counter`` is the token's
+    own; only a token whose counter is the session's current one (``is_current``) is usable,
+    an older one is superseded (or, presented to the token endpoint, reuse).
+    """
+
+    session: SessionInfo
+    amr: tuple[AmrEntry, ...]
+    counter: int
+
+    @property
+    def is_current(self) -> bool:
+        """True when this is the token the next refresh expects (RFC 9700 section 4.14.2)."""
+        return self.session.counter is not None and self.counter == self.session.counter
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -297,9 +312,7 @@ class Rotator:
             signals.session_revoked.send(self.sender, session=info, reason="refresh_token_reused")
         raise RefreshTokenReused(f"refresh token reuse detected on session {sid}")
 
-    def find_refresh_session(
-        self, refresh_token: str
-    ) -> tuple[SessionInfo, tuple[AmrEntry, ...], int] | None:
+    def find_refresh_session(self, refresh_token: str) -> RefreshTokenLookup | None:
         """Read-only: the session of a refresh token whose tag verifies, its amr, the token's counter.
 
         ``None`` for anything else (malformed, unknown session, forged tag, unusable key). One
@@ -321,7 +334,7 @@ class Rotator:
             return None
         if not verify_tag(parsed, key):
             return None
-        return _info(rows[0]), _amr(rows), parsed.counter
+        return RefreshTokenLookup(_info(rows[0]), _amr(rows), parsed.counter)
 
     @contextmanager
     def _statements(self) -> Iterator[_CoreStatements | _PgStatements]:

@@ -155,7 +155,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUDIENCE_MIN_AAL", {}, _aal_map,
             "Minimum aal per resource server (audience or introspecting client id)."),
     Setting("SIGNING_ALG", "ES256", _choice("ES256", "EdDSA", "RS256"),
-            "Algorithm of newly created signing keys."),
+            "Algorithm of the key that signs access tokens, logout tokens and signed "
+            "introspection answers."),
+    Setting("ID_TOKEN_ON_REFRESH", True, _bool,
+            "Return a fresh ID token from refresh_token grants when openid was granted (OIDC Core "
+            "12.2 makes it optional; off saves one ID-token signature per refresh)."),
+    Setting("ID_TOKEN_SIGNING_ALG", "RS256", _choice("ES256", "EdDSA", "RS256"),
+            "Algorithm of the key that signs ID tokens (OIDC Discovery 1.0 section 3: RS256 must "
+            "be supported)."),
     Setting("ENCRYPTION_KEYS", {}, _key_map,
             "Application keys {key_id: base64url 32 bytes} that encrypt session HMAC keys at rest."),
     Setting("ENCRYPTION_KEY_ID", None, _optional(_string),
@@ -187,6 +194,8 @@ class Settings:
     scope_min_aal: dict[str, Aal] = field(default_factory=dict)
     audience_min_aal: dict[str, Aal] = field(default_factory=dict)
     signing_alg: str = "ES256"
+    id_token_signing_alg: str = "RS256"
+    id_token_on_refresh: bool = True
     encryption_keys: dict[str, str] = field(default_factory=dict)
     encryption_key_id: str | None = None
     dynamic_registration: bool = False

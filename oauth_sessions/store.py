@@ -24,21 +24,32 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from . import signals
+from .after_commit import when_committed
 from .errors import SessionExpired, UnknownSession
 from .key_encryption import KeyEncryptor, PlainKeys, SecretBox
 from .policy import MAX_SCOPE_LENGTH, compute_not_after, join_scope, parse_scope
 from .refresh_tokens import encode_refresh_token, generate_hmac_key, key_bytes
-from .rotation import _A, _INFO_COLUMNS, _NOT_EXPIRED, _S, Rotator, check_active, clean_ip, utc_now
-from .rotation import _READ as _READ  # the introspection pipeline reuses the refresh read
+from .rotation import (
+    _A,
+    _INFO_COLUMNS,
+    _NOT_EXPIRED,
+    _S,
+    Rotator,
+    _info,
+    check_active,
+    clean_ip,
+    utc_now,
+)
 from .rotation import AmrEntry as AmrEntry
+from .rotation import RefreshTokenLookup as RefreshTokenLookup
 from .rotation import RotationResult as RotationResult
 from .rotation import SessionInfo as SessionInfo
-from .rotation import _amr as _amr
-from .rotation import _info as _info
 from .settings import Settings
 from .types import Aal
 
-__all__ = ["AmrEntry", "IssuedSession", "RotationResult", "SessionInfo", "SessionStore"]
+__all__ = [
+    "AmrEntry", "IssuedSession", "RefreshTokenLookup", "RotationResult", "SessionInfo", "SessionStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +63,8 @@ class SessionStore:
     """Create, read, rotate, step up/down, revoke, list and purge sessions.
 
     Each method owns its transaction unless given ``conn`` (then it never commits). Signals are
-    sent with ``sender`` (the Flask app, or ``None``) after the change is committed (with
-    ``conn``: after the statements ran, before the caller commits).
+    sent with ``sender`` (the Flask app, or ``None``) only for changes that are committed: with
+    ``conn``, when the caller commits that transaction, and never if it rolls back.
     """
 
     def __init__(self, engine: Engine, settings: Settings, encryptor: SecretBox | None = None,
@@ -67,6 +78,11 @@ class SessionStore:
                          else PlainKeys())
         self._box = encryptor
         self._rotator = Rotator(engine, settings, encryptor, sender)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the store writes through (readers such as introspection share it)."""
+        return self._engine
 
     @property
     def sender(self) -> object | None:
@@ -91,8 +107,9 @@ class SessionStore:
         ``not_after`` is the earliest of the configured timebox, the client's maximum and
         ``host_not_after`` (e.g. an SSO assertion's end). With ``SINGLE_SESSION_PER_CLIENT``
         the user's earlier sessions with the same client end in the same transaction.
-        Given ``conn``, everything runs in the caller's transaction and the signals are sent
-        before the caller commits.
+        Given ``conn``, everything runs in the caller's transaction and the signals wait for
+        it: sent when the caller commits, dropped if it rolls back
+        (:func:`~oauth_sessions.after_commit.when_committed`).
         """
         now = utc_now(now)
         scope_text = join_scope(parse_scope(scopes))
@@ -126,10 +143,14 @@ class SessionStore:
                     {"id": uuid.uuid4(), "session_id": session_id, "created_at": e.timestamp,
                      "updated_at": e.timestamp, "authentication_method": e.method} for e in claims
                 ])
-        for old in superseded:
-            signals.session_revoked.send(self.sender, session=old, reason="superseded")
-        info = _info(row)
-        signals.session_created.send(self.sender, session=info)
+        info, sender = _info(row), self.sender
+
+        def send() -> None:
+            for old in superseded:
+                signals.session_revoked.send(sender, session=old, reason="superseded")
+            signals.session_created.send(sender, session=info)
+
+        when_committed(conn, send)
         return IssuedSession(info, encode_refresh_token(session_id, 0, key_bytes(key)))
 
     def get(self, session_id: uuid.UUID, *, conn: Connection | None = None) -> SessionInfo | None:
@@ -180,10 +201,17 @@ class SessionStore:
                                     user_agent=user_agent, ip=ip, client_min_aal=client_min_aal,
                                     now=now)
 
-    def find_refresh_session(
-        self, refresh_token: str
-    ) -> tuple[SessionInfo, tuple[AmrEntry, ...], int] | None:
-        """Read-only lookup for introspection; see :meth:`Rotator.find_refresh_session`."""
+    def find_refresh_session(self, refresh_token: str) -> RefreshTokenLookup | None:
+        """Which session and counter this refresh token names, without changing anything.
+
+        The one read for every caller that must not rotate: introspection (RFC 7662 section
+        2.2), revocation (RFC 7009 section 2.1), the CLI. ``None`` unless the token is
+        well-formed, its session exists and its tag verifies (in constant time) under the
+        session's key, so a forged token learns nothing. A verified but superseded token comes
+        back with ``is_current`` False: the caller decides what an old token may still do.
+        One primary-key SELECT (prepared, on PostgreSQL), the same as the first step of
+        :meth:`rotate`.
+        """
         return self._rotator.find_refresh_session(refresh_token)
 
     # -- assurance level -----------------------------------------------------------------

@@ -10,7 +10,10 @@ audience to choose.
 
 ID tokens (OIDC Core section 2): ``aud`` = ``azp`` = the client, ``sid`` the session,
 ``acr`` the aal, ``amr``, ``auth_time``, ``nonce`` (when the request had one) and
-``at_hash`` over the access token returned alongside.
+``at_hash`` over the access token returned alongside. Signed with
+``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (RS256 by default: OpenID Connect Discovery 1.0
+section 3 and Dynamic Client Registration 1.0 section 2), while access tokens use
+``OAUTH_SESSIONS_SIGNING_ALG``, which is cheaper to sign on every refresh.
 """
 
 from __future__ import annotations
@@ -95,5 +98,6 @@ def build_token_response(
         }
         if nonce:
             id_claims["nonce"] = nonce
-        body["id_token"] = sign_id_token(keyset, id_claims, access_token=access_token, now=now)
+        body["id_token"] = sign_id_token(keyset, id_claims, access_token=access_token,
+                                         alg=settings.id_token_signing_alg, now=now)
     return body

@@ -83,13 +83,21 @@ def test_delete_client_ends_its_sessions(engine: Engine) -> None:
 def test_rotate_keys_adds_an_active_key_and_keeps_the_old_one_published(engine: Engine) -> None:
     app = make_app(engine)
     http = app.test_client()
-    first = http.get("/oauth/jwks").json["keys"][0]["kid"]
+    first = {k["kid"]: k["alg"] for k in http.get("/oauth/jwks").json["keys"]}
+    assert sorted(first.values()) == ["ES256", "RS256"]  # access-token and ID-token keys
     result = _run(app, "rotate-keys", "--alg", "RS256")
-    assert result.exit_code == 0 and "RS256" in result.output
+    assert result.exit_code == 0 and "RS256" in result.output and "ES256" not in result.output
     keys = http.get("/oauth/jwks").json["keys"]
-    assert [k["alg"] for k in keys] == ["RS256", "ES256"] and keys[1]["kid"] == first
+    assert keys[0]["alg"] == "RS256" and keys[0]["kid"] not in first
+    assert {k["kid"] for k in keys[1:]} == set(first)
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(OAuthSigningKey.__table__)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(OAuthSigningKey.__table__)).scalar() == 3
+    both = _run(app, "rotate-keys")
+    assert both.exit_code == 0
+    assert both.output.count("active signing key") == 2
+    assert "(ES256)" in both.output and "(RS256)" in both.output
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(OAuthSigningKey.__table__)).scalar() == 5
 
 
 def test_create_private_key_jwt_client_from_a_jwks_file(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]

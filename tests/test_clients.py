@@ -240,3 +240,35 @@ def test_jwks_must_hold_public_keys_only(engine: Engine) -> None:
         store.create(name="x", redirect_uris=[REDIRECT_URI], token_endpoint_auth_method="private_key_jwt")
     with pytest.raises(ValueError, match="jwks"):
         store.create(name="x", redirect_uris=[REDIRECT_URI], jwks={"keys": [key.as_dict(private=False)]})
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:9/bc", "https://10.1.2.3/bc",
+                                 "http://rp.example/bc", "https://u:p@rp.example/bc"])
+def test_client_store_applies_the_backchannel_rules_too(engine: Engine, uri: str) -> None:
+    store = ClientStore(engine, cache_seconds=0)  # no loopback issuer known: production rules
+    with pytest.raises(ValueError, match=r"backchannel_logout_uri|userinfo"):
+        store.create(name="A", redirect_uris=[REDIRECT_URI], backchannel_logout_uri=uri)
+    info, _ = store.create(name="A", redirect_uris=[REDIRECT_URI],
+                           backchannel_logout_uri="https://rp.example/bc")
+    with pytest.raises(ValueError):
+        store.update_metadata(info.id, backchannel_logout_uri=uri)
+    assert store.get(info.id, fresh=True).backchannel_logout_uri == "https://rp.example/bc"
+
+
+def test_client_store_allows_loopback_http_only_when_told_or_for_a_loopback_issuer(
+        engine: Engine) -> None:
+    dev = ClientStore(engine, cache_seconds=0, allow_loopback_http=True)
+    info, _ = dev.create(name="A", redirect_uris=[REDIRECT_URI],
+                         backchannel_logout_uri="http://127.0.0.1:9/bc")
+    assert info.backchannel_logout_uri == "http://127.0.0.1:9/bc"
+    app_store = get_state(make_app(engine)).components["clients"]  # issuer http://127.0.0.1:5000
+    production = get_state(make_app(engine, issuer="https://issuer.example")).components["clients"]
+    assert app_store.allow_loopback_http is True and production.allow_loopback_http is False
+
+
+def test_update_metadata_refuses_a_redirect_uri_with_userinfo(engine: Engine) -> None:
+    store = ClientStore(engine, cache_seconds=0)
+    info, _ = store.create(name="A", redirect_uris=[REDIRECT_URI])
+    with pytest.raises(ValueError, match="userinfo"):
+        store.update_metadata(info.id, redirect_uris="https://rp.example@evil.example/cb")
+    assert store.get(info.id, fresh=True).redirect_uris == (REDIRECT_URI,)

@@ -102,7 +102,9 @@ def test_full_flow_issues_session_bound_tokens_and_revocation_ends_them(engine: 
     assert access["exp"] - access["iat"] == 300 and access["jti"]
 
     id_header, id_token = _verify(http, body["id_token"])
-    assert id_header["typ"] == "JWT" and id_header["kid"] == header["kid"]
+    # ID tokens are RS256 by default (OIDC Discovery 1.0 section 3), access tokens ES256.
+    assert id_header["typ"] == "JWT" and (id_header["alg"], header["alg"]) == ("RS256", "ES256")
+    assert id_header["kid"] != header["kid"]
     assert id_token["iss"] == ISSUER and id_token["aud"] == client.client_id
     assert id_token["azp"] == client.client_id and id_token["sub"] == str(user)
     assert id_token["sid"] == str(row.id) and id_token["nonce"] == "n-0S6_WzA2Mj"

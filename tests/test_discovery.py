@@ -24,7 +24,8 @@ def test_document_lists_exactly_what_is_supported(engine: Engine) -> None:
     assert doc["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     assert "HS256" not in doc["token_endpoint_auth_signing_alg_values_supported"]
-    assert doc["id_token_signing_alg_values_supported"] == ["ES256"]
+    # OIDC Discovery 1.0 section 3: RS256 MUST be listed; it is also the default ID token alg.
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["request_parameter_supported"] is False
     assert doc["request_uri_parameter_supported"] is False
@@ -44,11 +45,19 @@ def test_every_advertised_endpoint_exists(engine: Engine) -> None:
 
 
 def test_signing_alg_setting_is_what_discovery_and_jwks_say(engine: Engine) -> None:
-    http = make_app(engine, signing_alg="EdDSA").test_client()
+    http = make_app(engine, signing_alg="EdDSA", id_token_signing_alg="EdDSA").test_client()
     doc = http.get("/.well-known/openid-configuration").json
-    assert doc["id_token_signing_alg_values_supported"] == ["EdDSA"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256", "EdDSA"]
     keys = http.get("/oauth/jwks").json["keys"]
     assert [k["alg"] for k in keys] == ["EdDSA"] and keys[0]["crv"] == "Ed25519"
+
+
+def test_access_and_id_token_algs_each_get_a_published_key(engine: Engine) -> None:
+    http = make_app(engine, signing_alg="EdDSA").test_client()
+    doc = http.get("/.well-known/openid-configuration").json
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    keys = http.get("/oauth/jwks").json["keys"]
+    assert sorted(k["alg"] for k in keys) == ["EdDSA", "RS256"]
 
 
 def test_jwks_publishes_public_keys_only(engine: Engine) -> None:

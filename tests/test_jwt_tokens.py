@@ -499,10 +499,11 @@ def test_rotation_keeps_old_tokens_valid_through_the_grace_only() -> None:
     long_lived = claims(exp=int((T0 + 2 * GRACE).timestamp()))
     old_token = sign_access_token(KeySet(keys, publish_grace=GRACE), long_lived, now=T0)
 
-    rotated = rotate(keys, "EdDSA", T0)
+    rotated = rotate(keys, "ES256", T0)
     old_key, new_key = rotated
     assert (old_key.kid, old_key.retired_at) == (keys[0].kid, T0)
-    assert (new_key.alg, new_key.activated_at, new_key.retired_at) == ("EdDSA", T0, None)
+    assert (new_key.alg, new_key.activated_at, new_key.retired_at) == ("ES256", T0, None)
+    assert new_key.kid != old_key.kid
 
     with freeze_time(T0):  # built at rotation time, then kept by a long-lived worker
         keyset = KeySet(rotated, publish_grace=GRACE)

@@ -49,13 +49,15 @@ def test_key_rotation_keeps_old_tokens_valid_until_they_expire(engine: Engine) -
     start = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
     with freeze_time(start):
         app, http, client, secret, body = _tokens(engine)
-        old_kid = http.get("/oauth/jwks").json["keys"][0]["kid"]
+        old_kids = {k["kid"] for k in http.get("/oauth/jwks").json["keys"]}
+        old_kid = _verify(http, body["access_token"])[0]["kid"]
     start += timedelta(seconds=10)
     with freeze_time(start):
         keys = get_state(app).components["keys"]
         new = keys.rotate()
         kids = [k["kid"] for k in http.get("/oauth/jwks").json["keys"]]
-        assert kids == [new.kid, old_kid]  # newest first, old still published
+        assert kids[0] == new.kid and set(kids[1:]) == old_kids  # newest first, old published
+        assert len(kids) == 3 and old_kid in kids
         ok = http.get("/oauth/userinfo", headers={"Authorization": "Bearer " + body["access_token"]})
         assert ok.status_code == 200
         # new tokens are signed by the new key
@@ -71,7 +73,9 @@ def test_key_rotation_keeps_old_tokens_valid_until_they_expire(engine: Engine) -
         assert old_kid in [k["kid"] for k in http.get("/oauth/jwks").json["keys"]]
     with freeze_time(start + grace):
         keys.invalidate()
-        assert [k["kid"] for k in http.get("/oauth/jwks").json["keys"]] == [new.kid]
+        # the retired access-token key is gone; the untouched ID-token key stays
+        assert {k["kid"] for k in http.get("/oauth/jwks").json["keys"]} == \
+            (old_kids - {old_kid}) | {new.kid}
 
 
 def _b64(client_id: str, secret: str | None) -> str:
@@ -138,7 +142,8 @@ def test_private_signing_keys_are_encrypted_at_rest_when_keys_are_configured(eng
     app = make_app(engine, encryption_keys={"k1": key}, encryption_key_id="k1")
     _, http, _, _, body = _tokens(engine, app)
     with engine.connect() as conn:
-        stored = conn.execute(select(OAuthSigningKey.__table__.c.private_jwk)).scalar_one()
-    assert stored.startswith("enc1:k1:") and '"d"' not in stored
+        stored = conn.execute(select(OAuthSigningKey.__table__.c.private_jwk)).scalars().all()
+    assert len(stored) == 2  # the access-token key (ES256) and the ID-token key (RS256)
+    assert all(s.startswith("enc1:k1:") and '"d"' not in s for s in stored)
     assert http.get("/oauth/userinfo",
                     headers={"Authorization": "Bearer " + body["access_token"]}).status_code == 200

@@ -246,3 +246,20 @@ def test_tokens_follow_the_sessions_aal_after_step_up_and_downgrade(provider: Pr
     provider.store.set_aal(issued.session.id, Aal.AAL1)
     body = _refresh(provider, body["refresh_token"], client, secret).get_json()
     assert verify_access_token(keyset, body["access_token"], issuer=ISSUER)["aal"] == "aal1"
+
+
+@pytest.mark.parametrize("setting", [True, False])
+def test_id_token_on_refresh_follows_the_setting(engine: Engine, setting: bool) -> None:
+    """OIDC Core 12.2: a refresh response *may* carry an ID token; the host decides."""
+    app = Flask(__name__)
+    app.config.update(TESTING=True, SECRET_KEY="test")
+    OAuthSessions(app, engine=engine, issuer=ISSUER, id_token_on_refresh=setting)
+    comps = get_state(app).components
+    p = Provider(app, app.test_client(), comps["sessions"], comps["clients"], _wire(app, engine))
+    client, secret = _register(p)
+    with_openid = _session(p, client)
+    body = _refresh(p, with_openid.refresh_token, client, secret).get_json()
+    assert ("id_token" in body) is setting
+    assert body["refresh_token"] and body["access_token"]
+    without_openid = _session(p, client, scopes="profile offline_access")
+    assert "id_token" not in _refresh(p, without_openid.refresh_token, client, secret).get_json()

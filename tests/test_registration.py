@@ -142,3 +142,70 @@ def test_private_key_jwt_registration_needs_public_jwks(engine: Engine) -> None:
     ok = _register(http, METADATA | method | {"jwks": {"keys": [key.as_dict(private=False)]}})
     assert ok.status_code == 201 and "client_secret" not in ok.json
     assert ok.json["jwks"]["keys"][0]["kid"] == "k"
+
+
+PRODUCTION = "https://issuer.example"
+
+
+@pytest.mark.parametrize("uri", [
+    "http://127.0.0.1:6379/",            # loopback over http on a production deployment
+    "https://localhost/logout",          # this machine, whatever the scheme
+    "http://rp.example/logout",          # https is required (OIDC Back-Channel Logout 2.2)
+    "https://169.254.169.254/latest",    # cloud metadata address
+    "https://10.0.0.5/logout",           # private network
+    "https://[::ffff:127.0.0.1]/",       # loopback dressed as IPv6
+    "https://2130706433/",               # 127.0.0.1 in the decimal form resolvers accept
+    "https://admin:pw@rp.example/logout",
+    "https://rp.example/logout#frag",
+    "ftp://rp.example/logout",
+    ["https://rp.example/logout"],
+])
+def test_backchannel_logout_uri_cannot_aim_the_server_at_internal_hosts(
+        engine: Engine, uri: Any) -> None:
+    http = make_app(engine, dynamic_registration=True, issuer=PRODUCTION).test_client()
+    before = snapshot(engine)
+    response = _register(http, METADATA | {"backchannel_logout_uri": uri})
+    assert response.status_code == 400 and response.json["error"] == "invalid_client_metadata"
+    description = response.json["error_description"]
+    assert description and (not isinstance(uri, str) or uri not in description)  # no echo
+    assert snapshot(engine) == before
+
+
+def test_an_https_backchannel_logout_uri_is_accepted_in_production(engine: Engine) -> None:
+    http = make_app(engine, dynamic_registration=True, issuer=PRODUCTION).test_client()
+    response = _register(http, METADATA | {"backchannel_logout_uri": "https://rp.example/bc"})
+    assert response.status_code == 201
+    assert response.json["backchannel_logout_uri"] == "https://rp.example/bc"
+
+
+def test_loopback_http_backchannel_is_only_for_a_loopback_issuer(engine: Engine) -> None:
+    body = METADATA | {"backchannel_logout_uri": "http://127.0.0.1:9000/bc"}
+    development = make_app(engine, dynamic_registration=True).test_client()  # http://127.0.0.1
+    assert _register(development, body).status_code == 201
+    production = make_app(engine, dynamic_registration=True, issuer=PRODUCTION).test_client()
+    assert _register(production, body).status_code == 400
+
+
+@pytest.mark.parametrize("key", ["redirect_uris", "post_logout_redirect_uris"])
+def test_redirect_uris_with_userinfo_are_refused(engine: Engine, key: str) -> None:
+    http = make_app(engine, dynamic_registration=True).test_client()
+    before = snapshot(engine)
+    response = _register(http, METADATA | {key: ["https://rp.example@evil.example/cb"]})
+    assert response.status_code == 400
+    assert response.json["error"] == ("invalid_redirect_uri" if key == "redirect_uris"
+                                      else "invalid_client_metadata")
+    assert snapshot(engine) == before
+
+
+def test_an_update_cannot_point_the_backchannel_inside_either(engine: Engine) -> None:
+    app = make_app(engine, dynamic_registration=True, issuer=PRODUCTION)
+    http = app.test_client()
+    created = _register(http, METADATA).json
+    uri = "/oauth/register/" + created["client_id"]
+    auth = {"Authorization": "Bearer " + created["registration_access_token"]}
+    current = http.get(uri, headers=auth).json
+    before = snapshot(engine)
+    response = http.put(uri, headers=auth,
+                        json=current | {"backchannel_logout_uri": "https://192.168.1.1/"})
+    assert response.status_code == 400 and response.json["error"] == "invalid_client_metadata"
+    assert snapshot(engine) == before
