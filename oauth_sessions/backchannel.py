@@ -23,9 +23,11 @@ price of one more write on every revocation.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import logging
 import secrets
+import socket
 import threading
 import time
 import urllib.error
@@ -39,6 +41,7 @@ from typing import Any, Final
 
 from . import signals
 from .jwt_tokens import sign_jwt
+from .uris import LOOPBACK_HOSTS
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_LIFETIME", "BackchannelSender", "Delivery",
            "build_logout_token_claims", "connect_signals", "sign_logout_token"]
@@ -84,6 +87,31 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
+class BlockedAddress(ValueError):
+    """The receiver's host name resolves to an address this server must not call."""
+
+
+def check_resolved_host(host: str) -> None:
+    """Refuse a host name that resolves to an internal address (SSRF through DNS).
+
+    Registration (:mod:`oauth_sessions.uris`) already refuses internal IP literals and
+    admits loopback only on a development deployment; a DNS name can only be judged when
+    it is resolved, so that happens here, just before the POST. The check and the connect
+    resolve separately, so a name that changes its answer in between (DNS rebinding) is a
+    residual risk; pinning the address would need a connection class of our own.
+    """
+    if host in LOOPBACK_HOSTS:
+        return  # a literal loopback host passed registration only in development
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return  # unresolvable: the POST fails the same way and is retried
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            raise BlockedAddress(f"{host} resolves to a non-public address")
+
+
 def post_form(uri: str, token: str, timeout: float) -> int:
     """Section 2.5: ``application/x-www-form-urlencoded`` POST. Redirects are not followed, so a
     client cannot bounce the provider's request to an address it did not register.
@@ -91,6 +119,7 @@ def post_form(uri: str, token: str, timeout: float) -> int:
     The standard library's client is enough here and keeps ``requests`` an optional extra
     (it is only needed by the remote resource-server helper).
     """
+    check_resolved_host((urllib.parse.urlsplit(uri).hostname or "").rstrip("."))
     body = urllib.parse.urlencode({"logout_token": token}).encode("ascii")
     request = urllib.request.Request(  # noqa: S310 - scheme checked at client registration
         uri, data=body, method="POST",
@@ -251,6 +280,11 @@ class BackchannelSender:
         where = f"client={delivery.client_id} sid={delivery.session_id} attempt={delivery.attempts}"
         try:
             status = self._post(delivery.uri, delivery.token, self.timeout)
+        except BlockedAddress:
+            self.failed += 1
+            log.warning("back-channel logout refused: %s receiver resolves to a non-public "
+                        "address", where)
+            return None
         except Exception as exc:  # connection refused, timeout, TLS, DNS ...
             status, detail = 0, type(exc).__name__
         else:
