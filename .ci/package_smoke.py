@@ -16,6 +16,7 @@ from importlib import metadata
 from urllib.parse import parse_qs, urlsplit
 
 import quickstart
+from protected_api import add_api
 
 import oauth_sessions
 
@@ -26,6 +27,7 @@ redirect_uri = client["redirect_uris"][0] if "redirect_uris" in client else "htt
 basic = "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
 
 app = quickstart.create_app()
+add_api(app)  # the quickstart's protected-API step (docs/snippets/protected_api.py)
 http = app.test_client()
 assert http.get("/.well-known/openid-configuration").status_code == 200
 assert http.get("/oauth/jwks").json["keys"], "no signing key published"
@@ -57,10 +59,16 @@ assert refreshed["refresh_token"] != tokens["refresh_token"], refreshed
 info = http.post("/oauth/introspect", headers={"Authorization": basic},
                  data={"token": refreshed["access_token"]}).json
 assert info["active"] is True and info["sid"], info
+bearer = {"Authorization": "Bearer " + refreshed["access_token"]}
+me = http.get("/api/me", headers=bearer)
+assert me.status_code == 200 and me.json["client"] == client["client_id"], me.get_data(as_text=True)
+assert http.get("/api/me").status_code == 401
 assert http.post("/oauth/revoke", headers={"Authorization": basic},
                  data={"token": refreshed["refresh_token"]}).status_code == 200
 info = http.post("/oauth/introspect", headers={"Authorization": basic},
                  data={"token": refreshed["access_token"]}).json
 assert info == {"active": False}, info
+denied = http.get("/api/me", headers=bearer)
+assert denied.status_code == 401 and "invalid_token" in denied.headers["WWW-Authenticate"], denied
 print("package smoke: wheel", oauth_sessions.__version__, "code flow, refresh, introspection, "
-      "revocation OK")
+      "protected API, revocation OK")
