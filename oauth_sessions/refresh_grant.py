@@ -6,9 +6,9 @@ writes nothing; only step 5 writes, and only as :meth:`SessionStore.rotate` deci
 1. authenticate the client as registered (``client_secret_basic``, ``client_secret_post``, or
    ``none`` for public clients; RFC 6749 section 2.3) -> ``invalid_client``;
 2. the client is registered for the refresh grant -> ``unauthorized_client``;
-3. exactly one ``refresh_token`` (and at most one ``scope``) parameter, RFC 6749 section 3.2
-   -> ``invalid_request``; a ``scope`` made of valid scope tokens (section 3.3) ->
-   ``invalid_scope``;
+3. a ``refresh_token`` parameter -> ``invalid_request`` (a repeated parameter, RFC 6749
+   section 3.2, never gets here: the blueprint's ``check_parameters`` refuses it for every
+   endpoint); a ``scope`` made of valid scope tokens (section 3.3) -> ``invalid_scope``;
 4. -- everything else is the store's, on the session row: token syntax and tag, session
    exists, token bound to *this* client (section 6: "the refresh token is bound to the client
    to which it was issued"), not expired, not inactive, aal policy, scope narrowing;
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RefreshTokenGrant"]
 
-_SINGLE_VALUED = ("refresh_token", "scope", "grant_type")
 _MAX_USER_AGENT = 1024
 
 
@@ -64,10 +63,6 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         client: ClientInfo = wrapper.info
         if not client.may_refresh():
             raise UnauthorizedClientError("the client may not use the refresh token grant")
-        datalist = self.request.payload.datalist
-        for name in _SINGLE_VALUED:
-            if len(datalist.get(name, [])) > 1:
-                raise InvalidRequestError(f"the {name} parameter is repeated")
         if not self.request.form.get("refresh_token"):
             raise InvalidRequestError("refresh_token is required")
         scope = self.request.form.get("scope")
