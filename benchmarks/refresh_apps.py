@@ -32,11 +32,11 @@ def create(target: str) -> Flask:
         return trivial_app()
     if target == "authlib":
         return authlib_app(os.environ["BENCH_DB_URL"])
-    if target == "ours":
+    if target in ("ours", "ours-openid"):  # the same app; the sessions differ (openid granted)
         return ours_app(os.environ["BENCH_DB_URL"])
-    if target == "ours-no-pre-ping":
-        return ours_app(os.environ["BENCH_DB_URL"], pre_ping=False)
-    raise SystemExit(f"unknown target {target!r}: trivial, authlib, ours or ours-no-pre-ping")
+    if target == "ours-flask":
+        return ours_app(os.environ["BENCH_DB_URL"], hot_path=False)
+    raise SystemExit(f"unknown target {target!r}: trivial, authlib, ours, ours-openid or ours-flask")
 
 
 def trivial_app() -> Flask:
@@ -50,15 +50,12 @@ def trivial_app() -> Flask:
     return app
 
 
-def ours_app(url: str, *, pre_ping: bool = True) -> Flask:
-    """The provider as a host configures it; ``pre_ping=False`` measures the engine without the
-    pool's per-checkout liveness ping (one round trip per request)."""
+def ours_app(url: str, *, hot_path: bool = True) -> Flask:
+    """The provider as a host configures it; ``hot_path=False`` measures the Flask views alone."""
     from oauth_sessions import OAuthSessions
-    from oauth_sessions.database import create_auth_engine
 
     app = Flask("ours")
-    engine = None if pre_ping else create_auth_engine(url, pool_pre_ping=False)
-    OAuthSessions(app, issuer=ISSUER, database_url=url, engine=engine)
+    OAuthSessions(app, issuer=ISSUER, database_url=url, hot_path=hot_path)
     return app
 
 

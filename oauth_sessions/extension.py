@@ -88,6 +88,10 @@ class OAuthSessions:
         from .endpoints import register_blueprints
 
         register_blueprints(app, state)
+        if settings.hot_path:
+            from .hot_path import install
+
+            install(app, state)
 
         if "oauth-sessions" not in app.cli.commands:
             app.cli.add_command(cli)

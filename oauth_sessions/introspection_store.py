@@ -123,7 +123,7 @@ class _Reserved:
     prepared: bool = False
 
 
-class _ReservedConnections:
+class ReservedConnections:
     """A small LIFO of connections kept for the introspection read, one set per engine.
 
     They are made by the engine (so its connect arguments and ``connect`` events apply), then
@@ -152,6 +152,10 @@ class _ReservedConnections:
                 self._pid = os.getpid()
             if self._idle:
                 return self._idle.pop()
+        return self.fresh()
+
+    def fresh(self) -> _Reserved:
+        """A new connection made by the engine (its pool's pre-ping included), detached."""
         engine = self._engine()
         if engine is None:
             raise _FastPathUnavailable("engine disposed")
@@ -172,15 +176,15 @@ class _ReservedConnections:
 
 
 _INHERITED: list[_Reserved] = []
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, _ReservedConnections] = weakref.WeakKeyDictionary()
+_BY_ENGINE: weakref.WeakKeyDictionary[Engine, ReservedConnections] = weakref.WeakKeyDictionary()
 _BY_ENGINE_LOCK = threading.Lock()
 
 
-def _reserved_connections(engine: Engine) -> _ReservedConnections:
+def reserved_connections(engine: Engine) -> ReservedConnections:
     with _BY_ENGINE_LOCK:
         reserved = _BY_ENGINE.get(engine)
         if reserved is None:
-            reserved = _BY_ENGINE[engine] = _ReservedConnections(engine)
+            reserved = _BY_ENGINE[engine] = ReservedConnections(engine)
             weakref.finalize(engine, _close_all, reserved._idle)
     return reserved
 
@@ -209,14 +213,14 @@ class StoreSessions:
     def __init__(self, store: SessionStore) -> None:
         self.store = store
         engine = store.engine
-        self._reserved = _reserved_connections(engine) if engine.dialect.driver == "psycopg" else None
+        self._reserved = reserved_connections(engine) if engine.dialect.driver == "psycopg" else None
 
     def get(self, session_id: uuid.UUID) -> SessionRow | None:
         if self._reserved is not None and not self._reserved.disabled:
             return self._get_prepared(self._reserved, session_id)
         return self.store.get(session_id)
 
-    def _get_prepared(self, reserved: _ReservedConnections, session_id: uuid.UUID) -> SessionRow | None:
+    def _get_prepared(self, reserved: ReservedConnections, session_id: uuid.UUID) -> SessionRow | None:
         """The same primary-key read as ``SessionStore.get``, as exactly one libpq round trip.
 
         cProfile of the endpoint showed the per-call machinery around the query (pool checkout
@@ -224,7 +228,7 @@ class StoreSessions:
         query itself. So the hot path runs a statement prepared once per connection with
         ``PQexecPrepared``, outside any transaction block (PostgreSQL autocommits it: no
         BEGIN/ROLLBACK), reading only the columns the pipeline needs, on a connection reserved
-        for it (:class:`_ReservedConnections`). Disconnects are handled optimistically instead
+        for it (:class:`ReservedConnections`). Disconnects are handled optimistically instead
         of by a ping: on any surprise (a dead connection, a lost prepared statement) the
         connection is dropped and ``SessionStore.get`` answers through the app's pool instead.
         """

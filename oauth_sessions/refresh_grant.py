@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .clients import ClientInfo
     from .store import RotationResult, SessionStore
 
-__all__ = ["RefreshTokenGrant"]
+__all__ = ["RefreshTokenGrant", "refresh"]
 
 _MAX_USER_AGENT = 1024
 
@@ -71,18 +71,27 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """Steps 4-6: rotate, then build the response from the row the rotation returned."""
-        client: ClientInfo = self.request.client.info
-        form = self.request.form
         user_agent = flask_request.headers.get("User-Agent")
-        try:
-            result = _store().rotate(
-                form["refresh_token"], client_id=client.id, scope=form.get("scope") or None,
-                user_agent=user_agent[:_MAX_USER_AGENT] if user_agent else None,
-                ip=flask_request.remote_addr, client_min_aal=client.min_aal,
-            )
-        except OAuthSessionsError as exc:
-            raise to_oauth2_error(exc) from None
-        return 200, _token_body(result, client), list(self.TOKEN_RESPONSE_HEADER)
+        body = refresh(self.request.client.info, self.request.form["refresh_token"],
+                       scope=self.request.form.get("scope") or None,
+                       user_agent=user_agent[:_MAX_USER_AGENT] if user_agent else None,
+                       ip=flask_request.remote_addr)
+        return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+
+
+def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_agent: str | None,
+            ip: str | None) -> dict[str, Any]:
+    """Steps 4-6 for an authenticated client: the token response body, or an ``OAuth2Error``.
+
+    Shared by the grant above and by :mod:`oauth_sessions.hot_path`, so the rules of a refresh
+    live in one place whichever way the request came in. Needs an app context.
+    """
+    try:
+        result = _store().rotate(refresh_token, client_id=client.id, scope=scope,
+                                 user_agent=user_agent, ip=ip, client_min_aal=client.min_aal)
+    except OAuthSessionsError as exc:
+        raise to_oauth2_error(exc) from None
+    return _token_body(result, client)
 
 
 def _token_body(result: RotationResult, client: ClientInfo) -> dict[str, Any]:

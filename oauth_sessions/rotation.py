@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
+import psycopg
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, literal_column, or_, select, update
 
 from . import signals
@@ -56,6 +57,7 @@ from .errors import (
     SessionInactive,
     UnknownSession,
 )
+from .introspection_store import ReservedConnections, reserved_connections
 from .key_encryption import SecretBox
 from .models import MfaAmrClaim, Session
 from .policy import narrow_scope, parse_scope, session_expired, session_inactive
@@ -244,6 +246,7 @@ class Rotator:
         # explicit BEGIN/COMMIT would only add two round trips.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        self._reserved = reserved_connections(engine) if self._pg else None
         self.settings = settings
         self._box = box
         self.sender = sender
@@ -338,24 +341,24 @@ class Rotator:
 
     @contextmanager
     def _statements(self) -> Iterator[_CoreStatements | _PgStatements]:
-        """The hot statements on one pooled connection, each autocommitted on its own."""
-        if not self._pg:
+        """The hot statements on one connection, each autocommitted on its own.
+
+        On PostgreSQL the connection is one of the engine's reserved connections (shared with
+        introspection, :mod:`oauth_sessions.introspection_store`): no pool checkout and no
+        pre-ping round trip per refresh. A reserved connection that turns out dead on the first
+        statement (the read, which changes nothing) is replaced by a fresh one and the read
+        retried; a failure of a write is never retried (it may have committed) and reaches the
+        caller, which answers 503.
+        """
+        if not self._pg or self._reserved is None or self._reserved.disabled:
             with self._auto.connect() as conn:
                 yield _CoreStatements(conn)
             return
-        fairy = self._engine.raw_connection()
-        pg: Any = fairy.driver_connection
+        statements = _PgStatements(self._reserved)
         try:
-            pg.autocommit = True
-            yield _PgStatements(pg)
-        except BaseException:
-            if pg.broken or pg.closed:
-                fairy.invalidate()
-            raise
+            yield statements
         finally:
-            if not (pg.broken or pg.closed):
-                pg.autocommit = False
-            fairy.close()
+            statements.release()
 
     def _within_reuse_interval(self, info: SessionInfo, now: datetime) -> bool:
         return info.refreshed_at is not None and now < info.refreshed_at + self._reuse_interval
@@ -400,17 +403,45 @@ class _CoreStatements:
 
 
 class _PgStatements:
-    """The same statements, prepared, on the pooled psycopg connection (autocommit)."""
+    """The same statements, prepared, on a reserved psycopg connection in autocommit mode."""
 
-    def __init__(self, pg: Any) -> None:
-        self._pg = pg
+    def __init__(self, reserved: ReservedConnections) -> None:
+        self._reserved = reserved
+        self._conn = reserved.take()
+
+    def _connection(self) -> Any:
+        pg = self._conn.connection
+        if not pg.autocommit:
+            pg.autocommit = True
+        return pg
 
     def read(self, sid: uuid.UUID) -> Sequence[Any]:
-        rows: Sequence[Any] = self._pg.execute(_PG_READ, {"b_sid": sid}, prepare=True).fetchall()
+        try:
+            rows: Sequence[Any] = self._connection().execute(
+                _PG_READ, {"b_sid": sid}, prepare=True).fetchall()
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            if not self._dead():
+                raise
+            # A connection that died while idle (database restart, idle timeout): nothing was
+            # written, so the read is retried once on a new connection made by the engine.
+            log.info("reserved connection was dead; reading the session on a fresh one")
+            self._reserved.discard(self._conn)
+            self._conn = self._reserved.fresh()
+            rows = self._connection().execute(_PG_READ, {"b_sid": sid}, prepare=True).fetchall()
         return rows
 
     def cas(self, params: dict[str, Any]) -> Any:
-        return self._pg.execute(_PG_CAS, params, prepare=True).fetchone()
+        return self._connection().execute(_PG_CAS, params, prepare=True).fetchone()
 
     def delete(self, sid: uuid.UUID) -> Any:
-        return self._pg.execute(_PG_DELETE_ONE, {"b_sid": sid}, prepare=True).fetchone()
+        return self._connection().execute(_PG_DELETE_ONE, {"b_sid": sid}, prepare=True).fetchone()
+
+    def _dead(self) -> bool:
+        pg = self._conn.connection
+        return bool(pg.broken or pg.closed)
+
+    def release(self) -> None:
+        if self._dead():
+            self._reserved.discard(self._conn)
+        else:
+            self._reserved.give(self._conn)

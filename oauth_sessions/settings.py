@@ -173,6 +173,9 @@ SETTINGS: tuple[Setting, ...] = (
             "If set, dynamic registration requires this bearer token."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
+    Setting("HOT_PATH", True, _bool,
+            "Answer refresh grants and JSON introspection beneath Flask's request cycle when the app "
+            "has no request hooks of its own (oauth_sessions.hot_path); the same rules either way."),
 )
 
 
@@ -201,6 +204,7 @@ class Settings:
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
     client_cache_seconds: int = 5
+    hot_path: bool = True
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

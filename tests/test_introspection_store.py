@@ -69,7 +69,7 @@ def test_the_prepared_read_and_the_store_read_give_the_same_session(engine: Engi
 
 def _reserved(p: Provider) -> list[Any]:
     """The idle connections the fast read keeps for this engine (after one introspection)."""
-    idle: list[Any] = introspection_store._reserved_connections(get_state(p.app).engine)._idle
+    idle: list[Any] = introspection_store.reserved_connections(get_state(p.app).engine)._idle
     assert idle, "the fast read should have kept its connection"
     return idle
 
@@ -127,7 +127,7 @@ def test_a_server_that_cannot_prepare_turns_the_fast_read_off_for_good(
     """Behind a pooler that refuses prepared statements, retrying would cost a connection per call."""
     p = provider(pg_engine)
     token = p.tokens()["access_token"]
-    reserved = introspection_store._reserved_connections(get_state(p.app).engine)
+    reserved = introspection_store.reserved_connections(get_state(p.app).engine)
     monkeypatch.setattr(reserved, "_idle", [])  # only fresh connections from here on
     calls: list[str] = []
     original = introspection_store._round_trip
