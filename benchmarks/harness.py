@@ -142,4 +142,7 @@ def authlib_models() -> tuple[Any, Any, Any, Any]:
         user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"))
         user = db.relationship("User")
 
+    # SQLAlchemy's class registry holds models weakly: a caller that drops ``User`` would let
+    # the garbage collector take it, and ``relationship("User")`` would then fail to resolve.
+    db.bench_models = (User, Client, Token)
     return db, User, Client, Token

@@ -34,6 +34,8 @@ def create(target: str) -> Flask:
         return authlib_app(os.environ["BENCH_DB_URL"])
     if target in ("ours", "ours-openid"):  # the same app; the sessions differ (openid granted)
         return ours_app(os.environ["BENCH_DB_URL"])
+    if target == "trivial+write":
+        return trivial_write_app(os.environ["BENCH_DB_URL"])
     if target == "ours-flask":
         return ours_app(os.environ["BENCH_DB_URL"], hot_path=False)
     raise SystemExit(f"unknown target {target!r}: trivial, authlib, ours, ours-openid or ours-flask")
@@ -46,6 +48,44 @@ def trivial_app() -> Flask:
     def token() -> Any:
         return jsonify({"access_token": "x", "token_type": "Bearer", "expires_in": 300,
                         "refresh_token": "y" if request.form.get("refresh_token") else ""})
+
+    return app
+
+
+def trivial_write_app(url: str) -> Flask:
+    """A floor for any design that reads and rotates the session row: the trivial view plus the
+    session id taken from the token *without* verifying it, one prepared primary-key read and one
+    prepared compare-and-swap ``UPDATE`` (autocommitted), on a per-thread connection. No client
+    authentication, no HMAC, no signature, no checks."""
+    import threading
+
+    import psycopg
+
+    from oauth_sessions.database import normalize_url
+    from oauth_sessions.refresh_tokens import parse_refresh_token
+
+    dsn = normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
+    local = threading.local()
+    app = Flask("trivial_write")
+
+    @app.post("/oauth/token")
+    def token() -> Any:
+        pgconn = getattr(local, "pgconn", None)
+        if pgconn is None:
+            local.conn = psycopg.connect(dsn, autocommit=True)
+            pgconn = local.pgconn = local.conn.pgconn
+            pgconn.prepare(b"read", b"SELECT refresh_token_hmac_key, refresh_token_counter, scopes, aal, "
+                           b"oauth_client_id, not_after FROM auth.sessions WHERE id = $1")
+            pgconn.prepare(b"cas", b"UPDATE auth.sessions SET refresh_token_counter = "
+                           b"refresh_token_counter + 1, refreshed_at = now() AT TIME ZONE 'UTC', "
+                           b"updated_at = now() WHERE id = $1 AND refresh_token_counter = $2 "
+                           b"RETURNING refresh_token_counter")
+        parsed = parse_refresh_token(request.form.get("refresh_token", ""))
+        sid = str(parsed.session_id).encode()
+        pgconn.exec_prepared(b"read", [sid])
+        result = pgconn.exec_prepared(b"cas", [sid, str(parsed.counter).encode()])
+        return jsonify({"access_token": "x", "token_type": "Bearer", "expires_in": 300,
+                        "refresh_token": "y" if result.ntuples == 1 else ""})
 
     return app
 

@@ -215,6 +215,7 @@ LAYERS = {
     "refresh_tokens": "domain (pure)", "key_encryption": "domain (pure)",
     "jwt_tokens": "domain (pure)", "errors": "domain", "signals": "domain",
     "introspection": "domain + adapter", "rotation": "storage (refresh hot path)",
+    "rotation_pg": "storage (refresh hot path, libpq)",
     "models": "storage", "database": "storage", "migrate": "storage", "store": "storage",
     "clients": "storage + adapter", "keys": "storage", "authorizations": "storage",
     "introspection_store": "storage", "users": "storage", "uris": "domain (pure)",
@@ -227,6 +228,7 @@ LAYERS = {
     "resource": "adapter (resource server)", "resource_remote": "adapter (resource server)",
     "cli": "adapter", "outage": "adapter", "security_headers": "adapter",
     "openapi": "adapter", "ratelimit": "adapter (optional)",
+    "hot_path": "adapter (WSGI, refresh + introspection)",
 }
 
 

@@ -26,9 +26,9 @@ It stands aside entirely, for every request, when the app has anything that Flas
 around these views and this path cannot: ``before_request``/``after_request``/``teardown``
 functions of the host app (Flask-Limiter's limits, Flask-CORS's headers, a host's audit hook),
 or receivers of Flask's request signals (tracing). ``OAUTH_SESSIONS_HOT_PATH = False`` turns it
-off. It is not installed when the host has already wrapped ``app.wsgi_app`` before
-``init_app`` (a middleware there, such as ``ProxyFix``, must see every request first): wrap
-after ``init_app`` instead.
+off. It sits directly around Flask's own ``wsgi_app``, inside any middleware the host wrapped
+around the app before or after ``init_app`` (``ProxyFix`` must see every request first; see
+:func:`install`).
 
 The library's signal receivers run inside an app context here, as in the view (no request
 context: they are given everything they need as arguments).
@@ -103,14 +103,27 @@ class _Pass(Exception):
 
 
 def install(app: Flask, state: AppState) -> bool:
-    """Wrap ``app.wsgi_app`` (once, from ``init_app``); False when the host wrapped it already."""
-    current = app.wsgi_app
-    if getattr(current, "__func__", None) is not Flask.wsgi_app:
-        log.warning("oauth_sessions: app.wsgi_app was wrapped before init_app; the hot path for "
-                    "refresh and introspection stays off (wrap after init_app to have both)")
-        return False
-    app.wsgi_app = HotPath(app, state, current)  # type: ignore[method-assign]
-    return True
+    """Put :class:`HotPath` directly around Flask's own ``wsgi_app`` (once, from ``init_app``).
+
+    When the host wrapped ``app.wsgi_app`` already, the hot path goes *inside* its middleware,
+    so that middleware (``ProxyFix`` fixing the remote address, say) still sees every request
+    first. That works for middleware that keeps the app it wraps in ``.app``, as Werkzeug's
+    do; for any other kind the hot path stays off, with a warning. Returns whether it is on.
+    """
+    holder: Any = app
+    attribute = "wsgi_app"
+    for _ in range(8):  # a chain of middleware, outermost first
+        current = getattr(holder, attribute)
+        if getattr(current, "__func__", None) is Flask.wsgi_app and current.__self__ is app:
+            setattr(holder, attribute, HotPath(app, state, current))
+            return True
+        if not callable(getattr(current, "app", None)):
+            break
+        holder, attribute = current, "app"
+    log.warning("oauth_sessions: app.wsgi_app is wrapped by middleware that does not expose the "
+                "app it wraps as .app; the hot path for refresh and introspection stays off "
+                "(wrap after init_app to have both)")
+    return False
 
 
 class HotPath:

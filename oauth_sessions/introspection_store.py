@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -121,6 +121,8 @@ class _Row:
 class _Reserved:
     connection: Any  # a psycopg Connection, detached from the SQLAlchemy pool
     prepared: bool = False
+    #: Names of the refresh path's statements prepared on it (:mod:`oauth_sessions.rotation_pg`).
+    statements: set[bytes] = field(default_factory=set)
 
 
 class ReservedConnections:

@@ -8,6 +8,7 @@ to a portable one elsewhere.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from datetime import UTC, datetime
 from typing import Any
@@ -121,9 +122,15 @@ def normalize_ip(value: str) -> str:
     """Return the canonical text of an IP address, or raise ``ValueError``.
 
     An IPv6 zone (``fe80::1%eth0``, RFC 4007 section 11) is refused: PostgreSQL's ``inet``
-    cannot store one, and the insert would fail the whole request.
+    cannot store one, and the insert would fail the whole request. Answers are remembered for
+    the last few thousand addresses (every refresh records the caller's address).
     """
-    address = ipaddress.ip_address(str(value).strip())
+    return _normalize_ip(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize_ip(value: str) -> str:
+    address = ipaddress.ip_address(value.strip())
     if getattr(address, "scope_id", None):
         raise ValueError("an IPv6 address with a zone index cannot be stored in inet")
     return str(address)

@@ -346,15 +346,36 @@ def test_request_signal_receivers_make_it_stand_aside(engine: Engine) -> None:
     assert side.passed_on == ["/oauth/token"]  # receivers gone: the hot path answers again
 
 
-def test_not_installed_under_a_middleware_wrapped_before_init_app(
-        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+def test_installed_inside_middleware_wrapped_before_init_app(engine: Engine) -> None:
+    """ProxyFix must see the request first: the hot path then records the client's address."""
     from oauth_sessions import OAuthSessions
 
     app = Flask("wrapped")
-    app.wsgi_app = ProxyFix(app.wsgi_app)  # type: ignore[method-assign]
+    proxy = ProxyFix(app.wsgi_app, x_for=1)
+    app.wsgi_app = proxy  # type: ignore[method-assign]
+    OAuthSessions(app, engine=engine, issuer="http://127.0.0.1:5000")
+    assert app.wsgi_app is proxy and isinstance(proxy.app, HotPath)
+    client, secret = create_client(app, scopes=SCOPES)
+    store: SessionStore = get_state(app).components["sessions"]
+    issued = store.create_session(user_id=create_user(engine), client_id=client.id, scopes=SCOPES,
+                                  aal=Aal.AAL1, amr=["pwd"])
+    response = app.test_client().post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token},
+        headers={**_basic(client.client_id, secret or ""), "X-Forwarded-For": "203.0.113.9"})
+    assert response.status_code == 200
+    assert store.get(issued.session.id).ip == "203.0.113.9"
+
+
+def test_not_installed_under_middleware_it_cannot_see_into(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    from oauth_sessions import OAuthSessions
+
+    app = Flask("opaque")
+    inner = app.wsgi_app
+    app.wsgi_app = lambda environ, start_response: inner(environ, start_response)  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, logger="oauth_sessions.hot_path"):
         OAuthSessions(app, engine=engine, issuer="http://127.0.0.1:5000")
-    assert isinstance(app.wsgi_app, ProxyFix)
+    assert not isinstance(app.wsgi_app, HotPath)
     assert "hot path" in caplog.text
 
 
