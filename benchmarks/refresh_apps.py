@@ -80,7 +80,10 @@ def trivial_write_app(url: str) -> Flask:
                            b"refresh_token_counter + 1, refreshed_at = now() AT TIME ZONE 'UTC', "
                            b"updated_at = now() WHERE id = $1 AND refresh_token_counter = $2 "
                            b"RETURNING refresh_token_counter")
-        parsed = parse_refresh_token(request.form.get("refresh_token", ""))
+        try:
+            parsed = parse_refresh_token(request.form.get("refresh_token", ""))
+        except ValueError:
+            return jsonify({"error": "invalid_grant"}), 400
         sid = str(parsed.session_id).encode()
         pgconn.exec_prepared(b"read", [sid])
         result = pgconn.exec_prepared(b"cas", [sid, str(parsed.counter).encode()])

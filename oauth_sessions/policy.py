@@ -74,6 +74,8 @@ def required_aal(
     client_min_aal: Aal | None = None,
 ) -> Aal:
     """The highest minimum that any of the scopes, audiences or the client asks for."""
+    if not scope_min_aal and not audience_min_aal and client_min_aal is None:
+        return Aal.AAL1  # no policy configured: the common case, without the loops
     needed = Aal.AAL1
     for scope in scopes:
         needed = max(needed, scope_min_aal.get(scope, Aal.AAL1))
