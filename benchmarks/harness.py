@@ -86,6 +86,68 @@ def gunicorn(apps_module: str, target: str, url: str) -> Iterator[tuple[str, int
         proc.wait(timeout=30)
 
 
+def per_thread_pgconn(url: str, statements: dict[bytes, bytes]) -> Any:
+    """For the floors (``trivial+read``, ``trivial+write``): a function giving each server thread
+    its own autocommit libpq connection, with ``statements`` (name -> SQL) prepared on it."""
+    import threading
+
+    import psycopg
+
+    dsn = normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
+    local = threading.local()
+
+    def pgconn() -> Any:
+        conn = getattr(local, "pgconn", None)
+        if conn is None:
+            local.conn = psycopg.connect(dsn, autocommit=True)
+            conn = local.pgconn = local.conn.pgconn
+            for name, sql in statements.items():
+                conn.prepare(name, sql)
+        return conn
+
+    return pgconn
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(gunicorn_pgid: int, url: str) -> dict[int, float]:
+    """CPU seconds used so far by the gunicorn process group and this database's backends.
+
+    CPU per request is steadier than req/s on a shared machine: other work delays our
+    processes but does not make them burn more CPU.
+    """
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == gunicorn_pgid:  # field 5 of stat: the process group
+                pids.add(int(entry.name))
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        pids |= {row[0] for row in conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")}
+    engine.dispose()
+    usage = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        usage[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+    return usage
+
+
+def cpu_per_request(before: dict[int, float], after: dict[int, float], requests: int) -> float:
+    """Milliseconds of server CPU per request between two snapshots."""
+    used = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    return used / max(requests, 1) * 1000
+
+
 def basic_credentials(auth: tuple[str, str]) -> str:
     return base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
 

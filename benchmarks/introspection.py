@@ -192,46 +192,6 @@ def run_wrk(url: str, tokens: Path, auth: tuple[str, str], duration: int, direct
     return result
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_seconds(gunicorn_pgid: int, url: str) -> dict[int, float]:
-    """CPU seconds used so far by the gunicorn process group and this database's backends.
-
-    CPU per request is steadier than req/s on a shared machine: other work delays our
-    processes but does not make them burn more CPU.
-    """
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == gunicorn_pgid:  # field 5 of stat: the process group
-                pids.add(int(entry.name))
-    engine = create_engine(normalize_url(url))
-    with engine.connect() as conn:
-        pids |= {row[0] for row in conn.exec_driver_sql(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()")}
-    engine.dispose()
-    usage = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        usage[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-    return usage
-
-
-def cpu_per_request(before: dict[int, float], after: dict[int, float], requests: int) -> float:
-    """Milliseconds of server CPU per request between two snapshots."""
-    used = sum(after[pid] - before.get(pid, 0.0) for pid in after)
-    return used / max(requests, 1) * 1000
-
-
 # --------------------------------------------------------------------------- statement count
 
 
@@ -303,10 +263,10 @@ def main() -> None:
                 with gunicorn(target, url) as (base, pgid):
                     check_active(base, path, tokens, auth)
                     run_wrk(base + path, tokens, auth, 2, directory, args.connections, args.threads)
-                    before = server_cpu_seconds(pgid, url)
+                    before = harness.server_cpu_seconds(pgid, url)
                     result = run_wrk(base + path, tokens, auth, args.duration, directory,
                                      args.connections, args.threads)
-                    result["cpu"] = cpu_per_request(before, server_cpu_seconds(pgid, url),
+                    result["cpu"] = harness.cpu_per_request(before, harness.server_cpu_seconds(pgid, url),
                                                     int(result["requests"]))
                 runs[target].append(result)
                 print(f"round {round_no + 1} {target:13} {result['rps']:8.0f} req/s  "

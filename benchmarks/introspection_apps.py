@@ -55,24 +55,16 @@ def trivial_read_app(url: str) -> Flask:
     per-thread connection. No client authentication, no signature, no checks."""
     import base64
     import json
-    import threading
 
-    import psycopg
+    from benchmarks.harness import per_thread_pgconn
 
-    from oauth_sessions.database import normalize_url
-
-    dsn = normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
-    local = threading.local()
+    connection = per_thread_pgconn(url, {b"read": b"SELECT id, user_id, oauth_client_id, scopes, aal, "
+                                         b"extract(epoch FROM not_after) FROM auth.sessions WHERE id = $1"})
     app = Flask("trivial_read")
 
     @app.post("/introspect")
     def introspect() -> Any:
-        pgconn = getattr(local, "pgconn", None)
-        if pgconn is None:
-            local.conn = psycopg.connect(dsn, autocommit=True)
-            pgconn = local.pgconn = local.conn.pgconn
-            pgconn.prepare(b"read", b"SELECT id, user_id, oauth_client_id, scopes, aal, "
-                           b"extract(epoch FROM not_after) FROM auth.sessions WHERE id = $1")
+        pgconn = connection()
         payload = request.form.get("token", "").split(".")[1]
         sid = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
         result = pgconn.exec_prepared(b"read", [sid.encode()])

@@ -39,7 +39,6 @@ from typing import Any
 
 import requests
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -177,27 +176,6 @@ def gunicorn(target: str, url: str) -> Any:
     return harness.gunicorn("benchmarks.refresh_apps", target, url)
 
 
-def cpu_seconds(gunicorn_pid: int, database: str) -> float:
-    """CPU time used so far by the gunicorn process group and this database's PG backends.
-
-    Read from ``/proc`` (Linux). Unlike req/s, CPU per request hardly moves when other work
-    shares the machine, so it is printed beside the throughput figures.
-    """
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        pgid, utime, stime = int(stat[2]), int(stat[11]), int(stat[12])
-        if pgid == gunicorn_pid or f"postgres: postgres {database} " in cmdline:
-            ticks += utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def check_refresh(base: str, token: str, auth: tuple[str, str]) -> None:
     """Every figure is for real answers: a sample refresh must return a new refresh token."""
     response = requests.post(base + "/oauth/token", auth=auth, timeout=10,
@@ -330,7 +308,6 @@ def main() -> None:
             tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         ids = seed(url, args.sessions, args.scopes)
-        database = str(make_url(url).database)
         shuffled = random.Random(7).sample(range(args.sessions), args.sessions)
         odd, even = iter([i for i in shuffled if i % 2]), iter([i for i in shuffled if not i % 2])
 
@@ -356,10 +333,11 @@ def main() -> None:
                                   credentials)
                     run_wrk(base + "/oauth/token", warm_theirs if theirs else warm_ours, credentials,
                             2, directory, args.connections, args.threads)
-                    before = cpu_seconds(pid, database)
+                    before = harness.server_cpu_seconds(pid, url)
                     r = run_wrk(base + "/oauth/token", main_theirs if theirs else main_ours,
                                 credentials, args.duration, directory, args.connections, args.threads)
-                    r["cpu_ms"] = 1000 * (cpu_seconds(pid, database) - before) / max(1, r["requests"])
+                    r["cpu_ms"] = harness.cpu_per_request(
+                        before, harness.server_cpu_seconds(pid, url), int(r["requests"]))
                 runs[target].append(r)
                 print(f"round {round_number} {target:16} {r['rps']:9.0f} req/s  p50 {r['p50']:6.2f} ms"
                       f"  p99 {r['p99']:6.2f} ms  cpu {r['cpu_ms']:5.2f} ms/req  "

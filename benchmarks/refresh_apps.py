@@ -57,29 +57,21 @@ def trivial_write_app(url: str) -> Flask:
     session id taken from the token *without* verifying it, one prepared primary-key read and one
     prepared compare-and-swap ``UPDATE`` (autocommitted), on a per-thread connection. No client
     authentication, no HMAC, no signature, no checks."""
-    import threading
-
-    import psycopg
-
-    from oauth_sessions.database import normalize_url
+    from benchmarks.harness import per_thread_pgconn
     from oauth_sessions.refresh_tokens import parse_refresh_token
 
-    dsn = normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
-    local = threading.local()
+    connection = per_thread_pgconn(url, {
+        b"read": b"SELECT refresh_token_hmac_key, refresh_token_counter, scopes, aal, "
+                 b"oauth_client_id, not_after FROM auth.sessions WHERE id = $1",
+        b"cas": b"UPDATE auth.sessions SET refresh_token_counter = refresh_token_counter + 1, "
+                b"refreshed_at = now() AT TIME ZONE 'UTC', updated_at = now() "
+                b"WHERE id = $1 AND refresh_token_counter = $2 RETURNING refresh_token_counter",
+    })
     app = Flask("trivial_write")
 
     @app.post("/oauth/token")
     def token() -> Any:
-        pgconn = getattr(local, "pgconn", None)
-        if pgconn is None:
-            local.conn = psycopg.connect(dsn, autocommit=True)
-            pgconn = local.pgconn = local.conn.pgconn
-            pgconn.prepare(b"read", b"SELECT refresh_token_hmac_key, refresh_token_counter, scopes, aal, "
-                           b"oauth_client_id, not_after FROM auth.sessions WHERE id = $1")
-            pgconn.prepare(b"cas", b"UPDATE auth.sessions SET refresh_token_counter = "
-                           b"refresh_token_counter + 1, refreshed_at = now() AT TIME ZONE 'UTC', "
-                           b"updated_at = now() WHERE id = $1 AND refresh_token_counter = $2 "
-                           b"RETURNING refresh_token_counter")
+        pgconn = connection()
         try:
             parsed = parse_refresh_token(request.form.get("refresh_token", ""))
         except ValueError:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request
 
 from .client_auth import AssertionLedger, PrivateKeyJwt
 from .clients import ClientStore, OAuthClientWrapper
@@ -63,7 +63,18 @@ class OAuthServer(FlaskAuthorizationServer):  # type: ignore[misc]
     def authenticate_client(self, request: OAuth2Request, methods: list[str],
                             endpoint: str = "token") -> OAuthClientWrapper:
         """Every endpoint accepts every registered method; the client's own registration
-        (``check_endpoint_auth_method``) then admits exactly one of them."""
+        (``check_endpoint_auth_method``) then admits exactly one of them.
+
+        A request that carries credentials for two methods at once is refused, as the
+        introspection endpoint does: RFC 6749 section 2.3 says the client "MUST NOT use more
+        than one authentication method in each request" (Authlib alone would pick one).
+        """
+        form = request.form
+        used = (request.headers.get("Authorization", "").lower().startswith("basic ")
+                + ("client_secret" in form) + ("client_assertion" in form))
+        if used > 1:
+            raise InvalidClientError(description="use one client authentication method, not two",
+                                     status_code=401)
         if "private_key_jwt" not in methods:
             methods = ["private_key_jwt", *methods]
         client: OAuthClientWrapper = super().authenticate_client(request, methods, endpoint)

@@ -184,6 +184,27 @@ def test_the_code_is_bound_to_its_redirect_uri(app: Flask, engine: Engine) -> No
     assert response.status_code == 400 and response.json["error"] == "invalid_grant"
 
 
+# --------------------------------------------------------------------------- one method per request
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+def test_two_client_authentication_methods_in_one_request_are_refused(
+        app: Flask, engine: Engine, path: str) -> None:
+    """RFC 6749 section 2.3: "The client MUST NOT use more than one authentication method in each
+    request." Basic plus a body secret is refused even when both are right, and changes nothing."""
+    client, secret, tokens = _tokens(app, engine)
+    data = {"client_secret": secret}
+    data.update({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+                if path == "/oauth/token" else {"token": tokens["refresh_token"]})
+    http = app.test_client()
+    response = http.post(path, data=data, headers={"Authorization": basic_auth(client.client_id, secret)})
+    assert response.status_code == 401 and response.json["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    with engine.connect() as conn:  # the session was neither rotated nor revoked
+        counter = conn.execute(select(Session.__table__.c.refresh_token_counter)).scalar_one()
+    assert counter == 0
+
+
 # --------------------------------------------------------------------------- constant time
 
 

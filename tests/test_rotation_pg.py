@@ -17,6 +17,7 @@ from oauth_sessions import rotation_pg
 from oauth_sessions.introspection_store import reserved_connections
 from oauth_sessions.models import Session
 from oauth_sessions.rotation_pg import _time
+from oauth_sessions.store import SessionStore
 from oauth_sessions.types import Aal
 
 
@@ -53,25 +54,41 @@ def test_the_libpq_read_gives_the_same_row_as_sqlalchemy(pg_engine: Engine) -> N
 
 
 @pytest.mark.postgres
-def test_the_swap_returns_the_row_after_the_write(pg_engine: Engine) -> None:
+def test_the_swap_returns_the_row_after_the_write(pg_engine: Engine,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A downgrade that lands between the read and the swap shows in the new tokens at once."""
     store = make_store(pg_engine)
     client = add_client(pg_engine)
-    issued = new_session(store, add_user(pg_engine), client, now=T0)
+    issued = new_session(store, add_user(pg_engine), client, aal=Aal.AAL2, factor_id=uuid.uuid4(),
+                         now=T0)
+    original = rotation_pg.PgStatements.cas
+
+    def downgrade_first(self: Any, *args: Any) -> Any:
+        store.set_aal(issued.session.id, Aal.AAL1)  # does not move the counter
+        return original(self, *args)
+
+    monkeypatch.setattr(rotation_pg.PgStatements, "cas", downgrade_first)
     with freeze_time(T0 + timedelta(seconds=30, microseconds=5)):
         result = store.rotate(issued.refresh_token, client_id=client, user_agent="next/2",
                               ip="192.0.2.7")
     assert result.session == store.get(issued.session.id)
+    assert result.session.aal is Aal.AAL1 and result.session.factor_id is None
     assert result.session.counter == 1 and result.session.user_agent == "next/2"
     assert result.session.refreshed_at == T0 + timedelta(seconds=30, microseconds=5)
+
+
+def _one_session(engine: Engine) -> tuple[SessionStore, uuid.UUID, Any]:
+    """A store, a client and a fresh session of it (counter 0)."""
+    store = make_store(engine)
+    client = add_client(engine)
+    return store, client, new_session(store, add_user(engine), client)
 
 
 @pytest.mark.postgres
 def test_refused_prepared_statements_fall_back_to_sqlalchemy(
         pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind a pooler that refuses PREPARE, the refresh still works, through the ordinary path."""
-    store = make_store(pg_engine)
-    client = add_client(pg_engine)
-    issued = new_session(store, add_user(pg_engine), client)
+    store, client, issued = _one_session(pg_engine)
     reserved = reserved_connections(pg_engine)
     monkeypatch.setattr(reserved, "disabled", False)  # restored after the test
     while reserved._idle:  # fresh connections from here on: nothing prepared on them yet
@@ -86,9 +103,7 @@ def test_refused_prepared_statements_fall_back_to_sqlalchemy(
 def test_a_failed_write_is_not_retried_and_reaches_the_caller(
         pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A compare-and-swap that may have committed must not run twice: the error goes up (503)."""
-    store = make_store(pg_engine)
-    client = add_client(pg_engine)
-    issued = new_session(store, add_user(pg_engine), client)
+    store, client, issued = _one_session(pg_engine)
     calls: list[bytes] = []
     original = rotation_pg.PgStatements._run
 
