@@ -40,6 +40,7 @@ import binascii
 import json
 import logging
 import re
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from io import BytesIO
 from typing import TYPE_CHECKING, Any, Final
@@ -156,10 +157,14 @@ class HotPath:
             return self.next(environ, start_response)
         except _DB_ERRORS as exc:  # the blueprint's outage handler, same answer
             status, headers, payload = _from_response(database_error(exc))
-        except Exception:
+        except Exception as exc:
             if self.app.config.get("PROPAGATE_EXCEPTIONS") or self.app.testing:
                 raise
-            log.exception("oauth_sessions: unexpected error on the hot path")
+            # The class and where it was raised, not the message or the trace: those may hold
+            # what the request carried (tokens, secrets).
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("oauth_sessions: unexpected %s on the hot path at %s:%s", type(exc).__name__,
+                      where.filename.rsplit("/", 1)[-1], where.lineno)
             status, headers, payload = 500, list(_TOKEN_HEADERS), _SERVER_ERROR
         self.app._got_first_request = True  # as Flask marks it: setup is over once serving
         start_response(_STATUS.get(status) or f"{status} {HTTP_STATUS_CODES[status].upper()}",

@@ -398,3 +398,26 @@ def test_a_dead_reserved_connection_is_replaced_before_the_read(pg_engine: Engin
     response = _refresh(side, side.session())
     assert response.status_code == 200, response.get_json()
     assert side.passed_on == []
+
+
+def test_an_unexpected_error_is_a_json_500_without_detail(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Outside testing, a defect on the hot path answers like Flask would: 500, no trace, no token."""
+    from oauth_sessions import refresh_grant
+
+    side = _side(engine, True)
+    side.app.testing = False
+    token = side.session()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(refresh_grant, "refresh", broken)
+    with caplog.at_level(logging.ERROR, logger="oauth_sessions.hot_path"):
+        response = _refresh(side, token)
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "server_error",
+                                   "error_description": "the request could not be completed"}
+    assert "RuntimeError" in caplog.text and "test_hot_path.py" in caplog.text
+    assert "a defect" not in caplog.text and "Traceback" not in caplog.text
+    assert token not in caplog.text and token not in response.text
