@@ -183,7 +183,7 @@ class HotPath:
         clear = self._hooks_are_ours()
         # Flask refuses new hooks once it has served a request, so from then on the answer
         # cannot change; until then it is looked at every time.
-        self._frozen = clear and self.app._got_first_request
+        self._frozen = clear and bool(getattr(self.app, "_got_first_request", False))
         return clear
 
     def _hooks_are_ours(self) -> bool:
