@@ -49,11 +49,10 @@ from urllib.parse import unquote_plus
 from authlib.oauth2 import OAuth2Error
 from flask import Flask
 from flask import signals as flask_signals
-from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .clients import ClientInfo, verify_client_secret
-from .outage import database_error
+from .outage import DATABASE_ERRORS, database_error
 
 if TYPE_CHECKING:
     from .extension import AppState
@@ -87,17 +86,6 @@ _MAX_USER_AGENT: Final = 1024
 _compact = json.JSONEncoder(separators=(",", ":"))
 _SERVER_ERROR: Final = json.dumps({"error": "server_error",
                                    "error_description": "the request could not be completed"}).encode()
-
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - psycopg is a dependency
-    _DB_ERRORS: tuple[type[Exception], ...] = ()
-else:
-    _DB_ERRORS = (psycopg.Error,)
-from sqlalchemy.exc import DisconnectionError, SQLAlchemyError  # noqa: E402
-
-_DB_ERRORS = (*_DB_ERRORS, SQLAlchemyError, DisconnectionError)
-
 
 class _Pass(Exception):
     """Not for this path: hand the request to Flask as it came."""
@@ -155,7 +143,7 @@ class HotPath:
         except _Pass:
             environ["wsgi.input"] = BytesIO(body)
             return self.next(environ, start_response)
-        except _DB_ERRORS as exc:  # the blueprint's outage handler, same answer
+        except DATABASE_ERRORS as exc:  # the blueprint's outage handler, same answer
             status, headers, payload = _from_response(database_error(exc))
         except Exception as exc:
             if self.app.config.get("PROPAGATE_EXCEPTIONS") or self.app.testing:
@@ -321,7 +309,5 @@ def _parse_form(body: bytes, allowed: frozenset[str]) -> dict[str, str]:
 
 def _from_response(response: Any) -> Answer:
     """A werkzeug ``Response`` built by a shared helper (the outage answer), as a triple."""
-    if isinstance(response, HTTPException):  # pragma: no cover - defensive
-        response = response.get_response()
     headers = [(k, v) for k, v in response.headers.items() if k != "Content-Length"]
     return response.status_code, headers, response.get_data()

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-__all__ = ["RETRY_AFTER", "database_error", "install_outage_handlers"]
+__all__ = ["DATABASE_ERRORS", "RETRY_AFTER", "database_error", "install_outage_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,13 @@ def database_error(exc: Exception) -> Response:
                     mimetype="application/json")
 
 
+#: What :func:`database_error` answers for, on the blueprints and on the hot path alike.
+DATABASE_ERRORS: Final[tuple[type[Exception], ...]] = (
+    DBAPIError, DisconnectionError, PoolTimeout, *_DRIVER_ERRORS)
+
+
 def install_outage_handlers(*blueprints: Blueprint) -> None:
     """Register :func:`database_error` on the library's blueprints (not on the host's routes)."""
     for bp in blueprints:
-        bp.register_error_handler(DBAPIError, database_error)
-        bp.register_error_handler(DisconnectionError, database_error)
-        bp.register_error_handler(PoolTimeout, database_error)
-        for driver_error in _DRIVER_ERRORS:
-            bp.register_error_handler(driver_error, database_error)
+        for error in DATABASE_ERRORS:
+            bp.register_error_handler(error, database_error)

@@ -9,13 +9,12 @@ two autocommitted statements in the common case:
 2. one compare-and-swap ``UPDATE ... WHERE id = :sid AND refresh_token_counter = :n AND
    (not_after IS NULL OR not_after > :now) RETURNING ...``.
 
-On PostgreSQL with psycopg both run as prepared statements straight on the pooled driver
-connection (the same SQL, compiled once from the Core statements below); elsewhere they go
-through SQLAlchemy Core. No ``SELECT ... FOR UPDATE`` is needed: PostgreSQL re-checks the
-``WHERE`` of a blocked ``UPDATE`` against the row version the winner committed, so of N racers
-presenting the same token exactly one matches. The losers re-read the row, find their token is
-now the previous one, refreshed a moment ago, and get the same new token (it is derived, never
-stored).
+On PostgreSQL with psycopg both run as libpq prepared statements on a connection reserved for
+the hot paths (:mod:`oauth_sessions.rotation_pg`); elsewhere they go through SQLAlchemy Core.
+No ``SELECT ... FOR UPDATE`` is needed: PostgreSQL re-checks the ``WHERE`` of a blocked
+``UPDATE`` against the row version the winner committed, so of N racers presenting the same
+token exactly one matches. The losers re-read the row, find their token is now the previous
+one, refreshed a moment ago, and get the same new token (it is derived, never stored).
 
 Token rules, in the words of RFC 9700 section 4.14.2 (refresh token rotation):
 
