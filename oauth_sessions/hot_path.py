@@ -39,7 +39,6 @@ from __future__ import annotations
 import binascii
 import json
 import logging
-import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from io import BytesIO
@@ -52,7 +51,11 @@ from flask import signals as flask_signals
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .clients import ClientInfo, verify_client_secret
-from .outage import DATABASE_ERRORS, database_error
+from .endpoints import _PRINTABLE_ASCII, MAX_BODY, MAX_VALUE
+from .introspection_endpoint import _NO_STORE
+from .introspection_endpoint import _json as _compact
+from .outage import DATABASE_ERRORS, SERVER_ERROR, database_error
+from .refresh_grant import RefreshTokenGrant, refresh, scope_is_well_formed
 
 if TYPE_CHECKING:
     from .extension import AppState
@@ -65,27 +68,17 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
 
-MAX_BODY: Final = 64 * 1024  # the blueprint's limit (endpoints.MAX_BODY)
-MAX_VALUE: Final = 4096
-_VSCHAR: Final = re.compile(r"[ -~]*")
 _FORM: Final = "application/x-www-form-urlencoded"
 #: What the Flask path adds to every answer of these endpoints (RFC 6749 section 5.1 and
 #: ``security_headers.protect``), in the order the Flask path sends them.
 _TAIL: Final = [("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"),
                 ("Content-Security-Policy", "frame-ancestors 'none'")]
-_TOKEN_HEADERS: Final = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-                         ("Pragma", "no-cache")]
-_INTROSPECT_HEADERS: Final = [("Cache-Control", "no-store"), ("Pragma", "no-cache"),
-                              ("Content-Type", "application/json")]
-_STATUS: Final = {200: "200 OK", 400: "400 BAD REQUEST", 401: "401 UNAUTHORIZED",
-                  403: "403 FORBIDDEN"}
+_TOKEN_HEADERS: Final = list(RefreshTokenGrant.TOKEN_RESPONSE_HEADER)  # as the grant sends them
+_INTROSPECT_HEADERS: Final = [*_NO_STORE.items(), ("Content-Type", "application/json")]
 _TOKEN_PARAMETERS: Final = frozenset({"grant_type", "refresh_token", "scope", "client_id",
                                       "client_secret"})
 _INTROSPECT_PARAMETERS: Final = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
-_MAX_USER_AGENT: Final = 1024
-_compact = json.JSONEncoder(separators=(",", ":"))
-_SERVER_ERROR: Final = json.dumps({"error": "server_error",
-                                   "error_description": "the request could not be completed"}).encode()
+_SERVER_ERROR: Final = json.dumps(SERVER_ERROR).encode()
 
 class _Pass(Exception):
     """Not for this path: hand the request to Flask as it came."""
@@ -155,7 +148,7 @@ class HotPath:
                       where.filename.rsplit("/", 1)[-1], where.lineno)
             status, headers, payload = 500, list(_TOKEN_HEADERS), _SERVER_ERROR
         self.app._got_first_request = True  # as Flask marks it: setup is over once serving
-        start_response(_STATUS.get(status) or f"{status} {HTTP_STATUS_CODES[status].upper()}",
+        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}",
                        [*headers, ("Content-Length", str(len(payload))), *_TAIL])
         return [payload]
 
@@ -209,22 +202,16 @@ class HotPath:
 
     def _token(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
         """``grant_type=refresh_token``, the steps of :mod:`oauth_sessions.refresh_grant`."""
-        from .policy import is_valid_scope_token, parse_scope
-        from .refresh_grant import refresh
-
         if form.get("grant_type") != "refresh_token" or "refresh_token" not in form:
             raise _Pass
         client = self._client(environ, form, allow_none=True)
         if not client.may_refresh():
             raise _Pass
-        scope = form.get("scope")
-        if scope is not None and not all(is_valid_scope_token(s) for s in parse_scope(scope)):
+        if not scope_is_well_formed(form.get("scope")):
             raise _Pass
-        user_agent = environ.get("HTTP_USER_AGENT")
         try:
-            body = refresh(client, form["refresh_token"], scope=scope or None,
-                           user_agent=user_agent[:_MAX_USER_AGENT] if user_agent else None,
-                           ip=environ.get("REMOTE_ADDR"))
+            body = refresh(client, form["refresh_token"], scope=form.get("scope"),
+                           user_agent=environ.get("HTTP_USER_AGENT"), ip=environ.get("REMOTE_ADDR"))
         except OAuth2Error as err:
             status, error_body, headers = err(None)
             return status, [(k, v) for k, v in headers], json.dumps(error_body).encode()
@@ -265,7 +252,7 @@ class HotPath:
             except (ValueError, UnicodeError):
                 raise _Pass from None
             client_id, colon, secret = decoded.partition(":")
-            if not colon or "%" in decoded or "+" in decoded or not _VSCHAR.fullmatch(decoded):
+            if not colon or "%" in decoded or "+" in decoded or not _PRINTABLE_ASCII.fullmatch(decoded):
                 raise _Pass
             method = "client_secret_basic"
         elif "client_secret" in form:
@@ -301,7 +288,8 @@ def _parse_form(body: bytes, allowed: frozenset[str]) -> dict[str, str]:
                 name, value = unquote_plus(name, errors="strict"), unquote_plus(value, errors="strict")
             except UnicodeDecodeError:
                 raise _Pass from None
-        if name not in allowed or name in form or len(value) > MAX_VALUE or not _VSCHAR.fullmatch(value):
+        if (name not in allowed or name in form or len(value) > MAX_VALUE
+                or not _PRINTABLE_ASCII.fullmatch(value)):
             raise _Pass
         form[name] = value
     return form

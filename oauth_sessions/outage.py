@@ -26,12 +26,15 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-__all__ = ["DATABASE_ERRORS", "RETRY_AFTER", "database_error", "install_outage_handlers"]
+__all__ = ["DATABASE_ERRORS", "RETRY_AFTER", "SERVER_ERROR", "database_error", "install_outage_handlers"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds a client is asked to wait (RFC 9110 section 10.2.3).
 RETRY_AFTER: Final = 2
+#: The answer to a defect: RFC 6749 section 5.2 shape, no detail.
+SERVER_ERROR: Final = {"error": "server_error",
+                       "error_description": "the request could not be completed"}
 _HEADERS: Final = {"Cache-Control": "no-store", "Pragma": "no-cache",
                    "Retry-After": str(RETRY_AFTER)}
 
@@ -70,8 +73,7 @@ def database_error(exc: Exception) -> Response:
         return Response(json.dumps(body), 503, _HEADERS, mimetype="application/json")
     log.error("database error: %s (%s, sqlstate %s)", type(exc).__name__,
               type(orig).__name__ if orig is not None else "-", sqlstate or "-")
-    body = {"error": "server_error", "error_description": "the request could not be completed"}
-    return Response(json.dumps(body), 500, {"Cache-Control": "no-store", "Pragma": "no-cache"},
+    return Response(json.dumps(SERVER_ERROR), 500, {"Cache-Control": "no-store", "Pragma": "no-cache"},
                     mimetype="application/json")
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .clients import ClientInfo
     from .store import RotationResult, SessionStore
 
-__all__ = ["RefreshTokenGrant", "refresh"]
+__all__ = ["RefreshTokenGrant", "refresh", "scope_is_well_formed"]
 
 _MAX_USER_AGENT = 1024
 
@@ -65,18 +65,21 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             raise UnauthorizedClientError("the client may not use the refresh token grant")
         if not self.request.form.get("refresh_token"):
             raise InvalidRequestError("refresh_token is required")
-        scope = self.request.form.get("scope")
-        if scope is not None and not all(is_valid_scope_token(s) for s in parse_scope(scope)):
+        if not scope_is_well_formed(self.request.form.get("scope")):
             raise InvalidScopeError("scope contains characters RFC 6749 section 3.3 does not allow")
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """Steps 4-6: rotate, then build the response from the row the rotation returned."""
-        user_agent = flask_request.headers.get("User-Agent")
         body = refresh(self.request.client.info, self.request.form["refresh_token"],
-                       scope=self.request.form.get("scope") or None,
-                       user_agent=user_agent[:_MAX_USER_AGENT] if user_agent else None,
+                       scope=self.request.form.get("scope"),
+                       user_agent=flask_request.headers.get("User-Agent"),
                        ip=flask_request.remote_addr)
         return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+
+
+def scope_is_well_formed(scope: str | None) -> bool:
+    """Step 3's scope rule: absent, or made of RFC 6749 section 3.3 scope tokens only."""
+    return scope is None or all(is_valid_scope_token(s) for s in parse_scope(scope))
 
 
 def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_agent: str | None,
@@ -84,8 +87,11 @@ def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_a
     """Steps 4-6 for an authenticated client: the token response body, or an ``OAuth2Error``.
 
     Shared by the grant above and by :mod:`oauth_sessions.hot_path`, so the rules of a refresh
-    live in one place whichever way the request came in. Needs an app context.
+    live in one place whichever way the request came in. An empty ``scope`` means the granted
+    one; the user agent is kept to its first 1024 characters. Needs an app context.
     """
+    scope = scope or None
+    user_agent = user_agent[:_MAX_USER_AGENT] if user_agent else None
     try:
         result = _store().rotate(refresh_token, client_id=client.id, scope=scope,
                                  user_agent=user_agent, ip=ip, client_min_aal=client.min_aal)

@@ -403,7 +403,7 @@ def test_a_dead_reserved_connection_is_replaced_before_the_read(pg_engine: Engin
 def test_an_unexpected_error_is_a_json_500_without_detail(
         engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Outside testing, a defect on the hot path answers like Flask would: 500, no trace, no token."""
-    from oauth_sessions import refresh_grant
+    from oauth_sessions import hot_path
 
     side = _side(engine, True)
     side.app.testing = False
@@ -412,7 +412,7 @@ def test_an_unexpected_error_is_a_json_500_without_detail(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a defect")
 
-    monkeypatch.setattr(refresh_grant, "refresh", broken)
+    monkeypatch.setattr(hot_path, "refresh", broken)
     with caplog.at_level(logging.ERROR, logger="oauth_sessions.hot_path"):
         response = _refresh(side, token)
     assert response.status_code == 500
