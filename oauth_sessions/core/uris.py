@@ -1,0 +1,112 @@
+"""The rules for URIs a client registers: one place, used by ``ClientStore`` and RFC 7591.
+
+Two kinds of URI, two threat models:
+
+* Redirect and post-logout redirect URIs are only ever followed by the user's *browser*. They
+  must be absolute and have no fragment (RFC 6749 section 3.1.2, OIDC RP-Initiated Logout 1.0
+  section 3) and no userinfo: ``https://bank.example@evil.example/`` reads like the bank and
+  goes to the attacker (RFC 3986 section 7.6; OAuth 2.1 section 7.12 on open redirectors).
+  Custom schemes and ``http`` stay allowed for native apps (RFC 8252 sections 7.1 and 7.3).
+* The back-channel logout URI is fetched by *this server* (OIDC Back-Channel Logout 1.0
+  section 2.2). Anyone who may register a client chooses where that POST goes, so without a
+  rule it is a server-side request forgery into the provider's network (the cloud metadata
+  address, a database on 127.0.0.1). It must therefore be ``https`` to a host that is not an
+  internal IP literal; plain ``http`` is accepted only for a loopback host, and only on a
+  development deployment (one whose own issuer is a loopback ``http`` URL, the same exception
+  :mod:`oauth_sessions.core.settings` makes for ``ISSUER``). A DNS name that *resolves* to an
+  internal address cannot be judged at registration time (the answer can change); the sender
+  has to guard that at delivery.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Final
+from urllib.parse import urlsplit
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "MAX_URI_LENGTH",
+    "is_loopback_http",
+    "validate_backchannel_logout_uri",
+    "validate_redirect_uri",
+]
+
+MAX_URI_LENGTH: Final = 2048
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_FORBIDDEN_SCHEMES: Final = frozenset({"javascript", "data", "file", "vbscript"})
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """A URI the browser will be sent to: absolute, printable ASCII, no fragment, no userinfo.
+
+    Returns it unchanged (redirect URIs are compared exactly, RFC 6749 section 3.1.2.3);
+    raises ``ValueError`` with a reason that never repeats the URI.
+    """
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
+        raise ValueError(f"URI must be a non-empty string of at most {MAX_URI_LENGTH} characters")
+    if any(not ("!" <= c <= "~") for c in uri):
+        raise ValueError("URI must be printable ASCII without spaces")
+    if "#" in uri:
+        raise ValueError("URI must not contain a fragment (RFC 6749 section 3.1.2)")
+    scheme, sep, rest = uri.partition(":")
+    if not sep or not scheme[:1].isalpha() or not rest:
+        raise ValueError("URI must be absolute (scheme:...)")
+    if scheme.lower() in _FORBIDDEN_SCHEMES:
+        raise ValueError(f"URI scheme {scheme.lower()!r} is not allowed")
+    if rest.startswith("//") and "@" in rest[2:].split("/", 1)[0].split("?", 1)[0]:
+        raise ValueError("URI must not contain userinfo (RFC 3986 section 7.6)")
+    return uri
+
+
+def is_loopback_http(url: str) -> bool:
+    """True for ``http://`` URLs to 127.0.0.1, localhost or [::1]: a development deployment."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+    except ValueError:
+        return False
+
+
+def validate_backchannel_logout_uri(uri: str, *, allow_loopback_http: bool) -> str:
+    """A URI this server will POST logout tokens to (see the module docstring for why).
+
+    ``allow_loopback_http`` is for development deployments only: pass
+    ``is_loopback_http(issuer)``.
+    """
+    validate_redirect_uri(uri)
+    try:
+        parts = urlsplit(uri)
+        host = (parts.hostname or "").rstrip(".")
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError:
+        raise ValueError("backchannel_logout_uri is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in {"https", "http"} or not host:
+        raise ValueError("backchannel_logout_uri must be an https URL with a host")
+    if host in LOOPBACK_HOSTS or host.endswith(".localhost"):
+        if allow_loopback_http:
+            return uri
+        raise ValueError("backchannel_logout_uri must not point at this machine")
+    if scheme != "https":
+        raise ValueError("backchannel_logout_uri must use https "
+                         "(http only for a loopback host in development)")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if _legacy_ipv4(host):  # 2130706433, 0x7f.1, 127.1: resolvers read these as addresses
+            raise ValueError("backchannel_logout_uri must not use a numeric host in that form") from None
+        return uri  # a DNS name: see the module docstring
+    if not address.is_global:
+        raise ValueError("backchannel_logout_uri must not point at an internal address")
+    return uri
+
+
+def _legacy_ipv4(host: str) -> bool:
+    """Whether ``inet_aton`` (which getaddrinfo uses) takes this name for an IPv4 address."""
+    try:
+        socket.inet_aton(host)
+    except (OSError, ValueError):
+        return False
+    return True
