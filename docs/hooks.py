@@ -200,7 +200,7 @@ def _signals_table() -> str:
     for name in signals.__all__:
         sig = getattr(signals, name)
         if name not in kwargs:
-            raise DocsDriftError(f"signal {name} is not described in oauth_sessions/signals.py")
+            raise DocsDriftError(f"signal {name} is not described in oauth_sessions/core/signals.py")
         rows.append(f"| `{name}` | `{sig.name}` | {_cell(kwargs[name])} |")
     return "\n".join(rows)
 
