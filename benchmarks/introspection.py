@@ -55,7 +55,7 @@ from oauth_sessions.jose.jwt_tokens import build_access_token_claims, sign_acces
 from oauth_sessions.storage import migrate  # noqa: E402
 from oauth_sessions.storage.clients import ClientStore  # noqa: E402
 from oauth_sessions.storage.database import create_auth_engine, normalize_url  # noqa: E402
-from oauth_sessions.storage.signing_keys import get_keyset  # noqa: E402
+from oauth_sessions.flask.state import get_keyset  # noqa: E402
 
 TOKEN_LIFETIME = 3600
 

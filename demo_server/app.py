@@ -92,7 +92,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     create_demo_tables(state.engine)
     app.extensions["demo_passwords"] = Passwords(app.config.get("DEMO_PASSWORD_PROFILE"))
     seed_user(state.engine, app.extensions["demo_passwords"])
-    seeded = seed_clients(state.components["clients"], app.config["DEMO_CLIENT_APP_URL"],
+    seeded = seed_clients(state.services.clients, app.config["DEMO_CLIENT_APP_URL"],
                           Path(app.config["DEMO_CREDENTIALS_FILE"]))
     app.extensions["demo_seeded_clients"] = seeded
 

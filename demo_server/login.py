@@ -37,7 +37,7 @@ class Login:
 
 
 def session_store() -> SessionStore:
-    store: SessionStore = get_state().components["sessions"]
+    store: SessionStore = get_state().services.sessions
     return store
 
 

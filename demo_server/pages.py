@@ -36,12 +36,12 @@ def _login() -> Login:
 
 
 def client_store() -> ClientStore:
-    store: ClientStore = get_state().components["clients"]
+    store: ClientStore = get_state().services.clients
     return store
 
 
 def consent_store() -> ConsentStore:
-    store: ConsentStore = get_state().components["consents"]
+    store: ConsentStore = get_state().services.consents
     return store
 
 

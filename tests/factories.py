@@ -48,7 +48,7 @@ def create_client(app: Flask, *, name: str = "Test client",
                   scopes: str = "openid profile offline_access", public: bool = False,
                   **options: Any) -> tuple[ClientInfo, str | None]:
     """A client registered through the app's ClientStore: (record, secret or None)."""
-    result: tuple[ClientInfo, str | None] = get_state(app).components["clients"].create(
+    result: tuple[ClientInfo, str | None] = get_state(app).services.clients.create(
         name=name, redirect_uris=list(redirect_uris), scopes=scopes, public=public, **options)
     return result
 

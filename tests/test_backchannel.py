@@ -125,7 +125,7 @@ def _verify(app: Flask, token: str) -> dict[str, Any]:
 
 
 def _session(app: Flask, user: uuid.UUID, client_id: uuid.UUID | None) -> Any:
-    store = get_state(app).components["sessions"]
+    store = get_state(app).services.sessions
     return store.create_session(user_id=user, client_id=client_id, scopes="openid",
                                 aal=Aal.AAL1, amr=["password"])
 
@@ -152,7 +152,7 @@ def test_each_client_gets_exactly_one_verified_token_per_ended_session(
     _session(app, user, silent.id)
     _session(app, user, None)
 
-    assert get_state(app).components["sessions"].revoke_user(user, reason="test") == 5
+    assert get_state(app).services.sessions.revoke_user(user, reason="test") == 5
     assert sender.wait_idle(10)
 
     assert len(receiver.posts) == 3
@@ -172,7 +172,7 @@ def test_a_failed_first_delivery_is_retried_and_the_retry_is_the_only_accepted_t
     receiver.plan["/rp"] = [500]
     session = _session(app, create_user(engine), client.id).session
 
-    get_state(app).components["sessions"].revoke(session.id, reason="test")
+    get_state(app).services.sessions.revoke(session.id, reason="test")
     assert sender.wait_idle(10)
 
     assert [p.status for p in receiver.posts] == [500, 200]
@@ -196,7 +196,7 @@ def test_a_refusing_receiver_is_not_retried_and_unreachable_ones_stop_after_the_
     _session(app, user, refusing.id)
     _session(app, user, dead.id)
 
-    get_state(app).components["sessions"].revoke_user(user, reason="test")
+    get_state(app).services.sessions.revoke_user(user, reason="test")
     assert sender.wait_idle(10)
 
     assert [p.status for p in receiver.posts] == [400]  # section 2.8: 400 is the RP's answer
@@ -230,7 +230,7 @@ def test_a_hanging_receiver_does_not_slow_the_revoking_request(engine: Engine,
 
 
 def _reuse(app: Flask, user: uuid.UUID, client: Any) -> uuid.UUID:
-    store = get_state(app).components["sessions"]
+    store = get_state(app).services.sessions
     issued = _session(app, user, client.id)
     store.rotate(issued.refresh_token, client_id=client.id)
     store.rotate(store.rotate(issued.refresh_token, client_id=client.id).refresh_token,
@@ -248,7 +248,7 @@ def _consent(app: Flask, user: uuid.UUID, client: Any) -> uuid.UUID:
 
 def _client_deleted(app: Flask, user: uuid.UUID, client: Any) -> uuid.UUID:
     sid = _session(app, user, client.id).session.id
-    assert get_state(app).components["clients"].delete(client.id)
+    assert get_state(app).services.clients.delete(client.id)
     return sid  # type: ignore[no-any-return]
 
 
@@ -265,7 +265,7 @@ def _user_deleted(app: Flask, user: uuid.UUID, client: Any) -> uuid.UUID:
 
 
 def _superseded(app: Flask, user: uuid.UUID, client: Any) -> uuid.UUID:
-    get_state(app).components["sessions"].settings = get_state(app).settings.replace(
+    get_state(app).services.sessions.settings = get_state(app).settings.replace(
         single_session_per_client=True)
     sid = _session(app, user, client.id).session.id
     _session(app, user, client.id)
@@ -295,7 +295,7 @@ def test_a_session_ended_in_a_callers_transaction_is_announced_only_once_committ
     client, _ = create_client(app, backchannel_logout_uri=receiver.url("/rp"))
     user = create_user(engine)
     first = _session(app, user, client.id).session
-    store = get_state(app).components["sessions"]
+    store = get_state(app).services.sessions
     with engine.connect() as conn:
         conn.begin()
         store.create_session(user_id=user, client_id=client.id, scopes="openid", aal=Aal.AAL1,
@@ -355,7 +355,7 @@ def test_registration_metadata_carries_the_back_channel_settings(engine: Engine)
     assert response.status_code == 201, response.json
     assert response.json["backchannel_logout_uri"] == "https://rp.example/bc"
     assert response.json["backchannel_logout_session_required"] is False
-    info = get_state(app).components["clients"].get(response.json["client_id"], fresh=True)
+    info = get_state(app).services.clients.get(response.json["client_id"], fresh=True)
     assert info.post_logout_redirect_uris == ("https://rp.example/bye",)
     bad = {**body, "backchannel_logout_session_required": "yes"}
     refused = app.test_client().post("/oauth/register", data=json.dumps(bad),
@@ -380,4 +380,4 @@ def test_the_cli_registers_logout_uris_and_refuses_unsafe_ones(engine: Engine) -
         refused = runner.invoke(args=["oauth-sessions", "create-client", "--name", "Bad",
                                       "--redirect-uri", "https://rp.example/cb", option, value])
         assert refused.exit_code != 0 and "Traceback" not in refused.output
-    assert len(get_state(app).components["clients"].list()) == 1
+    assert len(get_state(app).services.clients.list()) == 1

@@ -23,7 +23,7 @@ def test_create_client_json_prints_one_object_with_id_and_secret(engine: Engine)
                   "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    info = get_state(app).components["clients"].get(body["client_id"], fresh=True)
+    info = get_state(app).services.clients.get(body["client_id"], fresh=True)
     assert info is not None and info.name == "Billing"
     assert info.redirect_uris == ("https://b.example/cb", "https://b.example/cb2")
     assert info.scopes == ("openid", "profile", "offline_access")
@@ -48,7 +48,7 @@ def test_create_client_refuses_bad_input_with_a_usage_error(engine: Engine) -> N
     result = _run(app, "create-client", "--name", "x", "--redirect-uri", "https://x/cb",
                   "--public", "--introspect", "--json")
     assert result.exit_code == 2
-    assert get_state(app).components["clients"].list() == []
+    assert get_state(app).services.clients.list() == []
 
 
 def test_list_rotate_and_delete(engine: Engine) -> None:
@@ -59,7 +59,7 @@ def test_list_rotate_and_delete(engine: Engine) -> None:
     assert [c["client_id"] for c in listed] == [created["client_id"]]
     assert "client_secret" not in listed[0]
     rotated = json.loads(_run(app, "rotate-secret", created["client_id"], "--json").output)
-    store = get_state(app).components["clients"]
+    store = get_state(app).services.clients
     info = store.get(created["client_id"], fresh=True)
     assert verify_client_secret(rotated["client_secret"], info.secret_hash)
     assert not verify_client_secret(created["client_secret"], info.secret_hash)

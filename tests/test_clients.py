@@ -79,7 +79,7 @@ def test_rotate_secret_invalidates_the_old_one_at_once_on_this_worker(engine: En
     app = make_app(engine)
     info, old = create_client(app)
     assert old is not None
-    store = get_state(app).components["clients"]
+    store = get_state(app).services.clients
     assert store.get(info.id) is not None  # cached now
     new = store.rotate_secret(info.id)
     assert new is not None and new != old
@@ -261,8 +261,8 @@ def test_client_store_allows_loopback_http_only_when_told_or_for_a_loopback_issu
     info, _ = dev.create(name="A", redirect_uris=[REDIRECT_URI],
                          backchannel_logout_uri="http://127.0.0.1:9/bc")
     assert info.backchannel_logout_uri == "http://127.0.0.1:9/bc"
-    app_store = get_state(make_app(engine)).components["clients"]  # issuer http://127.0.0.1:5000
-    production = get_state(make_app(engine, issuer="https://issuer.example")).components["clients"]
+    app_store = get_state(make_app(engine)).services.clients  # issuer http://127.0.0.1:5000
+    production = get_state(make_app(engine, issuer="https://issuer.example")).services.clients
     assert app_store.allow_loopback_http is True and production.allow_loopback_http is False
 
 

@@ -313,10 +313,10 @@ def test_deleting_a_client_ends_all_its_sessions(engine: Engine) -> None:
         assert exchange_code(http, client, secret, code, verifier).status_code == 200
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Session.__table__)).scalar() == 2
-    assert get_state(app).components["clients"].delete(client.id) is True
+    assert get_state(app).services.clients.delete(client.id) is True
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Session.__table__)).scalar() == 0
-    assert get_state(app).components["clients"].get(client.id) is None
+    assert get_state(app).services.clients.get(client.id) is None
 
 
 def test_code_expires_at_exactly_its_lifetime(engine: Engine) -> None:
@@ -394,6 +394,6 @@ def test_deleting_a_client_signals_each_ended_session_and_the_deletion(engine: E
 
     with signals.session_revoked.connected_to(on_revoked, sender=app), \
             signals.client_deleted.connected_to(on_deleted, sender=app):
-        assert get_state(app).components["clients"].delete(client.id) is True
+        assert get_state(app).services.clients.delete(client.id) is True
     assert revoked == [(sid, "client_deleted")]
     assert deleted == [client.id]

@@ -147,7 +147,7 @@ def test_outage_answers_503_fast_recovers_without_restart_and_counts_stay_exact(
     client, secret = create_client(app)
     assert secret is not None
     user = create_user(pg_engine)
-    sessions = get_state(app).components["sessions"]
+    sessions = get_state(app).services.sessions
     callers = [Caller(sessions.create_session(
         user_id=user, client_id=client.id, scopes="openid offline_access", aal=Aal.AAL1,
         amr=["pwd"]).refresh_token) for _ in range(CALLERS)]

@@ -65,7 +65,7 @@ def test_bad_sign_up_says_what_to_fix_and_writes_nothing(demo_app: Flask, email:
 def test_sign_in_starts_a_first_party_aal1_session_and_sign_out_ends_it(demo_app: Flask) -> None:
     browser = DemoBrowser(demo_app)
     assert browser.sign_in("alice@example.com", "alice-demo-password").status_code == 302
-    store = get_state(demo_app).components["sessions"]
+    store = get_state(demo_app).services.sessions
     with get_state(demo_app).engine.connect() as conn:
         user_id = conn.execute(
             select(users_table.c.id).where(users_table.c.email == "alice@example.com")).scalar_one()
@@ -140,7 +140,7 @@ def test_sign_in_replaces_the_cookie_session_against_fixation(demo_app: Flask) -
 def test_revoking_the_browser_session_signs_the_browser_out(demo_app: Flask) -> None:
     browser = DemoBrowser(demo_app)
     browser.sign_in("alice@example.com", "alice-demo-password")
-    store = get_state(demo_app).components["sessions"]
+    store = get_state(demo_app).services.sessions
     user_id = next(s.user_id for s in _all_sessions(demo_app))
     assert store.revoke_user(user_id, reason="test") == 1
     response = browser.get("/account/sessions")

@@ -60,7 +60,7 @@ def test_step_up_raises_this_browser_session_to_aal2_with_factor_and_amr(demo_ap
     browser = DemoBrowser(demo_app)
     browser.sign_in("alice@example.com", "alice-demo-password")
     secret = _enrol(browser)
-    store = get_state(demo_app).components["sessions"]
+    store = get_state(demo_app).services.sessions
     (before,) = store.list_for_user(_alice(demo_app))
     assert before.aal == Aal.AAL1
     browser.get("/account/step-up?next=/account/sessions")
@@ -82,7 +82,7 @@ def test_a_code_that_was_accepted_once_is_refused_the_second_time(demo_app: Flas
     response = browser.post("/account/step-up", {"code": pyotp.TOTP(secret).now(), "next": "/"})
     assert response.status_code == 400
     assert "already used" in response.get_data(as_text=True)
-    (info,) = get_state(demo_app).components["sessions"].list_for_user(_alice(demo_app))
+    (info,) = get_state(demo_app).services.sessions.list_for_user(_alice(demo_app))
     assert info.aal == Aal.AAL1
 
 
@@ -92,7 +92,7 @@ def test_removing_the_factor_brings_its_sessions_back_to_aal1(demo_app: Flask) -
     secret = _enrol(browser)
     code = pyotp.TOTP(secret).at(datetime.now(UTC) + timedelta(seconds=30))
     browser.post("/account/step-up", {"code": code, "next": "/"})
-    store = get_state(demo_app).components["sessions"]
+    store = get_state(demo_app).services.sessions
     assert store.list_for_user(_alice(demo_app))[0].aal == Aal.AAL2
     assert browser.post("/account/totp/remove").status_code == 302
     (info,) = store.list_for_user(_alice(demo_app))
@@ -200,5 +200,5 @@ def test_the_step_up_page_says_when_the_factor_is_locked(demo_app: Flask) -> Non
     response = browser.post("/account/step-up", {"code": wrong, "next": "/"})
     assert response.status_code == 400
     assert "Too many wrong codes" in response.get_data(as_text=True)
-    (info,) = get_state(demo_app).components["sessions"].list_for_user(_alice(demo_app))
+    (info,) = get_state(demo_app).services.sessions.list_for_user(_alice(demo_app))
     assert info.aal == Aal.AAL1

@@ -47,7 +47,7 @@ def test_sessions_page_lists_device_ip_app_scopes_aal_and_times(demo_app: Flask)
     browser = _signed_in(demo_app)
     client = seeded(demo_app, "confidential")
     tokens = exchange_code(demo_app, client, *browser.authorize(client))
-    sid = next(s.id for s in get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))
+    sid = next(s.id for s in get_state(demo_app).services.sessions.list_for_user(_alice_id(demo_app))
                if s.client_id == client.info.id)
     assert refresh(demo_app, client, tokens.refresh_token or "").status_code == 200
     page = browser.get("/account/sessions").get_data(as_text=True)
@@ -64,7 +64,7 @@ def test_revoke_one_session_ends_its_refresh_and_introspection(demo_app: Flask) 
     client = seeded(demo_app, "confidential")
     tokens = exchange_code(demo_app, client, *browser.authorize(client))
     assert introspect(demo_app, client, tokens.access_token).get_json()["active"] is True
-    store = get_state(demo_app).components["sessions"]
+    store = get_state(demo_app).services.sessions
     sid = next(s.id for s in store.list_for_user(_alice_id(demo_app)) if s.client_id)
     response = browser.post("/account/sessions/revoke", {"which": "one", "session_id": str(sid)})
     assert response.status_code == 302
@@ -81,7 +81,7 @@ def test_revoke_all_others_keeps_only_this_browser(demo_app: Flask) -> None:
     browser, other = _signed_in(demo_app), _signed_in(demo_app)
     client = seeded(demo_app, "confidential")
     exchange_code(demo_app, client, *browser.authorize(client))
-    store = get_state(demo_app).components["sessions"]
+    store = get_state(demo_app).services.sessions
     assert len(store.list_for_user(_alice_id(demo_app))) == 3
     browser.post("/account/sessions/revoke", {"which": "others"})
     (left,) = store.list_for_user(_alice_id(demo_app))
@@ -93,7 +93,7 @@ def test_revoke_all_others_keeps_only_this_browser(demo_app: Flask) -> None:
 def test_revoke_all_signs_this_browser_out_too(demo_app: Flask) -> None:
     browser = _signed_in(demo_app)
     browser.post("/account/sessions/revoke", {"which": "all"})
-    assert get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app)) == []
+    assert get_state(demo_app).services.sessions.list_for_user(_alice_id(demo_app)) == []
     assert browser.get("/account/sessions").status_code == 302
 
 
@@ -101,7 +101,7 @@ def test_a_person_cannot_revoke_someone_elses_session(demo_app: Flask) -> None:
     alice = _signed_in(demo_app)
     mallory = DemoBrowser(demo_app)
     mallory.sign_up("mallory@example.com", "mallory's long password")
-    store = get_state(demo_app).components["sessions"]
+    store = get_state(demo_app).services.sessions
     (alice_session,) = store.list_for_user(_alice_id(demo_app))
     response = mallory.post("/account/sessions/revoke", {"which": "one", "session_id": str(alice_session.id)})
     assert response.status_code == 302
@@ -145,7 +145,7 @@ def test_denying_consent_returns_access_denied_and_creates_no_session(demo_app: 
     client = seeded(demo_app, "confidential")
     with pytest.raises(AssertionError, match="access_denied"):
         browser.authorize(client, approve=False)
-    sessions = get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))
+    sessions = get_state(demo_app).services.sessions.list_for_user(_alice_id(demo_app))
     assert [s.client_id for s in sessions] == [None]
 
 
@@ -179,7 +179,7 @@ def test_api_me_needs_the_profile_scope_and_payments_needs_aal2(demo_app: Flask)
     assert payments.status_code == 401
     challenge = payments.headers["WWW-Authenticate"]
     assert 'error="insufficient_user_authentication"' in challenge and 'acr_values="aal2"' in challenge
-    assert get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))[0].aal == Aal.AAL1
+    assert get_state(demo_app).services.sessions.list_for_user(_alice_id(demo_app))[0].aal == Aal.AAL1
 
 
 def test_developer_page_registers_a_client_and_shows_the_secret_once(demo_app: Flask) -> None:
@@ -192,7 +192,7 @@ def test_developer_page_registers_a_client_and_shows_the_secret_once(demo_app: F
     page = response.get_data(as_text=True)
     client_id = page.split('id="client-id">')[1].split("<")[0]
     secret = page.split('id="client-secret">')[1].split("<")[0]
-    info = get_state(demo_app).components["clients"].get(client_id, fresh=True)
+    info = get_state(demo_app).services.clients.get(client_id, fresh=True)
     assert info.name == "Budget Buddy" and info.scopes == ("openid", "email", "reports:read")
     assert info.redirect_uris == ("https://budget.example/cb", "http://127.0.0.1:9000/cb")
     assert info.secret_hash != secret and verify_client_secret(secret, info.secret_hash)
@@ -205,7 +205,7 @@ def test_developer_page_registers_a_public_client_without_secret(demo_app: Flask
                                         "scopes": ["openid"], "client_type": "public"}).get_data(as_text=True)
     assert 'id="client-secret"' not in page
     client_id = page.split('id="client-id">')[1].split("<")[0]
-    info = get_state(demo_app).components["clients"].get(client_id, fresh=True)
+    info = get_state(demo_app).services.clients.get(client_id, fresh=True)
     assert info.is_public and info.token_endpoint_auth_method == "none"
 
 
@@ -219,11 +219,11 @@ def test_developer_page_registers_a_public_client_without_secret(demo_app: Flask
 def test_developer_page_explains_bad_input_and_registers_nothing(demo_app: Flask, form: dict[str, object],
                                                                  message: str) -> None:
     browser = _signed_in(demo_app)
-    before = len(get_state(demo_app).components["clients"].list())
+    before = len(get_state(demo_app).services.clients.list())
     response = browser.post("/developers", {"client_type": "confidential", **form})
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
-    assert len(get_state(demo_app).components["clients"].list()) == before
+    assert len(get_state(demo_app).services.clients.list()) == before
 
 
 @pytest.mark.parametrize(("user_agent", "expected"), [

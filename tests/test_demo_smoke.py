@@ -51,14 +51,14 @@ def test_first_start_seeds_and_prints_stable_credentials(tmp_path: Path,
     assert second["confidential"].info.id == confidential.info.id
     assert second["confidential"].secret == confidential.secret
     assert second["public"].info.id == public.info.id
-    assert len(get_state(first).components["clients"].list()) == 2
+    assert len(get_state(first).services.clients.list()) == 2
 
     # without the saved secret the client keeps its id and gets a new secret, printed again
     (tmp_path / "demo-clients.json").unlink()
     third = {s.key: s for s in seeded_clients(create_app())}
     assert third["confidential"].info.id == confidential.info.id
     assert third["confidential"].secret not in (None, confidential.secret)
-    clients = get_state(first).components["clients"]
+    clients = get_state(first).services.clients
     stored = clients.get(confidential.info.id, fresh=True)
     assert not verify_client_secret(confidential.secret, stored.secret_hash)
 

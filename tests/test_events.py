@@ -32,7 +32,7 @@ def test_each_lifecycle_event_is_signalled_and_logged_once_without_secrets(
         engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     app = make_app(engine)
     client, client_secret = create_client(app)
-    store = get_state(app).components["sessions"]
+    store = get_state(app).services.sessions
     user = create_user(engine)
     received: list[tuple[str, dict[str, Any]]] = []
     receivers = {}
@@ -56,7 +56,7 @@ def test_each_lifecycle_event_is_signalled_and_logged_once_without_secrets(
             second = store.create_session(user_id=user, client_id=client.id, scopes="openid",
                                           aal=Aal.AAL1, amr=["password"])
             store.revoke(second.session.id, reason="logout")
-            get_state(app).components["clients"].delete(client.id)
+            get_state(app).services.clients.delete(client.id)
             with engine.connect() as conn:
                 keys = [r[0] for r in conn.execute(select(Session.__table__.c.refresh_token_hmac_key))]
             secrets_seen += [issued.refresh_token, rotated.refresh_token, stepped.refresh_token,

@@ -66,7 +66,7 @@ class Fixture:
         assert secret is not None
         self.secret = secret
         self.user = create_user(engine)
-        get_state(app).components["keys"].keyset()  # the first key, made on first use
+        get_state(app).services.keys.keyset()  # the first key, made on first use
         reg = app.test_client().post("/oauth/register", json={
             "redirect_uris": ["https://dyn.example/cb"], "scope": "openid"})
         assert reg.status_code == 201, reg.get_data(as_text=True)

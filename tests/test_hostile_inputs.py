@@ -61,7 +61,7 @@ class Provider:
         self.user = create_user(engine)
         # The first signing key is made on first use; make it now so that the snapshots
         # below compare only what a request itself writes.
-        get_state(self.app).components["keys"].keyset()
+        get_state(self.app).services.keys.keyset()
 
     def form(self, path: str, body: bytes, *, content_type: str = "application/x-www-form-urlencoded",
              headers: dict[str, str] | None = None, **kw: Any) -> Any:

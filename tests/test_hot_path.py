@@ -48,7 +48,7 @@ class Side:
 
     @property
     def store(self) -> SessionStore:
-        store: SessionStore = get_state(self.app).components["sessions"]
+        store: SessionStore = get_state(self.app).services.sessions
         return store
 
     def session(self, client: ClientInfo | None = None, **kw: Any) -> str:
@@ -357,7 +357,7 @@ def test_installed_inside_middleware_wrapped_before_init_app(engine: Engine) -> 
     OAuthSessions(app, engine=engine, issuer="http://127.0.0.1:5000")
     assert app.wsgi_app is proxy and isinstance(proxy.app, HotPath)
     client, secret = create_client(app, scopes=SCOPES)
-    store: SessionStore = get_state(app).components["sessions"]
+    store: SessionStore = get_state(app).services.sessions
     issued = store.create_session(user_id=create_user(engine), client_id=client.id, scopes=SCOPES,
                                   aal=Aal.AAL1, amr=["pwd"])
     response = app.test_client().post(

@@ -42,7 +42,7 @@ from oauth_sessions.jose.jwt_tokens import (
 )
 from oauth_sessions.protocol.tokens import build_token_response
 from oauth_sessions.storage.clients import ClientInfo
-from oauth_sessions.storage.signing_keys import get_keyset
+from oauth_sessions.flask.state import get_keyset
 
 T0 = datetime(2030, 5, 1, 8, 0, 0, tzinfo=UTC)
 INACTIVE = {"active": False}
@@ -86,7 +86,7 @@ class Provider:
 
     @property
     def sessions(self) -> Any:
-        return get_state(self.app).components["sessions"]
+        return get_state(self.app).services.sessions
 
 
 def provider(engine: Engine, **options: Any) -> Provider:
@@ -199,7 +199,7 @@ def test_deleting_the_client_makes_its_tokens_inactive(engine: Engine) -> None:
     p = provider(engine)
     tokens = p.tokens()
     assert p.answer(tokens["access_token"])["active"] is True
-    assert get_state(p.app).components["clients"].delete(p.client.id)
+    assert get_state(p.app).services.clients.delete(p.client.id)
     assert p.answer(tokens["access_token"]) == INACTIVE
     assert p.answer(tokens["refresh_token"]) == INACTIVE
 

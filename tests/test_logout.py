@@ -68,7 +68,7 @@ class SignedIn:
         return uuid.UUID(_claims(self.tokens["id_token"])["sid"])
 
     def session_exists(self) -> bool:
-        return get_state(self.app).components["sessions"].get(self.sid) is not None
+        return get_state(self.app).services.sessions.get(self.sid) is not None
 
     def logout(self, method: str = "GET", *, headers: dict[str, str] | None = None,
                **params: str) -> Any:

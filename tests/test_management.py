@@ -41,7 +41,7 @@ class World:
                                  is_admin=lambda user: user in self.admins),
             url_prefix="/account")
         self.http: FlaskClient = self.app.test_client()
-        self.store = get_state(self.app).components["sessions"]
+        self.store = get_state(self.app).services.sessions
         self.client, _ = create_client(self.app, name="Photo app", scopes="openid profile")
         self.alice, self.bob = create_user(engine), create_user(engine)
 
@@ -181,7 +181,7 @@ def test_revoking_a_clients_sessions_is_for_administrators_only(world: World) ->
     assert world.call("POST", f"/clients/{uuid.uuid4()}/revoke-sessions", world.alice).status_code == 404
     assert world.call("POST", path, world.alice).json == {"revoked": 2}
     assert not any(world.exists(s) for s in sessions) and world.exists(untouched)
-    assert get_state(world.app).components["clients"].get(world.client.id, fresh=True) is not None
+    assert get_state(world.app).services.clients.get(world.client.id, fresh=True) is not None
 
 
 def test_the_python_api_refuses_other_users_sessions_too(world: World) -> None:

@@ -53,7 +53,7 @@ def test_key_rotation_keeps_old_tokens_valid_until_they_expire(engine: Engine) -
         old_kid = _verify(http, body["access_token"])[0]["kid"]
     start += timedelta(seconds=10)
     with freeze_time(start):
-        keys = get_state(app).components["keys"]
+        keys = get_state(app).services.keys
         new = keys.rotate()
         kids = [k["kid"] for k in http.get("/oauth/jwks").json["keys"]]
         assert kids[0] == new.kid and set(kids[1:]) == old_kids  # newest first, old published

@@ -46,7 +46,7 @@ def _seed(engine: Engine, user: uuid.UUID) -> None:
 def test_purge_removes_exactly_the_expired_sessions_while_live_ones_refresh(
         pg_engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     app = make_app(pg_engine)
-    store = get_state(app).components["sessions"]
+    store = get_state(app).services.sessions
     user = create_user(pg_engine)
     _seed(pg_engine, user)
     busy = [store.create_session(user_id=user, client_id=None, scopes="openid", aal=Aal.AAL1,
@@ -99,7 +99,7 @@ def test_purge_removes_exactly_the_expired_sessions_while_live_ones_refresh(
 
 def test_purge_skips_a_row_another_transaction_holds_instead_of_waiting(pg_engine: Engine) -> None:
     app = make_app(pg_engine)
-    store = get_state(app).components["sessions"]
+    store = get_state(app).services.sessions
     user = create_user(pg_engine)
     now = datetime.now(UTC)
     ids = [store.create_session(user_id=user, client_id=None, scopes="openid", aal=Aal.AAL1,

@@ -38,7 +38,7 @@ class Provider:
 def _wire(app: Flask, engine: Engine) -> str:
     """The real stack: the extension's components and its blueprint's token endpoint."""
     state = get_state(app)
-    assert state.engine is engine and isinstance(state.components["sessions"], SessionStore)
+    assert state.engine is engine and isinstance(state.services.sessions, SessionStore)
     url = f"{state.settings.url_prefix}/token"
     assert any(rule.rule == url for rule in app.url_map.iter_rules())
     return url
@@ -51,8 +51,8 @@ def provider(engine: Engine) -> Iterator[Provider]:
     OAuthSessions(app, engine=engine, issuer=ISSUER, scope_min_aal={"payments": "aal2"},
                   refresh_token_reuse_interval=10)
     url = _wire(app, engine)
-    comps = get_state(app).components
-    yield Provider(app, app.test_client(), comps["sessions"], comps["clients"], url)
+    comps = get_state(app).services
+    yield Provider(app, app.test_client(), comps.sessions, comps.clients, url)
 
 
 def _register(p: Provider, *, public: bool = False, **kw: Any) -> tuple[ClientInfo, str | None]:
@@ -90,7 +90,7 @@ def test_refresh_returns_new_tokens_bound_to_the_session(provider: Provider) -> 
     assert response.headers["Cache-Control"] == "no-store"
     assert parse_refresh_token(body["refresh_token"]).counter == 1
     assert body["token_type"] == "Bearer" and body["scope"] == "openid profile offline_access"
-    keyset = get_state(provider.app).components["keys"].keyset()
+    keyset = get_state(provider.app).services.keys.keyset()
     claims = verify_access_token(keyset, body["access_token"], issuer=ISSUER)
     assert claims["sid"] == str(issued.session.id) and claims["client_id"] == client.client_id
     assert claims["aal"] == "aal1" and claims["amr"] == ["pwd"]
@@ -202,8 +202,8 @@ def test_concurrent_http_refreshes_all_get_the_same_token(pg_engine: Engine) -> 
     app.config.update(TESTING=True)
     OAuthSessions(app, engine=pg_engine, issuer=ISSUER, refresh_token_reuse_interval=30)
     url = _wire(app, pg_engine)
-    comps = get_state(app).components
-    p = Provider(app, app.test_client(), comps["sessions"], comps["clients"], url)
+    comps = get_state(app).services
+    p = Provider(app, app.test_client(), comps.sessions, comps.clients, url)
     client, secret = _register(p)
     issued = _session(p, client)
     barrier = threading.Barrier(8)
@@ -234,7 +234,7 @@ def test_unknown_session_uuid_shape(provider: Provider) -> None:
 def test_tokens_follow_the_sessions_aal_after_step_up_and_downgrade(provider: Provider) -> None:
     client, secret = _register(provider)
     issued = _session(provider, client)
-    keyset = get_state(provider.app).components["keys"].keyset()
+    keyset = get_state(provider.app).services.keys.keyset()
     stepped = provider.store.step_up(issued.session.id, aal=Aal.AAL2, factor_id=None, method="totp")
     old = _refresh(provider, issued.refresh_token, client, secret)
     assert old.get_json() == {"error": "invalid_grant", "error_description": "refresh token already used"}
@@ -254,8 +254,8 @@ def test_id_token_on_refresh_follows_the_setting(engine: Engine, setting: bool) 
     app = Flask(__name__)
     app.config.update(TESTING=True, SECRET_KEY="test")
     OAuthSessions(app, engine=engine, issuer=ISSUER, id_token_on_refresh=setting)
-    comps = get_state(app).components
-    p = Provider(app, app.test_client(), comps["sessions"], comps["clients"], _wire(app, engine))
+    comps = get_state(app).services
+    p = Provider(app, app.test_client(), comps.sessions, comps.clients, _wire(app, engine))
     client, secret = _register(p)
     with_openid = _session(p, client)
     body = _refresh(p, with_openid.refresh_token, client, secret).get_json()

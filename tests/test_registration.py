@@ -37,7 +37,7 @@ def test_registered_client_completes_the_code_flow(engine: Engine) -> None:
     assert body["registration_client_uri"].endswith("/oauth/register/" + body["client_id"])
     assert body["token_endpoint_auth_method"] == "client_secret_basic"
     assert "unknown_field" not in body
-    info = get_state(app).components["clients"].get(body["client_id"])
+    info = get_state(app).services.clients.get(body["client_id"])
     assert info.registration_type == "dynamic" and info.can_introspect is False
     assert body["registration_access_token"] not in (info.registration_access_token_hash or "")
     verifier, challenge = pkce_pair()
@@ -103,14 +103,14 @@ def test_management_read_update_delete_with_the_registration_token(engine: Engin
     update = dict(read.json) | {"client_name": "RP 2", "redirect_uris": ["https://rp.example/new"]}
     updated = http.put(uri, json=update, headers=auth)
     assert updated.status_code == 200 and updated.json["client_name"] == "RP 2"
-    info = get_state(app).components["clients"].get(created["client_id"], fresh=True)
+    info = get_state(app).services.clients.get(created["client_id"], fresh=True)
     assert info.redirect_uris == ("https://rp.example/new",)
     assert verify_client_secret(created["client_secret"], info.secret_hash)  # secret unchanged
     wrong_id = http.put(uri, json=update | {"client_id": "other"}, headers=auth)
     assert wrong_id.status_code == 400
     assert http.delete(uri, headers=auth).status_code == 204
     assert http.get(uri, headers=auth).status_code == 401
-    assert get_state(app).components["clients"].get(created["client_id"], fresh=True) is None
+    assert get_state(app).services.clients.get(created["client_id"], fresh=True) is None
 
 
 def test_manually_created_clients_cannot_be_managed_through_registration(engine: Engine) -> None:

@@ -128,7 +128,7 @@ def test_rotating_both_algs_keeps_old_tokens_through_the_grace_and_not_after(eng
     with freeze_time(T0):
         app = make_app(engine)
         body = _tokens(app, engine)
-    store: KeyStore = get_state(app).components["keys"]
+    store: KeyStore = get_state(app).services.keys
     rotated_at = T0 + timedelta(seconds=10)
     with freeze_time(rotated_at):
         new = store.rotate_all()

@@ -27,8 +27,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..core.types import normalize_ip
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
-from .blueprints import NO_STORE, error_response, request_params
-from .extension import AppState, get_state
+from .responses import NO_STORE, error_response, request_params
+from .state import AppState, get_state
 from .host import Authentication, ConsentRequest, HostAdapter
 
 __all__ = ["authorize"]
@@ -91,7 +91,7 @@ def authorize() -> ResponseReturnValue:
     issuer = state.settings.issuer
     params = request_params()
     try:
-        req = parse_authorization_request(params, state.components["clients"], state.settings)
+        req = parse_authorization_request(params, state.services.clients, state.settings)
     except AuthorizeError as exc:
         return _redirect_error(exc, issuer)
 
@@ -99,7 +99,7 @@ def authorize() -> ResponseReturnValue:
         return _redirect_error(AuthorizeError(error, description, redirect_uri=req.redirect_uri,
                                               state=req.state), issuer)
 
-    host: HostAdapter = state.components["host"]
+    host: HostAdapter = state.services.host
     posted = request.method == "POST" and "decision" in request.form
     auth = host.current_authentication()
     if _needs_login(req, auth, posted):
@@ -112,7 +112,7 @@ def authorize() -> ResponseReturnValue:
         if "none" in req.prompt:
             return fail("interaction_required", "a higher authentication level is required")
         return host.step_up(_authorize_url(params, drop_login=False), req.required_aal)
-    consents = state.components["consents"]
+    consents = state.services.consents
     granted = consents.granted(auth.user_id, req.client.id)
     if posted:
         if not _check_ticket(request.form.get("consent_ticket", ""), auth, params):
@@ -137,7 +137,7 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
     latest: dict[str, int] = {}
     for entry in auth.amr:
         latest[entry.method] = max(latest.get(entry.method, 0), int(entry.timestamp.timestamp()))
-    code = state.components["authorizations"].issue(
+    code = state.services.authorizations.issue(
         client_id=req.client.id, user_id=auth.user_id, redirect_uri=req.redirect_uri,
         scopes=req.scopes, state=req.state, nonce=req.nonce, code_challenge=req.code_challenge,
         code_challenge_method="S256", aal=auth.aal, amr=sorted(latest.items()),

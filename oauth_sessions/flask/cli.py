@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
-from .extension import get_state
+from .state import get_state
 
 
 @click.group("oauth-sessions", help="Administer the oauth_sessions provider.")
@@ -117,7 +117,7 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
     if public and auth_method:
         raise click.UsageError("--auth-method is for confidential clients; public ones use none")
     try:
-        info, secret = get_state().components["clients"].create(
+        info, secret = get_state().services.clients.create(
             name=name, redirect_uris=list(redirect_uris), scopes=scope, public=public,
             can_introspect=introspect, token_endpoint_auth_method=auth_method,
             grant_types=["authorization_code"] if no_refresh else None,
@@ -140,7 +140,7 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
 @with_appcontext
 def list_clients(as_json: bool) -> None:
     """List registered clients (never their secrets)."""
-    clients = get_state().components["clients"].list()
+    clients = get_state().services.clients.list()
     if as_json:
         click.echo(json.dumps([_client_json(c) for c in clients]))
         return
@@ -154,7 +154,7 @@ def list_clients(as_json: bool) -> None:
 @with_appcontext
 def rotate_secret(client_id: str, as_json: bool) -> None:
     """Give a confidential client a new secret; the old one stops working."""
-    secret = get_state().components["clients"].rotate_secret(_client_id(client_id))
+    secret = get_state().services.clients.rotate_secret(_client_id(client_id))
     if secret is None:
         raise click.ClickException("no confidential client with that id")
     if as_json:
@@ -172,7 +172,7 @@ def delete_client(client_id: str, yes: bool) -> None:
     parsed = _client_id(client_id)
     if not yes:
         click.confirm(f"Delete client {client_id} and end all its sessions?", abort=True)
-    if not get_state().components["clients"].delete(parsed):
+    if not get_state().services.clients.delete(parsed):
         raise click.ClickException("no client with that id")
     click.echo(f"deleted {client_id}")
 
@@ -184,7 +184,7 @@ def delete_client(client_id: str, yes: bool) -> None:
 @with_appcontext
 def rotate_keys(alg: str | None) -> None:
     """Sign with new keys from now on; old keys stay published until their tokens expire."""
-    store = get_state().components["keys"]
+    store = get_state().services.keys
     for key in store.rotate_all(algs=(alg,) if alg else None):
         click.echo(f"active signing key: {key.kid} ({key.alg})")
 
@@ -202,8 +202,8 @@ def purge(batch_size: int) -> None:
     from ..protocol.client_auth import AssertionLedger
 
     state = get_state()
-    sessions = state.components["sessions"].purge_expired(batch_size=batch_size)
-    codes = state.components["authorizations"].purge()
+    sessions = state.services.sessions.purge_expired(batch_size=batch_size)
+    codes = state.services.authorizations.purge()
     assertions = AssertionLedger(state.engine).purge()
     click.echo(f"purged {sessions} sessions, {codes} authorization codes, "
                f"{assertions} client assertions")

@@ -1,35 +1,39 @@
 """The Flask extension: ``OAuthSessions(app)`` or ``OAuthSessions().init_app(app)``.
 
-Per-app state lives in ``app.extensions["oauth_sessions"]`` (an :class:`AppState`),
-never on the extension object, so one extension instance can serve several apps
-(app factories, tests).
+``init_app`` validates the settings, builds the app's :class:`~oauth_sessions.flask.state.Services`
+in one place (:func:`build_services`), stores them in ``app.extensions["oauth_sessions"]``
+(see :mod:`oauth_sessions.flask.state`), and mounts the blueprints and the CLI.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import Engine
 
+from ..core.events import connect_logging
+from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
-from ..protocol.backchannel import BackchannelSender
+from ..protocol.backchannel import BackchannelSender, connect_signals
+from ..protocol.client_auth import AssertionLedger
+from ..protocol.server import OAuthServer
+from ..storage.authorizations import AuthorizationStore, ConsentStore
+from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine
+from ..storage.introspection_store import StoreSessions
+from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
+from ..storage.sessions import SessionStore
+from ..storage.signing_keys import RELOAD_SECONDS, KeyStore
+from .blueprints import register_blueprints
+from .cli import cli
 from .host import HostAdapter
+from .hot_path import install
+from .state import EXTENSION_KEY, AppState, Services, get_state
 
-EXTENSION_KEY = "oauth_sessions"
-
-
-@dataclass
-class AppState:
-    """Everything the library keeps for one Flask app."""
-
-    settings: Settings
-    engine: Engine
-    components: dict[str, Any] = field(default_factory=dict)
+__all__ = ["AppState", "OAuthSessions", "Services", "build_services", "get_state", "revoke_consent"]
 
 
 class OAuthSessions:
@@ -72,42 +76,25 @@ class OAuthSessions:
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
             engine = create_auth_engine(settings.database_url)
-        state = AppState(settings=settings, engine=engine)
-        state.components.update(_build_components(app, settings, engine,
-                                                  host or self._host or HostAdapter()))
+        services = build_services(app, settings, engine, host or self._host or HostAdapter(),
+                                  self._backchannel or BackchannelSender())
+        state = AppState(settings=settings, engine=engine, services=services)
         # Back-channel logout (OIDC Back-Channel Logout 1.0) and the event log lines: both
         # listen to the session signals of every app and find this app's parts by the sender.
-        from ..core.events import connect_logging
-        from ..protocol.backchannel import connect_signals
-
-        state.components["backchannel"] = self._backchannel or BackchannelSender()
         connect_signals()
         connect_logging()
         app.extensions[EXTENSION_KEY] = state
-        from .blueprints import register_blueprints
-        from .cli import cli
-
         register_blueprints(app, state)
         if settings.hot_path:
-            from .hot_path import install
-
             install(app, state)
 
         if "oauth-sessions" not in app.cli.commands:
             app.cli.add_command(cli)
 
 
-def _build_components(app: Flask, settings: Settings, engine: Engine,
-                      host: HostAdapter) -> dict[str, Any]:
-    """The per-app objects, under the names of docs/architecture.md."""
-    from ..protocol.client_auth import AssertionLedger
-    from ..protocol.server import OAuthServer
-    from ..storage.authorizations import AuthorizationStore, ConsentStore
-    from ..storage.clients import ClientStore
-    from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
-    from ..storage.sessions import SessionStore
-    from ..storage.signing_keys import RELOAD_SECONDS, KeyStore
-
+def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAdapter,
+                   backchannel: BackchannelSender) -> Services:
+    """The per-app objects, built once by ``init_app``."""
     box: SecretBox = (KeyEncryptor(settings.encryption_keys, settings.encryption_key_id or "")
                       if settings.encryption_keys else PlainKeys())
     sessions = SessionStore(engine, settings, box, sender=app)
@@ -117,19 +104,32 @@ def _build_components(app: Flask, settings: Settings, engine: Engine,
     # signed by a worker that has not yet seen a rotation still verifies everywhere.
     grace = timedelta(seconds=max(settings.access_token_lifetime, settings.id_token_lifetime)
                       + 2 * RELOAD_SECONDS)
-    return {
-        "sessions": sessions,
-        "clients": clients,
-        "keys": KeyStore(engine, alg=settings.signing_alg, publish_grace=grace, box=box,
-                         id_token_alg=settings.id_token_signing_alg),
-        "authorizations": AuthorizationStore(
-            engine, code_lifetime=settings.authorization_code_lifetime),
-        "consents": ConsentStore(engine),
-        "server": OAuthServer(clients, ledger=AssertionLedger(engine), audiences=lambda: (
+    keys = KeyStore(engine, alg=settings.signing_alg, publish_grace=grace, box=box,
+                    id_token_alg=settings.id_token_signing_alg)
+    # ``username`` in active introspection answers comes from the host adapter's optional
+    # ``username_for(user_id) -> str | None`` method (it costs the host a lookup: opt-in).
+    username = getattr(host, "username_for", None)
+    introspection = TokenChecks(
+        keyset=keys.keyset,
+        reload_keyset=lambda kid: keys.keyset(unknown_kid=kid),
+        sessions=StoreSessions(sessions),
+        settings=settings,
+        audience=settings.issuer,
+        username=username if callable(username) else None,
+    )
+    return Services(
+        sessions=sessions,
+        clients=clients,
+        keys=keys,
+        authorizations=AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime),
+        consents=ConsentStore(engine),
+        server=OAuthServer(clients, ledger=AssertionLedger(engine), audiences=lambda: (
             settings.issuer, settings.issuer + settings.url_prefix + "/token",
             settings.issuer + settings.url_prefix + "/revoke")),
-        "host": host,
-    }
+        host=host,
+        backchannel=backchannel,
+        introspection=introspection,
+    )
 
 
 def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None = None) -> int:
@@ -137,21 +137,7 @@ def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None =
 
     Returns the number of sessions ended. The next authorization asks for consent again.
     """
-    components = get_state(app).components
-    components["consents"].revoke(user_id, client_id)
-    ended: int = components["sessions"].revoke_user_client(user_id, client_id,
-                                                            reason="consent_revoked")
+    services = get_state(app).services
+    services.consents.revoke(user_id, client_id)
+    ended: int = services.sessions.revoke_user_client(user_id, client_id, reason="consent_revoked")
     return ended
-
-
-def get_state(app: Flask | None = None) -> AppState:
-    """The library's state for ``app`` (default: the current app)."""
-    target = app if app is not None else current_app
-    try:
-        state: AppState = target.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise RuntimeError(
-            "oauth_sessions is not initialised on this app: call OAuthSessions(app) or "
-            "OAuthSessions().init_app(app) first"
-        ) from None
-    return state

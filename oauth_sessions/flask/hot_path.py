@@ -51,15 +51,17 @@ from flask import Flask
 from flask import signals as flask_signals
 from werkzeug.http import HTTP_STATUS_CODES
 
-from ..protocol.introspection_endpoint import _NO_STORE
+from ..core.introspection import INACTIVE, Inactive, check_token
+from ..protocol.introspection_endpoint import _NO_STORE, checks_for
 from ..protocol.introspection_endpoint import _json as _compact
 from ..protocol.refresh_grant import RefreshTokenGrant, refresh, scope_is_well_formed
 from ..storage.clients import ClientInfo, verify_client_secret
-from .blueprints import _PRINTABLE_ASCII, MAX_BODY, MAX_VALUE
+from .parameters import MAX_BODY, MAX_VALUE, PRINTABLE_ASCII, check_parameters
+from .security_headers import protect
 from .outage import DATABASE_ERRORS, SERVER_ERROR, database_error
 
 if TYPE_CHECKING:
-    from .extension import AppState
+    from .state import AppState
 
 __all__ = ["HotPath", "install"]
 
@@ -169,9 +171,6 @@ class HotPath:
         return clear
 
     def _hooks_are_ours(self) -> bool:
-        from .blueprints import check_parameters
-        from .security_headers import protect
-
         app = self.app
         for registry in (app.before_request_funcs, app.after_request_funcs,
                          app.teardown_request_funcs, app.url_value_preprocessors):
@@ -220,9 +219,6 @@ class HotPath:
 
     def _introspect(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
         """RFC 7662 JSON answers, the steps of :mod:`oauth_sessions.protocol.introspection_endpoint`."""
-        from ..core.introspection import INACTIVE, Inactive, check_token
-        from ..protocol.introspection_endpoint import checks_for
-
         if "token-introspection+jwt" in environ.get("HTTP_ACCEPT", "") or "token" not in form:
             raise _Pass
         caller = self._client(environ, form, allow_none=False)
@@ -253,7 +249,7 @@ class HotPath:
             except (ValueError, UnicodeError):
                 raise _Pass from None
             client_id, colon, secret = decoded.partition(":")
-            if not colon or "%" in decoded or "+" in decoded or not _PRINTABLE_ASCII.fullmatch(decoded):
+            if not colon or "%" in decoded or "+" in decoded or not PRINTABLE_ASCII.fullmatch(decoded):
                 raise _Pass
             method = "client_secret_basic"
         elif "client_secret" in form:
@@ -262,7 +258,7 @@ class HotPath:
             client_id, secret, method = form["client_id"], None, "none"
         else:
             raise _Pass
-        client: ClientInfo | None = self._state.components["clients"].get(client_id)
+        client: ClientInfo | None = self._state.services.clients.get(client_id)
         if client is None or client.token_endpoint_auth_method != method:
             raise _Pass
         if secret is not None and not verify_client_secret(secret, client.secret_hash):
@@ -290,7 +286,7 @@ def _parse_form(body: bytes, allowed: frozenset[str]) -> dict[str, str]:
             except UnicodeDecodeError:
                 raise _Pass from None
         if (name not in allowed or name in form or len(value) > MAX_VALUE
-                or not _PRINTABLE_ASCII.fullmatch(value)):
+                or not PRINTABLE_ASCII.fullmatch(value)):
             raise _Pass
         form[name] = value
     return form

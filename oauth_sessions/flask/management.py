@@ -48,7 +48,7 @@ from ..storage.clients import ClientStore, parse_client_id
 from ..storage.models import User
 from ..storage.rotation import _INFO_COLUMNS, _S, _info
 from ..storage.sessions import SessionInfo, SessionStore
-from .extension import get_state
+from .state import get_state
 
 __all__ = ["MAX_TAG_LENGTH", "SessionManager", "SessionView", "management_blueprint",
            "sessions_manager"]
@@ -164,8 +164,8 @@ class SessionManager:
 
 def sessions_manager(app: Flask | None = None) -> SessionManager:
     """The :class:`SessionManager` of ``app`` (default: the current app)."""
-    components = get_state(app).components
-    return SessionManager(components["sessions"], components["clients"])
+    services = get_state(app).services
+    return SessionManager(services.sessions, services.clients)
 
 
 # --------------------------------------------------------------------------- the JSON API
@@ -253,7 +253,7 @@ def management_blueprint(
         if is_admin is None or not is_admin(user()):
             return _error("access_denied", "only an administrator may do this", 403)
         parsed = _uuid(client_id)
-        if parsed is None or get_state().components["clients"].get(parsed, fresh=True) is None:
+        if parsed is None or get_state().services.clients.get(parsed, fresh=True) is None:
             return _error("not_found", "no such client", 404)
         return _json({"revoked": sessions_manager().revoke_client(parsed)})
 

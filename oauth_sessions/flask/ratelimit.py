@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, request
 
-from .extension import get_state
+from .state import get_state
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter

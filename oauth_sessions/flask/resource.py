@@ -261,7 +261,7 @@ class ResourceProtector:
         """Validate against this app's own ``OAuthSessions`` (same database, no HTTP)."""
         protector = cls(LocalValidator(resource), resource=resource, realm=realm)
         if app is not None:
-            from .extension import get_state
+            from .state import get_state
 
             protector.authorization_servers = [get_state(app).settings.issuer]
         return protector
@@ -336,7 +336,7 @@ class ResourceProtector:
             raise RuntimeError("set resource='https://…' on the ResourceProtector to publish metadata")
         servers = self.authorization_servers
         if not servers and isinstance(self.validator, LocalValidator):
-            from .extension import get_state
+            from .state import get_state
 
             servers = [get_state().settings.issuer]
         document: dict[str, Any] = {

@@ -705,6 +705,17 @@ def _audiences(claims: Mapping[str, Any], error: type[InvalidToken]) -> list[str
     raise error("claim aud is not a string or list of strings")
 
 
+def kid_of(value: str) -> str | None:
+    """The ``kid`` of a compact JWS header, to reload keys another worker may have added."""
+    try:
+        segment = value.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
 def verify_access_token(
     keyset: KeySet,
     token: str,

@@ -313,14 +313,12 @@ def _on_session_revoked(sender: object, **kwargs: Any) -> None:
         state = extensions.get("oauth_sessions") if isinstance(extensions, dict) else None
         if state is None or session is None or session.client_id is None:
             return
-        backchannel = state.components.get("backchannel")
-        if backchannel is None:
-            return
-        client = state.components["clients"].get(session.client_id)
+        backchannel = state.services.backchannel
+        client = state.services.clients.get(session.client_id)
         if client is None or not client.backchannel_logout_uri:
             return
-        keys, issuer = state.components["keys"], state.settings.issuer
-        sessions = state.components["sessions"]
+        keys, issuer = state.services.keys, state.settings.issuer
+        sessions = state.services.sessions
         client_id, subject, sid = client.client_id, str(session.user_id), str(session.id)
 
         def make_token() -> str:

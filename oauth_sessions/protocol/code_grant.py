@@ -34,7 +34,10 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
+from ..flask.state import Services, get_state
 from ..storage.clients import ClientInfo, ClientStore
+from ..storage.rotation import AmrEntry
+from .tokens import build_token_response
 
 if TYPE_CHECKING:
     from ..core.settings import Settings
@@ -153,15 +156,11 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
 # --------------------------------------------------------------------------- token endpoint
 
 
-def _components() -> dict[str, Any]:
-    from ..flask.extension import get_state
-
-    return get_state().components
+def _components() -> Services:
+    return get_state().services
 
 
 def _settings() -> Settings:
-    from ..flask.extension import get_state
-
     return get_state().settings
 
 
@@ -186,7 +185,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         code = form.get("code")
         if not code:
             raise InvalidRequestError("code is required")
-        authorizations: AuthorizationStore = _components()["authorizations"]
+        authorizations: AuthorizationStore = _components().authorizations
         record = authorizations.find(code)
         if record is None or record.client_id != client.id:
             raise InvalidGrantError("authorization code is invalid")
@@ -210,8 +209,8 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: ClientInfo = self.request.client.info
         record: AuthorizationRecord = self.request.authorization_code
-        components = _components()
-        sessions = components["sessions"]
+        services = _components()
+        sessions = services.sessions
         settings = _settings()
         amr = [_amr_entry(method, ts) for method, ts in record.amr]
 
@@ -226,13 +225,12 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             )
             return issued.session.id, issued
 
-        authorizations: AuthorizationStore = components["authorizations"]
+        authorizations: AuthorizationStore = services.authorizations
         issued = authorizations.redeem(record, produce)
         if issued is None:
             self._revoke_replayed(record)
             raise InvalidGrantError("authorization code was already used")
         offline = "offline_access" in record.scopes or settings.always_issue_refresh_token
-        from .tokens import build_token_response
 
         body = build_token_response(
             session=issued.session, client=client, scopes=record.scopes,
@@ -246,10 +244,10 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
     @staticmethod
     def _revoke_replayed(record: AuthorizationRecord) -> None:
         """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""
-        components = _components()
-        session_id = components["authorizations"].produced_session(record.id)
+        services = _components()
+        session_id = services.authorizations.produced_session(record.id)
         if session_id is not None:
-            components["sessions"].revoke(session_id, reason="authorization_code_replayed")
+            services.sessions.revoke(session_id, reason="authorization_code_replayed")
 
 
 def _require_redirect_uri(redirect_uri: str | None, record: AuthorizationRecord) -> None:
@@ -272,6 +270,5 @@ def _require_pkce(verifier: str | None, record: AuthorizationRecord) -> None:
 
 
 def _amr_entry(method: str, timestamp: int) -> Any:
-    from ..flask.host import AmrEntry
 
     return AmrEntry(method=method, timestamp=datetime.fromtimestamp(timestamp, UTC))

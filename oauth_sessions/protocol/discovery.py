@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, Response
 from flask.typing import ResponseReturnValue
 
-from ..flask.extension import AppState, get_state
+from ..flask.state import AppState, get_state
 from ..storage.clients import AUTH_METHODS
 from .client_auth import SIGNING_ALGS
 from .code_grant import PROMPTS
@@ -30,7 +30,7 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
     state = get_state(app)
     settings = state.settings
     base = settings.issuer + settings.url_prefix
-    keys = state.components["keys"]
+    keys = state.services.keys
     doc: dict[str, Any] = {
         "issuer": settings.issuer,
         "authorization_endpoint": base + "/authorize",

@@ -29,7 +29,7 @@ from urllib.parse import unquote_plus
 from flask import Flask, Response, current_app, request
 
 from ..core.introspection import INACTIVE, Inactive, TokenChecks, check_token
-from ..flask.extension import get_state
+from ..flask.state import get_state
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 from ..storage.introspection_store import StoreSessions
 
@@ -53,7 +53,7 @@ def introspection_endpoint() -> Response:
     """``POST /oauth/introspect``: the pipeline of the module docstring, step by step."""
     state = get_state()
     try:
-        caller = authenticate_caller(state.components["clients"])
+        caller = authenticate_caller(state.services.clients)
         require_may_introspect(caller)
     except _ClientAuthFailed as exc:
         return _error(401, "invalid_client", exc.description,
@@ -143,25 +143,5 @@ _json = json.JSONEncoder(separators=(",", ":"))
 
 
 def checks_for(app: Flask) -> TokenChecks:
-    """The app's :class:`TokenChecks`, built on first use and kept in the app's state.
-
-    ``username`` in active answers comes from the host adapter's optional
-    ``username_for(user_id) -> str | None`` method, when it has one (it costs the host a lookup,
-    so it is opt-in).
-    """
-    state = get_state(app)
-    checks: TokenChecks | None = state.components.get("introspection")
-    if checks is None:
-        keys = state.components["keys"]
-        host = state.components.get("host")
-        username = getattr(host, "username_for", None)
-        checks = TokenChecks(
-            keyset=keys.keyset,
-            reload_keyset=lambda kid: keys.keyset(unknown_kid=kid),
-            sessions=StoreSessions(state.components["sessions"]),
-            settings=state.settings,
-            audience=state.settings.issuer,
-            username=username if callable(username) else None,
-        )
-        state.components["introspection"] = checks
-    return checks
+    """The app's :class:`TokenChecks`, built once by ``init_app`` with the other services."""
+    return get_state(app).services.introspection

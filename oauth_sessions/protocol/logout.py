@@ -33,10 +33,10 @@ from flask import Response, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from ..flask.blueprints import NO_STORE, error_response, request_params
-from ..flask.extension import AppState, get_state
+from ..flask.responses import NO_STORE, error_response, request_params
+from ..flask.state import AppState, get_state
 from ..flask.host import HostAdapter, LogoutConfirmation
-from ..jose.jwt_tokens import REASON_UNKNOWN_KID, InvalidIdTokenHint, verify_id_token_hint
+from ..jose.jwt_tokens import REASON_UNKNOWN_KID, InvalidIdTokenHint, kid_of, verify_id_token_hint
 from ..storage.clients import ClientInfo, parse_client_id
 
 __all__ = ["LogoutError", "checked_redirect", "end_session", "requesting_client", "verified_hint"]
@@ -65,7 +65,7 @@ def verified_hint(state: AppState, token: str | None) -> Hint | None:
     """Step 1. ``None`` without a hint; :class:`LogoutError` for one we did not issue."""
     if not token:
         return None
-    keys = state.components["keys"]
+    keys = state.services.keys
     claims: dict[str, Any] | None = None
     for reload in (False, True):
         try:
@@ -86,9 +86,7 @@ def verified_hint(state: AppState, token: str | None) -> Hint | None:
 
 
 def _kid(token: str) -> str:
-    from ..flask.blueprints import _kid_of
-
-    return _kid_of(token) or ""
+    return kid_of(token) or ""
 
 
 def requesting_client(state: AppState, params: Mapping[str, str], hint: Hint | None) -> ClientInfo | None:
@@ -104,7 +102,7 @@ def requesting_client(state: AppState, params: Mapping[str, str], hint: Hint | N
         client_id = hint.audiences[0]
     else:
         return None
-    client: ClientInfo | None = state.components["clients"].get(client_id)
+    client: ClientInfo | None = state.services.clients.get(client_id)
     if client is None and given is not None:
         raise LogoutError("client_id is not a registered client")
     return client
@@ -125,7 +123,7 @@ def checked_redirect(params: Mapping[str, str], client: ClientInfo | None) -> st
 def end_hinted_session(state: AppState, hint: Hint, client: ClientInfo | None,
                        host: HostAdapter) -> None:
     """Step 4 with a hint: end its session and sign its user out of the provider here."""
-    sessions = state.components["sessions"]
+    sessions = state.services.sessions
     if hint.session_id is not None and client is not None:
         info = sessions.get(hint.session_id)
         if (info is not None and str(info.user_id) == hint.subject
@@ -177,7 +175,7 @@ def _finish(host: HostAdapter, redirect_uri: str | None, params: Mapping[str, st
 def end_session() -> ResponseReturnValue:
     """``/logout``: hint → client → redirect target → end session (or confirm) → redirect."""
     state = get_state()
-    host: HostAdapter = state.components["host"]
+    host: HostAdapter = state.services.host
     params = request_params()
     try:
         hint = verified_hint(state, params.get("id_token_hint"))

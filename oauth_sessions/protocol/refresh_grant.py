@@ -33,6 +33,8 @@ from flask import request as flask_request
 
 from ..core.errors import OAuthSessionsError, to_oauth2_error
 from ..core.policy import is_valid_scope_token, parse_scope
+from ..flask.state import get_state
+from .tokens import build_token_response
 
 if TYPE_CHECKING:
     from ..storage.clients import ClientInfo
@@ -44,9 +46,7 @@ _MAX_USER_AGENT = 1024
 
 
 def _store() -> SessionStore:
-    from ..flask.extension import get_state
-
-    store: SessionStore = get_state().components["sessions"]
+    store: SessionStore = get_state().services.sessions
     return store
 
 
@@ -101,9 +101,6 @@ def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_a
 
 
 def _token_body(result: RotationResult, client: ClientInfo) -> dict[str, Any]:
-    from ..flask.extension import get_state
-    from .tokens import build_token_response
-
     with_id_token = get_state().settings.id_token_on_refresh and "openid" in result.scopes
     return build_token_response(
         session=result.session, client=client, scopes=result.scopes,

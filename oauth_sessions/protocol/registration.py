@@ -24,7 +24,7 @@ from flask import Response, request
 
 from ..core.policy import is_valid_scope_token, join_scope, parse_scope
 from ..core.uris import validate_backchannel_logout_uri, validate_redirect_uri
-from ..flask.extension import get_state
+from ..flask.state import get_state
 from ..storage.clients import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -194,7 +194,7 @@ def register() -> Response:
         given = _bearer() or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return _bearer_failure()
-    store: ClientStore = state.components["clients"]
+    store: ClientStore = state.services.clients
     try:
         options = parse_client_metadata(_body(), _allowed_scopes(),
                                         allow_loopback_http=store.allow_loopback_http)
@@ -208,7 +208,7 @@ def register() -> Response:
 
 def manage(client_id: str) -> Response:
     """``GET``/``PUT``/``DELETE /register/<client_id>`` (RFC 7592 section 2)."""
-    store: ClientStore = get_state().components["clients"]
+    store: ClientStore = get_state().services.clients
     info = store.get(client_id, fresh=True)
     token = _bearer()
     # RFC 7592 section 2: an unknown client and a wrong token look the same (401).

@@ -22,25 +22,19 @@ from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request
 
 from ..storage.clients import ClientStore, OAuthClientWrapper
 from .client_auth import AssertionLedger, PrivateKeyJwt
+from .code_grant import AuthorizationCodeGrant
+from .refresh_grant import RefreshTokenGrant
 
 if TYPE_CHECKING:
     from flask import Response
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REFRESH_GRANT_AVAILABLE", "OAuthServer"]
-
-try:
-    from .refresh_grant import RefreshTokenGrant
-except ImportError:  # pragma: no cover - only while refresh_grant.py is being written
-    RefreshTokenGrant = None  # type: ignore[assignment,misc]
-
-#: False only in a tree where the sessions engineer's ``refresh_grant.py`` is missing.
-REFRESH_GRANT_AVAILABLE = RefreshTokenGrant is not None
+__all__ = ["OAuthServer"]
 
 
 class OAuthServer(FlaskAuthorizationServer):  # type: ignore[misc]
-    """One per app (``components["server"]``)."""
+    """One per app (``services.server``)."""
 
     def __init__(self, clients: ClientStore, *, ledger: AssertionLedger,
                  audiences: Callable[[], Sequence[str]]) -> None:
@@ -49,11 +43,8 @@ class OAuthServer(FlaskAuthorizationServer):  # type: ignore[misc]
         # Authlib asks for a default generator at registration time; ours refuses to be used
         # because every grant of this library builds its own response.
         self.register_token_generator("default", _no_generator)
-        from .code_grant import AuthorizationCodeGrant
-
         self.register_grant(AuthorizationCodeGrant)
-        if RefreshTokenGrant is not None:
-            self.register_grant(RefreshTokenGrant)
+        self.register_grant(RefreshTokenGrant)
         self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(ledger, audiences))
 
     def query_client(self, client_id: Any) -> OAuthClientWrapper | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.policy import join_scope
 from ..jose.jwt_tokens import build_access_token_claims, sign_access_token, sign_id_token
-from ..storage.signing_keys import get_keyset
+from ..flask.state import AppState, get_keyset, get_state
 
 if TYPE_CHECKING:
     from ..storage.clients import ClientInfo
@@ -32,9 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["build_token_response"]
 
 
-def _state() -> Any:
-    from ..flask.extension import get_state
-
+def _state() -> AppState:
     return get_state()
 
 

@@ -33,7 +33,7 @@ from .models import OAuthSigningKey
 if TYPE_CHECKING:
     from flask import Flask
 
-__all__ = ["RELOAD_SECONDS", "KeyStore", "get_keyset"]
+__all__ = ["RELOAD_SECONDS", "KeyStore"]
 
 _O_AUTH_SIGNING_KEY = cast(Table, OAuthSigningKey.__table__)
 
@@ -165,11 +165,3 @@ class KeyStore:
             self._keyset = keyset
             self._loaded_at = time.monotonic()
         return keyset
-
-
-def get_keyset(app: Flask | None = None) -> KeySet:
-    """The signing keys of ``app`` (default: the current app), parsed once and cached."""
-    from ..flask.extension import get_state
-
-    store: KeyStore = get_state(app).components["keys"]
-    return store.keyset()

@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from ..flask.extension import get_state
+from ..flask.state import get_state
 from .models import User
 
 

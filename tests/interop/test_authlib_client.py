@@ -89,7 +89,7 @@ def test_authlib_client_authenticates_with_private_key_jwt(live_server: LiveServ
     from oauth_sessions import get_state
 
     key = jwk.generate_key("EC", "P-256", parameters={"kid": "rp-1"})
-    info, secret = get_state(live_server.app).components["clients"].create(
+    info, secret = get_state(live_server.app).services.clients.create(
         name="JWT RP", redirect_uris=[REDIRECT_URI], scopes="openid offline_access",
         token_endpoint_auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=False)]})
     assert secret is None
