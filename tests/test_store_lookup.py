@@ -90,8 +90,8 @@ def _private_reaches(module: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", ["introspection_store", "introspection",
-                                    "introspection_endpoint", "endpoints"])
+@pytest.mark.parametrize("module", ["storage/introspection_store", "core/introspection",
+                                    "protocol/introspection_endpoint", "flask/blueprints"])
 def test_readers_of_sessions_use_only_public_names_of_other_modules(module: str) -> None:
     assert _private_reaches(module) == []
 
