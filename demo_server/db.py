@@ -24,7 +24,7 @@ from sqlalchemy import (
     Uuid,
 )
 
-from oauth_sessions.core.types import UTCDateTime
+from oauth_sessions.storage.column_types import UTCDateTime
 from oauth_sessions.storage.models import SCHEMA, User
 
 demo_metadata = MetaData(schema=SCHEMA)

@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 
 from oauth_sessions import get_state
 from oauth_sessions.core.types import Aal
+from oauth_sessions.flask.state import get_keyset
 from oauth_sessions.jose.jwt_tokens import (
     KeySet,
     build_access_token_claims,
@@ -42,7 +43,6 @@ from oauth_sessions.jose.jwt_tokens import (
 )
 from oauth_sessions.protocol.tokens import build_token_response
 from oauth_sessions.storage.clients import ClientInfo
-from oauth_sessions.flask.state import get_keyset
 
 T0 = datetime(2030, 5, 1, 8, 0, 0, tzinfo=UTC)
 INACTIVE = {"active": False}

@@ -17,6 +17,7 @@ from test_store_support import T0, add_client, add_user, make_store, new_session
 from oauth_sessions.core import errors, signals
 from oauth_sessions.core.refresh_tokens import encode_refresh_token, parse_refresh_token
 from oauth_sessions.core.types import Aal
+from oauth_sessions.protocol.oauth_errors import to_oauth2_error
 from oauth_sessions.storage.models import Session
 from oauth_sessions.storage.sessions import SessionStore
 
@@ -310,16 +311,16 @@ def test_downgrade_lowers_the_aal_clears_the_factor_and_is_announced(
     (errors.ScopeNotGranted(), "invalid_scope", "requested scope exceeds the scope granted to this session"),
 ])
 def test_domain_errors_map_to_rfc6749_errors(exc: Exception, code: str, description: str) -> None:
-    error = errors.to_oauth2_error(exc)
+    error = to_oauth2_error(exc)
     assert (error.error, error.description, error.status_code) == (code, description, 400)
 
 
 def test_internal_detail_stays_out_of_the_public_description() -> None:
     sid = uuid.uuid4()
     exc = errors.RefreshTokenReused(f"reuse on {sid}")
-    assert str(sid) in str(exc) and str(sid) not in errors.to_oauth2_error(exc).get_body()[1][1]
+    assert str(sid) in str(exc) and str(sid) not in to_oauth2_error(exc).get_body()[1][1]
     with pytest.raises(TypeError):
-        errors.to_oauth2_error(RuntimeError("boom"))
+        to_oauth2_error(RuntimeError("boom"))
 
 
 def test_rows_of_an_older_deployment_without_a_key_are_not_found(

@@ -1,4 +1,4 @@
-"""Domain errors raised by the stores, and the one place that maps them to RFC 6749 errors.
+"""Domain errors raised by the stores, each with its RFC 6749 error code and a public description.
 
 Every error carries a public :attr:`OAuthSessionsError.description`: a fixed sentence that is
 safe to put in an ``error_description`` (RFC 6749 section 5.2). It never contains the token,
@@ -16,9 +16,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
-
 from .refresh_tokens import MalformedRefreshToken
 
 __all__ = [
@@ -32,7 +29,6 @@ __all__ = [
     "SessionExpired",
     "SessionInactive",
     "UnknownSession",
-    "to_oauth2_error",
 ]
 
 
@@ -44,7 +40,8 @@ class OAuthSessionsError(Exception):
     """
 
     description: ClassVar[str] = "the request could not be completed"
-    oauth_error: ClassVar[type[OAuth2Error]] = InvalidGrantError
+    #: The RFC 6749 section 5.2 ``error`` code this failure is sent as.
+    error: ClassVar[str] = "invalid_grant"
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.description)
@@ -100,24 +97,10 @@ class ScopeNotGranted(OAuthSessionsError):
     """The refresh asked for scope beyond the grant, or for a scope the session's aal cannot reach."""
 
     description = "requested scope exceeds the scope granted to this session"
-    oauth_error = InvalidScopeError
+    error = "invalid_scope"
 
 
 class ScopeNeedsHigherAal(ScopeNotGranted):
     """A scope asked for by name needs a higher aal than the session has now."""
 
     description = "requested scope requires a higher authentication level than the session has"
-
-
-def to_oauth2_error(exc: Exception) -> OAuth2Error:
-    """The Authlib error to send for ``exc``: the RFC 6749 code with the public description.
-
-    The codec's own :class:`~oauth_sessions.core.refresh_tokens.MalformedRefreshToken` is accepted
-    too, so a caller can pass whatever parsing raised. Anything else is a programming error and
-    is re-raised rather than shown to a client as if it were a protocol answer.
-    """
-    if isinstance(exc, OAuthSessionsError):
-        return exc.oauth_error(description=exc.description)
-    if isinstance(exc, MalformedRefreshToken):
-        return InvalidGrantError(description=InvalidRefreshToken.description)
-    raise TypeError(f"{type(exc).__name__} is not an oauth_sessions domain error") from exc

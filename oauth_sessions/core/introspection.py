@@ -45,9 +45,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..jose.jwt_tokens import InvalidAccessToken, KeySet, verify_access_token
-from ..storage.introspection_store import RefreshSession, SessionRow, SessionSource, StoreSessions
 from . import policy
 from .refresh_tokens import TOKEN_PREFIX as REFRESH_PREFIX
+from .session_reads import RefreshSession, SessionRow, SessionSource
 from .settings import Settings
 from .types import Aal
 
@@ -59,7 +59,6 @@ __all__ = [
     "RefreshSession",
     "SessionRow",
     "SessionSource",
-    "StoreSessions",
     "TokenChecks",
     "check_token",
 ]

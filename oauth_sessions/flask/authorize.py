@@ -27,9 +27,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..core.types import normalize_ip
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
+from .host import Authentication, ConsentRequest, HostAdapter
 from .responses import NO_STORE, error_response, request_params
 from .state import AppState, get_state
-from .host import Authentication, ConsentRequest, HostAdapter
 
 __all__ = ["authorize"]
 

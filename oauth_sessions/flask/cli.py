@@ -9,6 +9,7 @@ from typing import TextIO
 import click
 from flask.cli import with_appcontext
 
+from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
 from .state import get_state
@@ -225,8 +226,6 @@ def purge(batch_size: int, first_party: bool) -> None:
     Sessions go in batches by ``not_after`` (``sessions_not_after_idx``), each its own short
     transaction, so it is safe to run from cron while traffic flows. Only OAuth clients'
     sessions, unless ``--first-party``."""
-    from ..protocol.client_auth import AssertionLedger
-
     state = get_state()
     sessions = state.services.sessions.purge_expired(batch_size=batch_size,
                                                            first_party=first_party)

@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import escape
+
 from ..core.types import Aal
+from ..storage.rotation import AmrEntry
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
@@ -36,15 +39,6 @@ if TYPE_CHECKING:
     from ..storage.clients import ClientInfo
 
 __all__ = ["AmrEntry", "Authentication", "ConsentRequest", "HostAdapter", "LogoutConfirmation"]
-
-try:  # the sessions engineer's record type; a local twin keeps this module importable alone
-    from ..storage.sessions import AmrEntry
-except ImportError:  # pragma: no cover - only before store.py exists
-    @dataclass(frozen=True, slots=True)
-    class AmrEntry:  # type: ignore[no-redef]
-        method: str
-        timestamp: datetime
-
 
 @dataclass(frozen=True, slots=True)
 class Authentication:
@@ -162,8 +156,6 @@ class HostAdapter:
     def confirm_logout(self, confirmation: LogoutConfirmation) -> ResponseReturnValue:
         """Ask whether to sign out (RP-Initiated Logout 1.0 section 2: the OP should ask when
         the request has no valid ``id_token_hint``). Default: a minimal HTML form."""
-        from markupsafe import escape
-
         fields = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
                          for k, v in confirmation.form_fields)
         client = confirmation.client

@@ -56,9 +56,9 @@ from ..protocol.introspection_endpoint import _NO_STORE, checks_for
 from ..protocol.introspection_endpoint import _json as _compact
 from ..protocol.refresh_grant import RefreshTokenGrant, refresh, scope_is_well_formed
 from ..storage.clients import ClientInfo, verify_client_secret
+from .outage import DATABASE_ERRORS, SERVER_ERROR, database_error
 from .parameters import MAX_BODY, MAX_VALUE, PRINTABLE_ASCII, check_parameters
 from .security_headers import protect
-from .outage import DATABASE_ERRORS, SERVER_ERROR, database_error
 
 if TYPE_CHECKING:
     from .state import AppState

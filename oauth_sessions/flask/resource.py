@@ -37,15 +37,19 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from ..core import policy
+from ..core.bearer import Challenge, TokenInfo, TokenValidator, aal_challenge, www_authenticate
+from ..core.introspection import AalTooLow, Inactive, check_token
 from ..core.types import Aal
+from ..protocol.introspection_endpoint import checks_for
+from .outage import _unavailable
+from .state import get_state
 
 __all__ = [
     "Challenge",
@@ -66,47 +70,6 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 # --------------------------------------------------------------------------- the token a view sees
 
 
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """An active token as a view sees it, from an RFC 7662 answer (local or remote)."""
-
-    sub: str
-    client_id: str
-    scopes: tuple[str, ...]
-    aal: Aal
-    session_id: str | None
-    amr: tuple[str, ...]
-    auth_time: int | None
-    exp: int | None
-    username: str | None
-    raw: Mapping[str, Any] = field(repr=False)
-
-    @classmethod
-    def from_introspection(cls, body: Mapping[str, Any]) -> TokenInfo:
-        """Build from an active RFC 7662 response; ``ValueError`` when it lacks what we need."""
-        sub, client_id = body.get("sub"), body.get("client_id")
-        if not isinstance(sub, str) or not isinstance(client_id, str):
-            raise ValueError("introspection answer lacks sub or client_id")
-        scope = body.get("scope", "")
-        amr = body.get("amr", [])
-        return cls(
-            sub=sub,
-            client_id=client_id,
-            scopes=policy.parse_scope(scope if isinstance(scope, str) else ""),
-            aal=Aal(body.get("aal", "aal1")),
-            session_id=body.get("sid") if isinstance(body.get("sid"), str) else None,
-            amr=tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
-            auth_time=_int(body.get("auth_time")),
-            exp=_int(body.get("exp")),
-            username=body.get("username") if isinstance(body.get("username"), str) else None,
-            raw=dict(body),
-        )
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def current_token() -> TokenInfo:
     """The token of the current request, inside a view protected by ``require``."""
     token: TokenInfo | None = g.get(_G_KEY)
@@ -116,41 +79,6 @@ def current_token() -> TokenInfo:
 
 
 # --------------------------------------------------------------------------- challenges
-
-
-@dataclass(eq=False)
-class Challenge(Exception):
-    """A refusal to render as ``WWW-Authenticate`` + JSON (RFC 6750 section 3, RFC 9470 section 3)."""
-
-    status: int
-    error: str | None = None
-    description: str | None = None
-    scope: str | None = None
-    acr_values: str | None = None
-    max_age: int | None = None
-
-
-def _quote(value: str) -> str:
-    """RFC 9110 section 5.6.4 quoted-string; our values are ASCII already, escape the two specials."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def www_authenticate(challenge: Challenge, *, realm: str, resource_metadata: str | None) -> str:
-    """The ``Bearer`` challenge: parameters in RFC 6750 section 3 order, then RFC 9470/9728 ones."""
-    params: list[tuple[str, str]] = [("realm", realm)]
-    if challenge.error:
-        params.append(("error", challenge.error))
-    if challenge.description:
-        params.append(("error_description", challenge.description))
-    if challenge.scope:
-        params.append(("scope", challenge.scope))
-    if challenge.acr_values:
-        params.append(("acr_values", challenge.acr_values))
-    if challenge.max_age is not None:
-        params.append(("max_age", str(challenge.max_age)))
-    if resource_metadata:
-        params.append(("resource_metadata", resource_metadata))
-    return "Bearer " + ", ".join(f"{k}={_quote(v)}" for k, v in params)
 
 
 def metadata_url(resource: str) -> str:
@@ -180,17 +108,6 @@ def _bearer_token() -> str:
 # --------------------------------------------------------------------------- validators
 
 
-class TokenValidator:
-    """Answers "which token is this, if active now?"; raises :class:`Challenge` otherwise."""
-
-    def validate(self, token: str) -> TokenInfo:
-        """The active token, or raise :class:`Challenge` (``invalid_token``, an aal challenge, or 503)."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release connections (remote mode); the validator is not used afterwards."""
-
-
 class LocalValidator(TokenValidator):
     """Runs the introspection pipeline in-process against the app's own database."""
 
@@ -198,15 +115,11 @@ class LocalValidator(TokenValidator):
         self.resource = resource
 
     def validate(self, token: str) -> TokenInfo:
-        from ..core.introspection import AalTooLow, Inactive, check_token
-        from ..protocol.introspection_endpoint import checks_for
-        from .outage import _unavailable
-
         audiences = [self.resource] if self.resource else []
         try:
             active = check_token(token, checks_for(current_app), audiences=audiences)
         except AalTooLow as exc:
-            raise _aal_challenge(exc.required) from None
+            raise aal_challenge(exc.required) from None
         except Inactive as exc:
             log.debug("bearer token refused: %s", exc.reason)
             raise Challenge(401, "invalid_token", "the access token is not active") from None
@@ -220,15 +133,6 @@ class LocalValidator(TokenValidator):
         if active.token_type != "access_token":
             raise Challenge(401, "invalid_token", "a refresh token is not a bearer access token")
         return TokenInfo.from_introspection(active.response())
-
-
-def _aal_challenge(required: Aal) -> Challenge:
-    return Challenge(
-        401,
-        "insufficient_user_authentication",
-        f"authentication at {required.value} or higher is required",
-        acr_values=required.value,
-    )
 
 
 # --------------------------------------------------------------------------- the protector
@@ -261,8 +165,6 @@ class ResourceProtector:
         """Validate against this app's own ``OAuthSessions`` (same database, no HTTP)."""
         protector = cls(LocalValidator(resource), resource=resource, realm=realm)
         if app is not None:
-            from .state import get_state
-
             protector.authorization_servers = [get_state(app).settings.issuer]
         return protector
 
@@ -272,7 +174,7 @@ class ResourceProtector:
                pool_size: int = 10, resource: str | None = None, realm: str = "oauth_sessions",
                authorization_servers: Iterable[str] = ()) -> ResourceProtector:
         """Validate through a remote introspection endpoint; ``cache_ttl`` is the revocation delay."""
-        try:
+        try:  # an optional dependency (requests), imported only by remote mode
             from .resource_remote import RemoteValidator
         except ImportError as exc:
             raise RuntimeError("remote mode needs requests: pip install 'oauth_sessions[resource]'"
@@ -336,8 +238,6 @@ class ResourceProtector:
             raise RuntimeError("set resource='https://…' on the ResourceProtector to publish metadata")
         servers = self.authorization_servers
         if not servers and isinstance(self.validator, LocalValidator):
-            from .state import get_state
-
             servers = [get_state().settings.issuer]
         document: dict[str, Any] = {
             "resource": self.resource,
@@ -374,7 +274,7 @@ def check_grant(info: TokenInfo, scopes: tuple[str, ...], aal: Aal | None, max_a
         raise Challenge(403, "insufficient_scope", "the access token lacks a required scope",
                         scope=" ".join(scopes))
     if aal is not None and info.aal < aal:
-        raise _aal_challenge(aal)
+        raise aal_challenge(aal)
     if max_age is not None and (info.auth_time is None or time.time() - info.auth_time > max_age):
         raise Challenge(401, "insufficient_user_authentication",
                         "a more recent authentication is required", max_age=max_age)

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from .resource import Challenge, TokenInfo, TokenValidator
+from ..core.bearer import Challenge, TokenInfo, TokenValidator
 
 __all__ = ["RemoteValidator"]
 

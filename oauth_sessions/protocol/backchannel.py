@@ -22,6 +22,7 @@ price of one more write on every revocation.
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import ipaddress
 import itertools
@@ -225,8 +226,6 @@ class BackchannelSender:
             thread.join(timeout)
 
     def _start(self) -> None:
-        import atexit
-
         for n in range(self._workers):
             thread = threading.Thread(target=self._run, name=f"oauth-sessions-backchannel-{n}",
                                       daemon=True)

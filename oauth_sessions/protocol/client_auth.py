@@ -39,35 +39,14 @@ from ..jose.jwt_tokens import MAX_TOKEN_LENGTH, json_depth_within
 from ..storage.clients import OAuthClientWrapper
 from ..storage.models import OAuthClientAssertion
 
-__all__ = ["ASSERTION_TYPE", "AssertionLedger", "PrivateKeyJwt", "parse_client_jwks"]
+__all__ = ["ASSERTION_TYPE", "SIGNING_ALGS", "AssertionLedger", "PrivateKeyJwt"]
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SIGNING_ALGS: Final = ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
 MAX_LIFETIME: Final = 3600  # Authlib's own clients sign for one hour
 LEEWAY: Final = 30
-MAX_KEYS: Final = 10
 
 _ASSERTIONS = cast(Table, OAuthClientAssertion.__table__)
-
-
-def parse_client_jwks(value: Any) -> str:
-    """Validate a client's registered JWK Set (public keys only) and return its JSON text."""
-    data = json.loads(value) if isinstance(value, str) else value
-    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-        raise ValueError("jwks must be a JWK Set object with a keys array")
-    keys = data["keys"]
-    if not 1 <= len(keys) <= MAX_KEYS:
-        raise ValueError(f"jwks must hold 1 to {MAX_KEYS} keys")
-    for key in keys:
-        if not isinstance(key, dict) or key.get("kty") not in {"EC", "RSA", "OKP"}:
-            raise ValueError("jwks keys must be EC, RSA or OKP public keys")
-        if {"d", "p", "q", "dp", "dq", "qi", "k"} & set(key):
-            raise ValueError("jwks must contain public keys only")
-    try:
-        KeySet.import_key_set(cast(Any, data))
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise ValueError("jwks holds a key that cannot be imported") from exc
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
 class AssertionLedger:

@@ -33,8 +33,8 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
-from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..flask.state import Services, get_state
+from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
 from ..storage.rotation import AmrEntry
 from .tokens import build_token_response
@@ -158,7 +158,7 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
 # --------------------------------------------------------------------------- token endpoint
 
 
-def _components() -> Services:
+def _services() -> Services:
     return get_state().services
 
 
@@ -187,7 +187,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         code = form.get("code")
         if not code:
             raise InvalidRequestError("code is required")
-        authorizations: AuthorizationStore = _components().authorizations
+        authorizations: AuthorizationStore = _services().authorizations
         record = authorizations.find(code)
         if record is None or record.client_id != client.id:
             raise InvalidGrantError("authorization code is invalid")
@@ -211,7 +211,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: ClientInfo = self.request.client.info
         record: AuthorizationRecord = self.request.authorization_code
-        services = _components()
+        services = _services()
         sessions = services.sessions
         settings = _settings()
         amr = [_amr_entry(method, ts) for method, ts in record.amr]
@@ -246,7 +246,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
     @staticmethod
     def _revoke_replayed(record: AuthorizationRecord) -> None:
         """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""
-        services = _components()
+        services = _services()
         session_id = services.authorizations.produced_session(record.id)
         if session_id is not None:
             services.sessions.revoke(session_id, reason="authorization_code_replayed")

@@ -30,8 +30,8 @@ from flask import Flask, Response, current_app, request
 
 from ..core.introspection import INACTIVE, Inactive, TokenChecks, check_token
 from ..flask.state import get_state
+from ..jose.jwt_tokens import sign_jwt
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
-from ..storage.introspection_store import StoreSessions
 
 __all__ = ["authenticate_caller", "checks_for", "introspection_endpoint", "require_may_introspect"]
 
@@ -122,8 +122,7 @@ def _wants_jwt() -> bool:
 
 def _jwt_response(body: Mapping[str, Any], caller_id: str, issuer: str) -> Response:
     """RFC 9701 section 5: the answer signed by the provider, addressed to the caller."""
-    from ..jose.jwt_tokens import sign_jwt  # the active key; typ keeps this JWT from passing as another
-
+    # Signed with the active key; the typ keeps this JWT from passing as another kind.
     claims = {"iss": issuer, "aud": caller_id, "iat": int(time.time()),
               "token_introspection": dict(body)}
     jwt = sign_jwt(checks_for(current_app).keyset(), claims, typ="token-introspection+jwt")

@@ -33,9 +33,9 @@ from flask import Response, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from ..flask.host import HostAdapter, LogoutConfirmation
 from ..flask.responses import NO_STORE, error_response, request_params
 from ..flask.state import AppState, get_state
-from ..flask.host import HostAdapter, LogoutConfirmation
 from ..jose.jwt_tokens import REASON_UNKNOWN_KID, InvalidIdTokenHint, kid_of, verify_id_token_hint
 from ..storage.clients import ClientInfo, parse_client_id
 

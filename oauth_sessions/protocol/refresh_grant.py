@@ -31,9 +31,10 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, Unaut
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from flask import request as flask_request
 
-from ..core.errors import OAuthSessionsError, to_oauth2_error
+from ..core.errors import OAuthSessionsError
 from ..core.policy import is_valid_scope_token, parse_scope
 from ..flask.state import get_state
+from .oauth_errors import to_oauth2_error
 from .tokens import build_token_response
 
 if TYPE_CHECKING:

@@ -39,6 +39,7 @@ from ..core.client_rules import (
 from ..core.policy import is_valid_scope_token, join_scope, parse_scope
 from ..core.uris import validate_backchannel_logout_uri, validate_redirect_uri
 from ..flask.state import get_state
+from ..jose.client_jwks import parse_client_jwks
 from ..storage.clients import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -46,7 +47,6 @@ from ..storage.clients import (
     ClientStore,
     verify_client_secret,
 )
-from .client_auth import parse_client_jwks
 from .discovery import STANDARD_SCOPES
 
 __all__ = ["ClientMetadataError", "manage", "parse_client_metadata", "register"]

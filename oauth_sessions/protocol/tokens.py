@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core.policy import join_scope
-from ..jose.jwt_tokens import build_access_token_claims, sign_access_token, sign_id_token
 from ..flask.state import AppState, get_keyset, get_state
+from ..jose.jwt_tokens import build_access_token_claims, sign_access_token, sign_id_token
 
 if TYPE_CHECKING:
     from ..storage.clients import ClientInfo

@@ -39,12 +39,12 @@ from ..core.client_rules import (
 from ..core.policy import is_valid_scope_token, join_scope, parse_scope
 from ..core.types import Aal
 from ..core.uris import (
-    MAX_URI_LENGTH,
     is_loopback_http,
     redirect_uri_matches,
     validate_backchannel_logout_uri,
 )
 from ..core.uris import validate_redirect_uri as validate_redirect_uri
+from ..jose.client_jwks import parse_client_jwks
 from .models import OAuthClient, Session
 
 if TYPE_CHECKING:
@@ -70,7 +70,6 @@ SECRET_PREFIX: Final = "sha256$"
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
 GRANT_TYPES: Final = ("authorization_code", "refresh_token")
-MAX_REDIRECT_URI_LENGTH: Final = MAX_URI_LENGTH
 
 
 def generate_client_secret() -> str:
@@ -283,8 +282,6 @@ class ClientStore:
             raise ValueError("private_key_jwt clients register a jwks, and only they do")
         jwks_text = None
         if jwks is not None:
-            from ..protocol.client_auth import parse_client_jwks
-
             jwks_text = parse_client_jwks(jwks)
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")

@@ -55,7 +55,3 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _char_length(value: Any) -> int | None:
     return None if value is None else len(str(value))
 
-
-def is_sqlite(engine: Engine) -> bool:
-    """Whether ``engine`` is the embedded SQLite flavour."""
-    return engine.dialect.name == "sqlite"

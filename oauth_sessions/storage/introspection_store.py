@@ -15,12 +15,13 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from psycopg import pq
 from sqlalchemy import Engine
 
 from ..core import policy
+from ..core.session_reads import RefreshSession, SessionRow, SessionSource
 from ..core.types import Aal
 
 if TYPE_CHECKING:
@@ -37,46 +38,6 @@ _TUPLES_OK: Final = pq.ExecStatus.TUPLES_OK
 
 class _FastPathUnavailable(RuntimeError):
     """The prepared-statement read could not run on this connection (it is then discarded)."""
-
-
-class SessionRow(Protocol):
-    """What introspection reads of an ``auth.sessions`` row (``store.SessionInfo`` fits)."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def user_id(self) -> uuid.UUID: ...
-    @property
-    def client_id(self) -> uuid.UUID | None: ...
-    @property
-    def scopes(self) -> tuple[str, ...]: ...
-    @property
-    def aal(self) -> Aal: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def refreshed_at(self) -> datetime | None: ...
-    @property
-    def not_after(self) -> datetime | None: ...
-
-
-class SessionSource(Protocol):
-    """Where the pipeline reads sessions. Implementations must not cache: revocation shows at once."""
-
-    def get(self, session_id: uuid.UUID) -> SessionRow | None:
-        """The row by primary key, or None when it does not exist (revoked, purged, never was)."""
-
-    def current_refresh_session(self, token: str) -> RefreshSession | None:
-        """The session of a refresh token whose tag verifies and whose counter is current."""
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshSession:
-    """A refresh token's session with its authentication methods (read in the same SELECT)."""
-
-    session: SessionRow
-    amr: list[str]
-    auth_time: int | None
 
 
 #: The hot read, as a named server-side prepared statement. Times come back as epoch seconds so

@@ -32,7 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..core.types import Aal, Inet, NaiveUTCDateTime, UTCDateTime
+from ..core.types import Aal
+from .column_types import Inet, NaiveUTCDateTime, UTCDateTime
 
 SCHEMA = "auth"
 

@@ -53,6 +53,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import psycopg
 
 from ..core import signals
 from ..core.errors import (
@@ -121,8 +122,6 @@ _DELETE_ONE = delete(_S).where(_S.c.id == bindparam("b_sid")).returning(*_INFO_C
 
 
 def _pg_sql(stmt: Any) -> str:
-    from sqlalchemy.dialects.postgresql import psycopg
-
     return str(stmt.compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 

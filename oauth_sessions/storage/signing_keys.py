@@ -31,7 +31,7 @@ from .key_encryption import PlainKeys, SecretBox
 from .models import OAuthSigningKey
 
 if TYPE_CHECKING:
-    from flask import Flask
+    pass
 
 __all__ = ["RELOAD_SECONDS", "KeyStore"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from oauth_sessions.core.types import Inet, NaiveUTCDateTime, UTCDateTime
+from oauth_sessions.storage.column_types import Inet, NaiveUTCDateTime, UTCDateTime
 
 revision = "0001"
 down_revision = None

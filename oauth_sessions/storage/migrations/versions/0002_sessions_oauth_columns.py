@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from oauth_sessions.core.types import UTCDateTime
+from oauth_sessions.storage.column_types import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from oauth_sessions.core.types import UTCDateTime
+from oauth_sessions.storage.column_types import UTCDateTime
 
 revision = "0004"
 down_revision = "0003"

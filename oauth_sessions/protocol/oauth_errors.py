@@ -1,0 +1,32 @@
+"""The one place that turns the library's domain errors into Authlib's RFC 6749 errors."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
+
+from ..core.errors import InvalidRefreshToken, OAuthSessionsError
+from ..core.refresh_tokens import MalformedRefreshToken
+
+__all__ = ["to_oauth2_error"]
+
+_BY_CODE: Final[dict[str, type[OAuth2Error]]] = {
+    "invalid_grant": InvalidGrantError,
+    "invalid_scope": InvalidScopeError,
+}
+
+
+def to_oauth2_error(exc: Exception) -> OAuth2Error:
+    """The Authlib error to send for ``exc``: the RFC 6749 code with the public description.
+
+    The codec's own :class:`~oauth_sessions.core.refresh_tokens.MalformedRefreshToken` is accepted
+    too, so a caller can pass whatever parsing raised. Anything else is a programming error and
+    is re-raised rather than shown to a client as if it were a protocol answer.
+    """
+    if isinstance(exc, OAuthSessionsError):
+        return _BY_CODE[exc.error](description=exc.description)
+    if isinstance(exc, MalformedRefreshToken):
+        return InvalidGrantError(description=InvalidRefreshToken.description)
+    raise TypeError(f"{type(exc).__name__} is not an oauth_sessions domain error") from exc
