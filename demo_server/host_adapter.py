@@ -1,4 +1,4 @@
-"""The demo's answer to the library's host-app protocol (``oauth_sessions.host``).
+"""The demo's answer to the library's host-app protocol (``oauth_sessions.flask.host``).
 
 The library asks four things during ``/oauth/authorize`` and the demo answers from its own
 sign-in: who is signed in and how strongly (this browser's ``auth.sessions`` row and its amr
@@ -18,14 +18,14 @@ from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.host import (
+from oauth_sessions.core.uris import host_of
+from oauth_sessions.flask.host import (
     Authentication,
     ConsentRequest,
     ErrorPage,
     HostAdapter,
     LogoutOutcome,
 )
-from oauth_sessions.uris import host_of
 
 from .login import current_login, session_store, sign_out
 from .scopes import describe_scope

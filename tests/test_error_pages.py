@@ -21,7 +21,7 @@ from factories import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine
 
-from oauth_sessions.host import ErrorPage, HostAdapter
+from oauth_sessions.flask.host import ErrorPage, HostAdapter
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
