@@ -18,7 +18,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
-from oauth_sessions.migrate import AttachError, PrivilegeError, check_privileges, upgrade
+from oauth_sessions.storage.migrate import (
+    AttachError,
+    PrivilegeError,
+    check_privileges,
+    upgrade,
+)
 
 from . import accounts, api, developers, mfa, pages
 from .csrf import init_csrf

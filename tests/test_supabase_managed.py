@@ -20,8 +20,8 @@ from factories import make_app
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from oauth_sessions import migrate
-from oauth_sessions.database import create_auth_engine
+from oauth_sessions.storage import migrate
+from oauth_sessions.storage.database import create_auth_engine
 
 pytestmark = pytest.mark.postgres
 
