@@ -7,6 +7,7 @@ never on the extension object, so one extension instance can serve several apps
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,11 +15,15 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from ..core.settings import ConfigurationError, Settings, load_settings
 from ..protocol.backchannel import BackchannelSender
 from ..storage.database import create_auth_engine
+from ..storage.migrate import check_privileges
 from .host import HostAdapter
+
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "oauth_sessions"
 
@@ -56,7 +61,9 @@ class OAuthSessions:
         """Validate the settings, build the stores, mount the endpoints and the CLI on ``app``.
 
         Raises :class:`~oauth_sessions.core.settings.ConfigurationError` naming the key when a setting is
-        bad, so a misconfigured deployment fails at start-up. ``host`` overrides the one given to
+        bad, and :class:`~oauth_sessions.storage.migrate.PrivilegeError` naming the grant and the
+        role when the database role lacks a privilege on a table it uses, so a misconfigured
+        deployment fails at start-up. ``host`` overrides the one given to
         the constructor (app factories). Once per app: a second call raises.
         """
         if EXTENSION_KEY in app.extensions:
@@ -72,6 +79,10 @@ class OAuthSessions:
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
             engine = create_auth_engine(settings.database_url)
+        try:
+            check_privileges(engine)  # PrivilegeError names the grant and the role
+        except DBAPIError as exc:  # unreachable now: requests answer 503 until it is back
+            log.warning("start-up privilege check skipped: %s", type(exc).__name__)
         state = AppState(settings=settings, engine=engine)
         state.components.update(_build_components(app, settings, engine,
                                                   host or self._host or HostAdapter()))
