@@ -31,7 +31,11 @@ def db() -> None:
 def db_upgrade(revision: str) -> None:
     """Create or upgrade the auth schema (attaches to an existing one without dropping)."""
     state = get_state()
-    migrate.upgrade(state.engine, revision)
+    try:
+        migrate.upgrade(state.engine, revision)
+        migrate.check_privileges(state.engine)
+    except (migrate.AttachError, migrate.PrivilegeError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"auth schema at revision {migrate.current_revision(state.engine)}")
 
 
@@ -57,7 +61,17 @@ def db_current() -> None:
 @with_appcontext
 def db_stamp(revision: str) -> None:
     """Record REVISION as applied without running anything (attach by hand)."""
-    migrate.stamp(get_state().engine, revision)
+    engine = get_state().engine
+    with engine.connect() as connection:
+        managed = migrate.is_supabase_managed(connection)
+    if managed:
+        # Stamping would make the library read columns Supabase's tables do not have.
+        with engine.connect() as connection:
+            try:
+                migrate.check_supabase_managed(connection, pending=False)
+            except migrate.SupabaseManagedError as exc:
+                raise click.ClickException(str(exc)) from None
+    migrate.stamp(engine, revision)
     click.echo(f"stamped {revision}")
 
 

@@ -7,12 +7,14 @@ in one place (:func:`build_services`), stores them in ``app.extensions["oauth_se
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from ..core.events import connect_logging
 from ..core.introspection import TokenChecks
@@ -25,6 +27,7 @@ from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
+from ..storage.migrate import check_privileges
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import RELOAD_SECONDS, KeyStore
 from .blueprints import register_blueprints
@@ -34,6 +37,8 @@ from .hot_path import install
 from .state import EXTENSION_KEY, AppState, Services, get_state
 
 __all__ = ["AppState", "OAuthSessions", "Services", "build_services", "get_state", "revoke_consent"]
+
+log = logging.getLogger(__name__)
 
 
 class OAuthSessions:
@@ -60,7 +65,9 @@ class OAuthSessions:
         """Validate the settings, build the stores, mount the endpoints and the CLI on ``app``.
 
         Raises :class:`~oauth_sessions.core.settings.ConfigurationError` naming the key when a setting is
-        bad, so a misconfigured deployment fails at start-up. ``host`` overrides the one given to
+        bad, and :class:`~oauth_sessions.storage.migrate.PrivilegeError` naming the grant and the
+        role when the database role lacks a privilege on a table it uses, so a misconfigured
+        deployment fails at start-up. ``host`` overrides the one given to
         the constructor (app factories). Once per app: a second call raises.
         """
         if EXTENSION_KEY in app.extensions:
@@ -76,6 +83,10 @@ class OAuthSessions:
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
             engine = create_auth_engine(settings.database_url)
+        try:
+            check_privileges(engine)  # PrivilegeError names the grant and the role
+        except DBAPIError as exc:  # unreachable now: requests answer 503 until it is back
+            log.warning("start-up privilege check skipped: %s", type(exc).__name__)
         services = build_services(app, settings, engine, host or self._host or HostAdapter(),
                                   self._backchannel or BackchannelSender())
         state = AppState(settings=settings, engine=engine, services=services)

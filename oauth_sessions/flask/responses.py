@@ -7,8 +7,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from flask import Response, request
+from flask.typing import ResponseReturnValue
 
-__all__ = ["NO_STORE", "error_response", "json_response", "request_params"]
+from .host import ErrorPage, HostAdapter
+from .state import get_state
+
+__all__ = ["NO_STORE", "error_page", "error_response", "json_response", "request_params", "wants_html"]
 
 #: RFC 6749 section 5.1: answers that carry tokens or errors about them are not cached.
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -30,3 +34,20 @@ def request_params() -> dict[str, str]:
     if request.method == "POST":
         values.update(request.form.items())
     return values
+
+
+def wants_html() -> bool:
+    """Whether the caller is a browser: its ``Accept`` names ``text/html`` explicitly (a bare
+    ``*/*`` or no header is an API caller, which gets RFC 6749 JSON)."""
+    return any(mimetype == "text/html" and quality > 0
+               for mimetype, quality in request.accept_mimetypes)
+
+
+def error_page(page: ErrorPage) -> ResponseReturnValue:
+    """An error that is not redirected: the host's page for a browser, JSON for an API caller
+    (RFC 6749 section 4.1.2.1: the user is informed, the client is not redirected to)."""
+    if wants_html():
+        host: HostAdapter = get_state().services.host
+        answer: ResponseReturnValue = host.render_error(page)
+        return answer
+    return error_response(page.error, page.description, page.status)
