@@ -36,6 +36,7 @@ from sqlalchemy import Engine, Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from .clients import OAuthClientWrapper
+from .jwt_tokens import MAX_TOKEN_LENGTH, json_depth_within
 from .models import OAuthClientAssertion
 
 __all__ = ["ASSERTION_TYPE", "AssertionLedger", "PrivateKeyJwt", "parse_client_jwks"]
@@ -103,12 +104,28 @@ def _fail(description: str) -> InvalidClientError:
     return InvalidClientError(status_code=401, description=description)
 
 
+def _b64_json_text(segment: str) -> str:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8")
+
+
 def _unverified_subject(assertion: str) -> str:
-    """``sub`` read before verification, only to find which client's keys to verify with."""
+    """``sub`` read before verification, only to find which client's keys to verify with.
+
+    Header and payload are bounded in size and nesting before either is parsed (here or by
+    joserfc), so no assertion can make a JSON decoder recurse out of the stack (issue 15 item 9).
+    """
+    parts = assertion.split(".")
+    if len(assertion) > MAX_TOKEN_LENGTH or len(parts) != 3:
+        raise _fail("client_assertion is not a JWT")
     try:
-        payload = assertion.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, UnicodeError):
+        header, payload = _b64_json_text(parts[0]), _b64_json_text(parts[1])
+    except (ValueError, UnicodeError):
+        raise _fail("client_assertion is not a JWT") from None
+    if not (json_depth_within(header) and json_depth_within(payload)):
+        raise _fail("client_assertion nests too deeply")
+    try:
+        claims = json.loads(payload)
+    except (ValueError, RecursionError):
         raise _fail("client_assertion is not a JWT") from None
     sub = claims.get("sub") if isinstance(claims, dict) else None
     if not isinstance(sub, str):
@@ -142,7 +159,7 @@ class PrivateKeyJwt:
         try:
             keys = KeySet.import_key_set(json.loads(client.info.jwks))
             claims = jwt.decode(assertion, keys, algorithms=SIGNING_ALGS).claims
-        except (JoseError, ValueError, TypeError, KeyError):
+        except (JoseError, ValueError, TypeError, KeyError, RecursionError):
             raise _fail("client_assertion signature is invalid") from None
         self._check_claims(client.get_client_id(), claims)
         expires = datetime.fromtimestamp(float(claims["exp"]) + LEEWAY, UTC)

@@ -82,13 +82,15 @@ class AuthorizationRequest:
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
                                 settings: Settings) -> AuthorizationRequest:
     """Validate the request parameters (already checked for duplicates, size and charset)."""
-    client = clients.get(params.get("client_id", ""))
+    if not params.get("client_id"):
+        raise AuthorizeError("invalid_request", "client_id is missing")
+    client = clients.get(params["client_id"])
     if client is None:
         raise AuthorizeError("invalid_request", "unknown client_id")
     redirect_uri = params.get("redirect_uri")
     if not redirect_uri:
         raise AuthorizeError("invalid_request", "redirect_uri is required")
-    if redirect_uri not in client.redirect_uris:
+    if not client.accepts_redirect_uri(redirect_uri):
         raise AuthorizeError("invalid_request", "redirect_uri is not registered for this client")
     state = params.get("state") or None
 
@@ -172,7 +174,11 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
     def validate_token_request(self) -> None:
-        """The checks, in order; none of them writes anything except the replay rule."""
+        """The checks, in order; none of them writes anything except the replay rule.
+
+        client → code known and the client's → redirect_uri → PKCE → not used (else revoke
+        what it produced, RFC 6749 section 4.1.2) → not expired → aal of the scopes.
+        """
         wrapper = self.authenticate_token_endpoint_client()
         self.request.client = wrapper
         client: ClientInfo = wrapper.info
@@ -186,24 +192,16 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         record = authorizations.find(code)
         if record is None or record.client_id != client.id:
             raise InvalidGrantError("authorization code is invalid")
+        _require_redirect_uri(form.get("redirect_uri"), record)
+        _require_pkce(form.get("code_verifier"), record)
         if record.used_at is not None:
+            # Only after redirect_uri and PKCE: a leaked used code (from a log, a Referer) is
+            # not enough to end the victim's session; the replay that revokes must come from
+            # whoever holds the verifier, i.e. the client itself or the thief of the first use.
             self._revoke_replayed(record)
             raise InvalidGrantError("authorization code was already used")
         if datetime.now(UTC) >= record.expires_at:
             raise InvalidGrantError("authorization code has expired")
-        redirect_uri = form.get("redirect_uri")
-        if not redirect_uri:
-            raise InvalidRequestError("redirect_uri is required")
-        if redirect_uri != record.redirect_uri:
-            raise InvalidGrantError("redirect_uri does not match the authorization request")
-        verifier = form.get("code_verifier")
-        if not verifier:
-            raise InvalidRequestError("code_verifier is required (PKCE)")
-        if not PKCE_PATTERN.fullmatch(verifier):
-            raise InvalidRequestError("code_verifier is malformed")
-        expected = record.code_challenge or ""
-        if not hmac.compare_digest(create_s256_code_challenge(verifier), expected):
-            raise InvalidGrantError("code_verifier does not match the code_challenge")
         settings = _settings()
         needed = required_aal(record.scopes, scope_min_aal=settings.scope_min_aal,
                               client_min_aal=client.min_aal)
@@ -254,6 +252,25 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         session_id = components["authorizations"].produced_session(record.id)
         if session_id is not None:
             components["sessions"].revoke(session_id, reason="authorization_code_replayed")
+
+
+def _require_redirect_uri(redirect_uri: str | None, record: AuthorizationRecord) -> None:
+    """RFC 6749 section 4.1.3: the same ``redirect_uri`` as in the authorization request."""
+    if not redirect_uri:
+        raise InvalidRequestError("redirect_uri is required")
+    if redirect_uri != record.redirect_uri:
+        raise InvalidGrantError("redirect_uri does not match the authorization request")
+
+
+def _require_pkce(verifier: str | None, record: AuthorizationRecord) -> None:
+    """RFC 7636 section 4.6, S256 only, compared in constant time."""
+    if not verifier:
+        raise InvalidRequestError("code_verifier is required (PKCE)")
+    if not PKCE_PATTERN.fullmatch(verifier):
+        raise InvalidRequestError("code_verifier is malformed")
+    expected = record.code_challenge or ""
+    if not hmac.compare_digest(create_s256_code_challenge(verifier), expected):
+        raise InvalidGrantError("code_verifier does not match the code_challenge")
 
 
 def _amr_entry(method: str, timestamp: int) -> Any:

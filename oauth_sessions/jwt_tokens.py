@@ -68,6 +68,7 @@ __all__ = [
     "ACCESS_TOKEN_REQUIRED_CLAIMS",
     "DEFAULT_ALG",
     "ID_TOKEN_REQUIRED_CLAIMS",
+    "MAX_JSON_DEPTH",
     "MAX_TOKEN_LENGTH",
     "REASON_UNKNOWN_KID",
     "SUPPORTED_ALGS",
@@ -79,6 +80,7 @@ __all__ = [
     "build_access_token_claims",
     "current_active",
     "generate_signing_key",
+    "json_depth_within",
     "oidc_token_hash",
     "rotate",
     "sign_access_token",
@@ -601,6 +603,37 @@ def _decode_object(segment: str) -> dict[str, Any]:
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: Deepest nesting of arrays and objects accepted in a JOSE header or JWT payload from outside.
+#: Ours nest two levels; RFC 7519 claims rarely more than four.
+MAX_JSON_DEPTH: Final = 32
+#: What the depth scan looks at: an escape (two characters, so ``\\"`` ends no string), a quote, a bracket.
+_JSON_STRUCTURE: Final = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+
+
+def json_depth_within(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether no array or object in ``text`` nests deeper than ``limit``, judged without parsing.
+
+    Python's JSON decoder recurses once per level, so a document of a thousand ``[`` raises
+    ``RecursionError`` (which is no ``ValueError``) before any other check could refuse it. One
+    linear pass over quotes and brackets answers first; the text need not be valid JSON (the
+    parser that runs next still judges that).
+    """
+    depth, in_string = 0, False
+    for match in _JSON_STRUCTURE.finditer(text):
+        char = match.group()
+        if char == '"':
+            in_string = not in_string
+        elif in_string or len(char) == 2:
+            continue
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        else:
+            depth -= 1
+    return True
 
 
 def _verify_jws(
