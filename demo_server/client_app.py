@@ -8,8 +8,8 @@ every endpoint through the provider's discovery document.
 It shows the whole life of a session from the app's side: authorization code with PKCE,
 the ID token's ``acr``/``amr``, calls to the provider's API, the way back to the provider
 when ``/api/payments`` wants what the token lacks (its ``payments`` scope, RFC 6750, and
-aal2, RFC 9470: one authorization request asks for both), refresh-token rotation, and introspection, which all start
-failing the moment the person revokes the session on the provider.
+aal2, RFC 9470: one authorization request asks for both), refresh-token rotation, and
+introspection, which all start failing the moment the person revokes the session on the provider.
 """
 
 from __future__ import annotations

@@ -119,10 +119,10 @@ def revoke_sessions() -> Response:
             flash("The session was revoked: its tokens no longer work.", "success")
     elif which == "others":
         count = store.revoke_user(login.account.id, except_session=login.session.id,
-                                  reason="revoked by user")
+                                  reason="revoked by user", first_party=True)
         flash(f"Revoked {count} other session{'s' if count != 1 else ''}.", "success")
     elif which == "all":
-        store.revoke_user(login.account.id, reason="revoked by user")
+        store.revoke_user(login.account.id, reason="revoked by user", first_party=True)
         flash("Every session was revoked, including this one: you are signed out.", "success")
         return redirect(url_for("pages.index"))
     else:

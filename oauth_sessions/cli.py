@@ -214,18 +214,24 @@ def rotate_keys(alg: str | None) -> None:
 @cli.command("purge")
 @click.option("--batch-size", type=click.IntRange(min=1, max=100_000), default=1000,
               show_default=True, help="Sessions deleted per transaction (short locks, cron-safe).")
+@click.option("--first-party", is_flag=True,
+              help="Also expired first-party sessions (oauth_client_id NULL). Leave off on a "
+                   "Supabase database: those are Supabase Auth's, and it purges them itself.")
 @with_appcontext
-def purge(batch_size: int) -> None:
+def purge(batch_size: int, first_party: bool) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
     day (kept that long so a late replay still revokes), and expired client assertion ids.
 
     Sessions go in batches by ``not_after`` (``sessions_not_after_idx``), each its own short
-    transaction, so it is safe to run from cron while traffic flows."""
+    transaction, so it is safe to run from cron while traffic flows. Only OAuth clients'
+    sessions, unless ``--first-party``."""
     from .client_auth import AssertionLedger
 
     state = get_state()
-    sessions = state.components["sessions"].purge_expired(batch_size=batch_size)
+    sessions = state.components["sessions"].purge_expired(batch_size=batch_size,
+                                                           first_party=first_party)
     codes = state.components["authorizations"].purge()
     assertions = AssertionLedger(state.engine).purge()
-    click.echo(f"purged {sessions} sessions, {codes} authorization codes, "
+    which = "sessions" if first_party else "OAuth client sessions"
+    click.echo(f"purged {sessions} {which}, {codes} authorization codes, "
                f"{assertions} client assertions")

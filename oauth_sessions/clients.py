@@ -7,8 +7,9 @@ argon2/bcrypt on the two hottest endpoints (token and introspection). The stored
 ``sha256$<hex>``; comparison is constant-time (``hmac.compare_digest``).
 
 Client records may be cached per worker for ``CLIENT_CACHE_SECONDS`` (default 5): a stale
-client record is harmless for that long (a deleted client's sessions are already gone by the
-foreign-key cascade, so its tokens fail on the session row, which is never cached).
+client record is harmless for that long: deleting a client (a soft delete, ``deleted_at``, as
+Supabase Auth does) ends its sessions in the same transaction, and every session read (never
+cached) ignores the sessions of a soft-deleted client, even when Supabase Auth did the delete.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .client_rules import (
     check_redirect_uris,
     name_is_taken,
 )
-from .models import OAuthClient
+from .models import OAuthClient, Session
 from .policy import is_valid_scope_token, join_scope, parse_scope
 from .types import Aal
 from .uris import (
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 _O_AUTH_CLIENT = cast(Table, OAuthClient.__table__)
+_S = cast(Table, Session.__table__)
 
 SECRET_PREFIX: Final = "sha256$"
 #: RFC 7591 section 2 names; ``none`` is for public clients (RFC 6749 section 2.1) and
@@ -332,7 +334,7 @@ class ClientStore:
         with self._engine.begin() as conn:
             result = conn.execute(
                 update(table)
-                .where(table.c.id == client_id,
+                .where(table.c.id == client_id, table.c.deleted_at.is_(None),
                        table.c.token_endpoint_auth_method.in_(SECRET_METHODS))
                 .values(client_secret_hash=hash_client_secret(secret),
                         updated_at=now or datetime.now(UTC))
@@ -363,7 +365,8 @@ class ClientStore:
         table = _O_AUTH_CLIENT
         values.setdefault("updated_at", datetime.now(UTC))
         with self._engine.begin() as conn:
-            result = conn.execute(update(table).where(table.c.id == client_id).values(**values))
+            result = conn.execute(update(table).where(table.c.id == client_id,
+                                                      table.c.deleted_at.is_(None)).values(**values))
         self._forget(client_id)
         return bool(result.rowcount)
 
@@ -377,7 +380,8 @@ class ClientStore:
         with self._engine.begin() as conn:
             result = conn.execute(
                 update(table)
-                .where(table.c.id == client_id, table.c.registration_access_token_hash == old_hash)
+                .where(table.c.id == client_id, table.c.deleted_at.is_(None),
+                       table.c.registration_access_token_hash == old_hash)
                 .values(registration_access_token_hash=hash_client_secret(token)))
         self._forget(client_id)
         return bool(result.rowcount)
@@ -395,19 +399,26 @@ class ClientStore:
             )).scalars().all()
         return name_is_taken(name, (n for n in names if n))
 
-    def delete(self, client_id: uuid.UUID) -> bool:
-        """Delete a client; every session it holds ends with it.
+    def delete(self, client_id: uuid.UUID, *, now: datetime | None = None) -> bool:
+        """Delete a client as Supabase Auth does: set ``deleted_at``; its sessions end with it.
 
-        Its sessions are first revoked through the session store (one ``session_revoked``
-        signal each, ``reason="client_deleted"``); the ``ON DELETE CASCADE`` foreign keys then
-        take its consents, pending codes and any session created in between, in the same
-        statement as the client row, so no token of it survives.
+        One transaction: the row is soft-deleted (it stays, so Supabase Auth's own records
+        that name it keep their meaning) and every session of the client is deleted (one
+        ``session_revoked`` signal each, ``reason="client_deleted"``, sent after the commit).
+        From then on the client is unknown to every endpoint (:meth:`get`), and a session a
+        racing request might still create is refused at its first use: every session read
+        ignores sessions of soft-deleted clients. ``False`` when there was no live client.
         """
-        if self._sessions is not None:
-            self._sessions.revoke_client(client_id, reason="client_deleted")
         table = _O_AUTH_CLIENT
+        now = now or datetime.now(UTC)
         with self._engine.begin() as conn:
-            result = conn.execute(delete(table).where(table.c.id == client_id))
+            result = conn.execute(update(table)
+                                  .where(table.c.id == client_id, table.c.deleted_at.is_(None))
+                                  .values(deleted_at=now, updated_at=now))
+            if result.rowcount and self._sessions is not None:
+                self._sessions.revoke_client(client_id, reason="client_deleted", conn=conn)
+            elif result.rowcount:
+                conn.execute(delete(_S).where(_S.c.oauth_client_id == client_id))
         self._forget(client_id)
         if result.rowcount:
             signals.client_deleted.send(self._sender, client_id=client_id)
@@ -426,7 +437,8 @@ class ClientStore:
                 return cached[1]
         table = _O_AUTH_CLIENT
         with self._reads.connect() as conn:
-            row = conn.execute(select(table).where(table.c.id == key)).first()
+            row = conn.execute(select(table).where(table.c.id == key,
+                                                   table.c.deleted_at.is_(None))).first()
         info = _info(OAuthClient(**row._mapping)) if row is not None else None
         if self._cache_seconds:
             with self._lock:
@@ -436,9 +448,11 @@ class ClientStore:
         return info
 
     def list(self) -> list[ClientInfo]:
+        """Every live client (soft-deleted ones, ``deleted_at`` set, are left out)."""
         table = _O_AUTH_CLIENT
         with self._reads.connect() as conn:
-            rows = conn.execute(select(table).order_by(table.c.created_at, table.c.id)).all()
+            rows = conn.execute(select(table).where(table.c.deleted_at.is_(None))
+                                .order_by(table.c.created_at, table.c.id)).all()
         return [_info(OAuthClient(**r._mapping)) for r in rows]
 
     def _forget(self, client_id: uuid.UUID) -> None:

@@ -26,7 +26,7 @@ from .types import Aal
 if TYPE_CHECKING:
     from .store import SessionStore
 
-__all__ = ["RefreshSession", "SessionRow", "SessionSource", "StoreSessions"]
+__all__ = ["CLIENT_LIVE_SQL", "RefreshSession", "SessionRow", "SessionSource", "StoreSessions"]
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,16 @@ class RefreshSession:
 #: The hot read, as a named server-side prepared statement. Times come back as epoch seconds so
 #: no timestamp text is parsed (``refreshed_at`` is naive UTC: its epoch is taken as UTC).
 _PG_STATEMENT: Final = b"oauth_sessions_introspect_v1"
+#: The condition (on ``auth.sessions s``) that the session's client, if any, is not soft-deleted:
+#: Supabase Auth deletes a client by setting ``deleted_at`` and leaves its sessions in place.
+CLIENT_LIVE_SQL: Final = (
+    b"NOT EXISTS (SELECT 1 FROM auth.oauth_clients c "
+    b"WHERE c.id = s.oauth_client_id AND c.deleted_at IS NOT NULL)"
+)
 _PG_SESSION_BY_ID: Final = (
-    b"SELECT id, user_id, oauth_client_id, scopes, aal, extract(epoch FROM created_at), "
-    b"extract(epoch FROM refreshed_at), extract(epoch FROM not_after) "
-    b"FROM auth.sessions WHERE id = $1"
+    b"SELECT s.id, s.user_id, s.oauth_client_id, s.scopes, s.aal, extract(epoch FROM s.created_at), "
+    b"extract(epoch FROM s.refreshed_at), extract(epoch FROM s.not_after) "
+    b"FROM auth.sessions s WHERE s.id = $1 AND " + CLIENT_LIVE_SQL
 )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "KeyEncryptor",
     "PlainKeys",
     "SecretBox",
+    "is_supabase_encrypted",
 ]
 
 ENCRYPTED_PREFIX: Final = "enc1:"
@@ -69,6 +70,16 @@ class SecretBox(Protocol):
     def decrypt(self, stored: str, *, context: bytes) -> str: ...
 
     def needs_rewrap(self, stored: str) -> bool: ...
+
+
+def is_supabase_encrypted(stored: str) -> bool:
+    """Whether ``stored`` is in Supabase Auth's encrypted form: a JSON object such as
+    ``{"key_id": ..., "alg": "aes-gcm-hkdf", "data": ..., "nonce": ...}``.
+
+    A plain key is base64url and this library's form starts with ``enc1:``, so a leading
+    ``{`` is unambiguous.
+    """
+    return stored.lstrip().startswith("{")
 
 
 def _b64encode(data: bytes) -> str:
@@ -186,7 +197,13 @@ class KeyEncryptor:
             ) from None
 
     def needs_rewrap(self, stored: str) -> bool:
-        """True for plaintext values and values under a key id other than the current one."""
+        """True for plaintext values and values under a key id other than the current one.
+
+        False for a value in Supabase Auth's encrypted form (a JSON object, ``aes-gcm-hkdf``):
+        Supabase Auth reads that session, and it cannot read ``enc1:``.
+        """
+        if is_supabase_encrypted(stored):
+            return False
         if not stored.startswith(ENCRYPTED_PREFIX):
             return True
         key_id = stored[len(ENCRYPTED_PREFIX) :].partition(":")[0]

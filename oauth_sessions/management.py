@@ -118,14 +118,20 @@ class SessionManager:
             return False
         return self._sessions.revoke(session_id, reason=reason)
 
-    def revoke_all(self, user_id: uuid.UUID, *, reason: str = "user_revoked_all") -> int:
-        """"Sign out everywhere": end every session of ``user_id``; returns how many ended."""
-        return self._sessions.revoke_user(user_id, reason=reason)
+    def revoke_all(self, user_id: uuid.UUID, *, reason: str = "user_revoked_all",
+                   first_party: bool = False) -> int:
+        """"Sign out everywhere": end every OAuth session of ``user_id``; returns how many ended.
+
+        First-party sessions (``oauth_client_id`` NULL) are included only with ``first_party``.
+        """
+        return self._sessions.revoke_user(user_id, reason=reason, first_party=first_party)
 
     def revoke_others(self, user_id: uuid.UUID, current: uuid.UUID, *,
-                      reason: str = "user_revoked_others") -> int:
-        """"Sign out everywhere else": all of the user's sessions but ``current``."""
-        return self._sessions.revoke_user(user_id, except_session=current, reason=reason)
+                      reason: str = "user_revoked_others", first_party: bool = False) -> int:
+        """"Sign out everywhere else": the user's OAuth sessions but ``current`` (and their
+        first-party ones too with ``first_party``)."""
+        return self._sessions.revoke_user(user_id, except_session=current, reason=reason,
+                                          first_party=first_party)
 
     def revoke_client(self, client_id: uuid.UUID, *, reason: str = "client_sessions_revoked") -> int:
         """Every session of a client (an administrator's action; the client stays registered)."""
@@ -239,14 +245,17 @@ def management_blueprint(
 
     @bp.post("/sessions/revoke-all")
     def revoke_all() -> ResponseReturnValue:
-        return _json({"revoked": sessions_manager().revoke_all(user())})
+        # The signed-in user asked to sign out everywhere: first-party sign-ins too (a deleted
+        # row is how Supabase Auth signs a session out as well, so it can read the result).
+        return _json({"revoked": sessions_manager().revoke_all(user(), first_party=True)})
 
     @bp.post("/sessions/revoke-others")
     def revoke_others() -> ResponseReturnValue:
         mine = current()
         if mine is None:
             return _error("invalid_request", "the current session is not known", 400)
-        return _json({"revoked": sessions_manager().revoke_others(user(), mine)})
+        return _json({"revoked": sessions_manager().revoke_others(user(), mine,
+                                                                  first_party=True)})
 
     @bp.post("/clients/<client_id>/revoke-sessions")
     def revoke_client(client_id: str) -> ResponseReturnValue:

@@ -41,7 +41,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, literal_column, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from . import signals
 from .errors import (
@@ -57,7 +68,7 @@ from .errors import (
 )
 from .introspection_store import reserved_connections
 from .key_encryption import SecretBox
-from .models import MfaAmrClaim, Session
+from .models import MfaAmrClaim, OAuthClient, Session
 from .policy import narrow_scope, parse_scope, session_expired, session_inactive
 from .refresh_tokens import (
     MalformedRefreshToken,
@@ -76,6 +87,10 @@ log = logging.getLogger(__name__)
 
 _S = cast(Table, Session.__table__)
 _A = cast(Table, MfaAmrClaim.__table__)
+_O = cast(Table, OAuthClient.__table__)
+#: A session of a soft-deleted client (``deleted_at`` set, by this library or by Supabase Auth,
+#: which leaves the sessions in place) reads as no session at all, in the same statement.
+_CLIENT_LIVE = ~exists().where(_O.c.id == _S.c.oauth_client_id, _O.c.deleted_at.is_not(None))
 _INFO_COLUMNS = (
     _S.c.id, _S.c.user_id, _S.c.oauth_client_id, _S.c.scopes, _S.c.aal, _S.c.factor_id,
     _S.c.created_at, _S.c.updated_at, _S.c.refreshed_at, _S.c.not_after, _S.c.user_agent,
@@ -88,7 +103,7 @@ _READ = (
     select(*_INFO_COLUMNS, _S.c.refresh_token_hmac_key, _A.c.authentication_method,
            _A.c.updated_at.label("amr_at"))
     .select_from(_S.outerjoin(_A, _A.c.session_id == _S.c.id))
-    .where(_S.c.id == bindparam("b_sid"))
+    .where(_S.c.id == bindparam("b_sid"), _CLIENT_LIVE)
 )
 _CAS = (
     update(_S)

@@ -27,7 +27,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import pq
 
-from .introspection_store import ReservedConnections
+from .introspection_store import CLIENT_LIVE_SQL, ReservedConnections
 
 __all__ = ["CAS_SQL", "READ_SQL", "PgStatements", "PreparedUnavailable"]
 
@@ -42,12 +42,12 @@ _INFO: Final = (
     b"extract(epoch FROM s.refreshed_at), extract(epoch FROM s.not_after), s.user_agent, s.ip, "
     b"s.tag, s.refresh_token_counter"
 )
-#: The row, its HMAC key, and one line per amr claim.
+#: The row, its HMAC key, and one line per amr claim; nothing for a soft-deleted client's session.
 READ_SQL: Final = (
     b"SELECT " + _INFO + b", s.refresh_token_hmac_key, a.authentication_method, "
     b"extract(epoch FROM a.updated_at) "
     b"FROM auth.sessions s LEFT OUTER JOIN auth.mfa_amr_claims a ON a.session_id = s.id "
-    b"WHERE s.id = $1"
+    b"WHERE s.id = $1 AND " + CLIENT_LIVE_SQL
 )
 #: Counter n -> n + 1 only if it is still n and the session has not reached ``not_after``;
 #: the row as it is after the write (a lowered aal, say, shows in the new tokens at once).

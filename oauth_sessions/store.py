@@ -31,6 +31,7 @@ from .policy import MAX_SCOPE_LENGTH, compute_not_after, join_scope, parse_scope
 from .refresh_tokens import encode_refresh_token, generate_hmac_key, key_bytes
 from .rotation import (
     _A,
+    _CLIENT_LIVE,
     _INFO_COLUMNS,
     _NOT_EXPIRED,
     _S,
@@ -154,8 +155,11 @@ class SessionStore:
         return IssuedSession(info, encode_refresh_token(session_id, 0, key_bytes(key)))
 
     def get(self, session_id: uuid.UUID, *, conn: Connection | None = None) -> SessionInfo | None:
-        """The session, read by primary key; never cached, so a revocation shows at once."""
-        stmt = select(*_INFO_COLUMNS).where(_S.c.id == session_id)
+        """The session, read by primary key; never cached, so a revocation shows at once.
+
+        ``None`` as well for a session of a soft-deleted client (``deleted_at`` set).
+        """
+        stmt = select(*_INFO_COLUMNS).where(_S.c.id == session_id, _CLIENT_LIVE)
         if conn is not None:
             row = conn.execute(stmt).first()
         else:
@@ -287,26 +291,40 @@ class SessionStore:
         return self._revoke_where(_S.c.id == session_id, reason=reason) == 1
 
     def revoke_user(self, user_id: uuid.UUID, *, except_session: uuid.UUID | None = None,
-                    reason: str) -> int:
-        """End all of a user's sessions, or all but ``except_session`` ("sign out elsewhere")."""
+                    reason: str, first_party: bool = False) -> int:
+        """End the user's OAuth sessions, or all but ``except_session`` ("sign out elsewhere").
+
+        First-party sessions (``oauth_client_id`` NULL: on a Supabase database, Supabase
+        Auth's own sign-ins) are left alone unless ``first_party`` is True, which ends every
+        session of the user.
+        """
         condition = _S.c.user_id == user_id
+        if not first_party:
+            condition = condition & _S.c.oauth_client_id.is_not(None)
         if except_session is not None:
             condition = condition & (_S.c.id != except_session)
         return self._revoke_where(condition, reason=reason)
 
-    def revoke_client(self, client_id: uuid.UUID, *, reason: str) -> int:
-        return self._revoke_where(_S.c.oauth_client_id == client_id, reason=reason)
+    def revoke_client(self, client_id: uuid.UUID, *, reason: str,
+                      conn: Connection | None = None) -> int:
+        """End every session of a client; given ``conn``, inside the caller's transaction."""
+        return self._revoke_where(_S.c.oauth_client_id == client_id, reason=reason, conn=conn)
 
     def revoke_user_client(self, user_id: uuid.UUID, client_id: uuid.UUID, *, reason: str) -> int:
         return self._revoke_where((_S.c.user_id == user_id) & (_S.c.oauth_client_id == client_id),
                                   reason=reason)
 
-    def _revoke_where(self, condition: Any, *, reason: str) -> int:
-        with self._engine.begin() as conn:
-            revoked = [_info(r) for r in conn.execute(delete(_S).where(condition)
-                                                      .returning(*_INFO_COLUMNS))]
-        for info in revoked:
-            signals.session_revoked.send(self.sender, session=info, reason=reason)
+    def _revoke_where(self, condition: Any, *, reason: str, conn: Connection | None = None) -> int:
+        with self._transaction(conn) as c:
+            revoked = [_info(r) for r in c.execute(delete(_S).where(condition)
+                                                   .returning(*_INFO_COLUMNS))]
+        sender = self.sender
+
+        def send() -> None:
+            for info in revoked:
+                signals.session_revoked.send(sender, session=info, reason=reason)
+
+        when_committed(conn, send)
         return len(revoked)
 
     def set_tag(self, session_id: uuid.UUID, tag: str | None) -> bool:
@@ -314,7 +332,7 @@ class SessionStore:
             result = conn.execute(update(_S).where(_S.c.id == session_id).values(tag=tag))
         return result.rowcount == 1
 
-    def rewrap_keys(self, *, batch_size: int = 500) -> int:
+    def rewrap_keys(self, *, batch_size: int = 500, first_party: bool = False) -> int:
         """Re-encrypt session HMAC keys stored in plaintext or under a retired application key.
 
         For after ``ENCRYPTION_KEY_ID`` changed (or encryption was switched on): rows are
@@ -322,13 +340,23 @@ class SessionStore:
         compare-and-swap on the old value so a concurrent change is never overwritten. The
         keys themselves do not change, so every live refresh token keeps working. Returns the
         number of rows rewritten.
+
+        Only sessions of OAuth clients are touched: a first-party session (``oauth_client_id``
+        NULL) is read by whoever signed the user in (on a Supabase database, Supabase Auth,
+        which cannot read this library's ``enc1:`` form), so it keeps its key as stored.
+        ``first_party=True`` includes them, for deployments where this library alone makes
+        first-party sessions (the demo). A key in Supabase Auth's own encrypted form (a JSON
+        object) is never rewritten (:meth:`~oauth_sessions.key_encryption.SecretBox.needs_rewrap`).
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         column = _S.c.refresh_token_hmac_key
         rewritten, after = 0, None
+        scope: Any = column.is_not(None)
+        if not first_party:
+            scope = scope & _S.c.oauth_client_id.is_not(None)
         while True:
-            stmt = select(_S.c.id, column).where(column.is_not(None)).order_by(_S.c.id).limit(batch_size)
+            stmt = select(_S.c.id, column).where(scope).order_by(_S.c.id).limit(batch_size)
             if after is not None:
                 stmt = stmt.where(_S.c.id > after)
             with self._engine.begin() as conn:
@@ -344,8 +372,13 @@ class SessionStore:
                 return rewritten
             after = rows[-1][0]
 
-    def purge_expired(self, *, batch_size: int = 1000, now: datetime | None = None) -> int:
-        """Delete sessions past ``not_after`` in batches of ``batch_size``, each its own commit.
+    def purge_expired(self, *, batch_size: int = 1000, now: datetime | None = None,
+                      first_party: bool = False) -> int:
+        """Delete OAuth sessions past ``not_after`` in batches of ``batch_size``, each its own commit.
+
+        Only sessions of OAuth clients (``oauth_client_id`` set) are purged unless
+        ``first_party`` is True: first-party sessions belong to whoever signed the user in (on
+        a Supabase database, Supabase Auth, whose own cleanup removes them).
 
         Batches keep lock time and WAL bursts bounded on a table of millions of rows; the
         inner ``SELECT`` walks ``sessions_not_after_idx``. Sends no signals: these sessions
@@ -357,7 +390,10 @@ class SessionStore:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         now = utc_now(now)
-        batch = (select(_S.c.id).where(_S.c.not_after <= now).order_by(_S.c.not_after)
+        expired: Any = _S.c.not_after <= now
+        if not first_party:
+            expired = expired & _S.c.oauth_client_id.is_not(None)
+        batch = (select(_S.c.id).where(expired).order_by(_S.c.not_after)
                  .limit(batch_size).with_for_update(skip_locked=True))
         total = 0
         while True:

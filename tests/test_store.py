@@ -150,9 +150,10 @@ def test_revoke_user_all_or_all_but_the_current_one(engine: Engine) -> None:
     user, other = add_user(engine), add_user(engine)
     here, a, b = (new_session(store, user, None).session for _ in range(3))
     theirs = new_session(store, other, None).session
-    assert store.revoke_user(user, except_session=here.id, reason="sign out elsewhere") == 2
+    assert store.revoke_user(user, except_session=here.id, reason="sign out elsewhere",
+                             first_party=True) == 2
     assert [s.id for s in store.list_for_user(user)] == [here.id]
-    assert store.revoke_user(user, reason="password changed") == 1
+    assert store.revoke_user(user, reason="password changed", first_party=True) == 1
     assert store.list_for_user(user) == [] and store.get(theirs.id) is not None
     assert store.get(a.id) is None and store.get(b.id) is None
 
@@ -213,11 +214,11 @@ def test_purge_deletes_only_sessions_at_or_past_not_after_in_batches(engine: Eng
     live = new_session(store, user, None, host_not_after=T0 + timedelta(seconds=1),
                        now=T0 - timedelta(days=1)).session
     forever = new_session(store, user, None, now=T0).session
-    assert store.purge_expired(batch_size=2, now=T0) == 6
+    assert store.purge_expired(batch_size=2, now=T0, first_party=True) == 6
     remaining = {s.id for s in store.list_for_user(user)}
     assert remaining == {live.id, forever.id}
     assert all(s.id not in remaining for s in expired) and at_boundary.session.id not in remaining
-    assert store.purge_expired(batch_size=2, now=T0) == 0
+    assert store.purge_expired(batch_size=2, now=T0, first_party=True) == 0
 
 
 @pytest.mark.postgres
@@ -257,10 +258,10 @@ def test_application_keys_rotate_and_rewrap_keeps_every_token_working(engine: En
     under_k1 = new_session(SessionStore(engine, settings, KeyEncryptor({"k1": old_key}, "k1")),
                            user, None, now=T0)
     rotated = SessionStore(engine, settings, KeyEncryptor({"k1": old_key, "k2": new_key}, "k2"))
-    assert rotated.rewrap_keys(batch_size=1) == 2
+    assert rotated.rewrap_keys(batch_size=1, first_party=True) == 2
     for issued in (plain, under_k1):
         assert _stored_key(engine, issued.session.id).startswith("enc1:k2:")
-    assert rotated.rewrap_keys() == 0
+    assert rotated.rewrap_keys(first_party=True) == 0
     only_k2 = SessionStore(engine, settings, KeyEncryptor({"k2": new_key}, "k2"))
     for issued in (plain, under_k1):
         assert only_k2.rotate(issued.refresh_token, client_id=None, now=T0).session.counter == 1
