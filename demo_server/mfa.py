@@ -103,7 +103,7 @@ def has_fresh_proof(session: SessionInfo, amr: Sequence[AmrEntry], factor: totp.
 def _factor_changed(login: Login, event: str, factor_id: uuid.UUID) -> int:
     """End the person's other sessions after a factor change, and log it (ids only)."""
     ended = session_store().revoke_user(login.account.id, except_session=login.session.id,
-                                        reason=f"second factor {event}")
+                                        reason=f"second factor {event}", first_party=True)
     log.warning("second factor %s: user=%s factor=%s session=%s other_sessions_ended=%d",
                 event, login.account.id, factor_id, login.session.id, ended)
     return ended
