@@ -1,4 +1,4 @@
-"""The demo's answer to the library's host-app protocol (``oauth_sessions.host``).
+"""The demo's answer to the library's host-app protocol (``oauth_sessions.flask.host``).
 
 The library asks four things during ``/oauth/authorize`` and the demo answers from its own
 sign-in: who is signed in and how strongly (this browser's ``auth.sessions`` row and its amr
@@ -16,7 +16,7 @@ from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.host import Authentication, ConsentRequest, HostAdapter
+from oauth_sessions.flask.host import Authentication, ConsentRequest, HostAdapter
 
 from .login import current_login, session_store
 from .scopes import describe_scope

@@ -16,10 +16,10 @@ from user_agents import parse as parse_user_agent
 from werkzeug.wrappers import Response
 
 from oauth_sessions import get_state
-from oauth_sessions.authorizations import ConsentStore
-from oauth_sessions.clients import ClientInfo, ClientStore
-from oauth_sessions.extension import revoke_consent
-from oauth_sessions.store import SessionInfo
+from oauth_sessions.flask.extension import revoke_consent
+from oauth_sessions.storage.authorizations import ConsentStore
+from oauth_sessions.storage.clients import ClientInfo, ClientStore
+from oauth_sessions.storage.sessions import SessionInfo
 
 from .login import Login, current_login, session_store
 from .nav import login_required

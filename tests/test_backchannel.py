@@ -33,15 +33,15 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.backchannel import (
+from oauth_sessions.core.errors import RefreshTokenReused
+from oauth_sessions.flask.extension import revoke_consent
+from oauth_sessions.flask.management import sessions_manager
+from oauth_sessions.protocol.backchannel import (
     BACKCHANNEL_LOGOUT_EVENT,
     BackchannelSender,
     Delivery,
     build_logout_token_claims,
 )
-from oauth_sessions.errors import RefreshTokenReused
-from oauth_sessions.extension import revoke_consent
-from oauth_sessions.management import sessions_manager
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlalchemy import Row, Table, func, select
 from demo_server.testing import DemoBrowser, make_demo_app
 from demo_server.users import users_table
 from oauth_sessions import Aal, get_state
-from oauth_sessions.models import Session
+from oauth_sessions.storage.models import Session
 
 PASSWORD = "a long demo password"
 

@@ -30,9 +30,9 @@ from freezegun import freeze_time
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.host import LogoutConfirmation
-from oauth_sessions.jwt_tokens import KeySet as ProviderKeySet
-from oauth_sessions.jwt_tokens import generate_signing_key, sign_id_token
+from oauth_sessions.flask.host import LogoutConfirmation
+from oauth_sessions.jose.jwt_tokens import KeySet as ProviderKeySet
+from oauth_sessions.jose.jwt_tokens import generate_signing_key, sign_id_token
 
 BYE = "https://client.example/bye"
 
@@ -208,7 +208,7 @@ def test_without_a_hint_the_user_is_asked_and_nothing_ends_until_they_confirm(en
 
 
 def test_the_default_host_pages_escape_what_they_show(engine: Engine) -> None:
-    from oauth_sessions.host import HostAdapter
+    from oauth_sessions.flask.host import HostAdapter
 
     app = make_app(engine)
     client, _ = create_client(app, name="<script>x</script>")

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, insert, select, text
 from test_store_support import T0, add_client, add_user, make_store, new_session, recording
 
-from oauth_sessions import signals
-from oauth_sessions.key_encryption import KeyEncryptor
-from oauth_sessions.models import LegacyRefreshToken, MfaAmrClaim, Session, User
-from oauth_sessions.refresh_tokens import TOKEN_PREFIX, parse_refresh_token
-from oauth_sessions.store import AmrEntry, SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core import signals
+from oauth_sessions.core.refresh_tokens import TOKEN_PREFIX, parse_refresh_token
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage.key_encryption import KeyEncryptor
+from oauth_sessions.storage.models import LegacyRefreshToken, MfaAmrClaim, Session, User
+from oauth_sessions.storage.sessions import AmrEntry, SessionStore
 
 SESSIONS = Session.__table__
 AMR = MfaAmrClaim.__table__
@@ -92,7 +92,7 @@ def test_keys_are_encrypted_at_rest_and_plain_rows_keep_working(engine: Engine) 
 
 
 def test_an_encrypted_key_moved_to_another_row_does_not_decrypt(engine: Engine) -> None:
-    from oauth_sessions.key_encryption import KeyDecryptionError
+    from oauth_sessions.storage.key_encryption import KeyDecryptionError
 
     user = add_user(engine)
     encryptor = KeyEncryptor({"k1": KeyEncryptor.generate_key()}, "k1")
@@ -172,7 +172,7 @@ def test_revoke_client_and_user_client(engine: Engine) -> None:
 
 
 def test_deleting_a_client_ends_its_sessions_by_cascade(engine: Engine) -> None:
-    from oauth_sessions.models import OAuthClient
+    from oauth_sessions.storage.models import OAuthClient
 
     store = make_store(engine)
     user, client = add_user(engine), add_client(engine)
@@ -242,7 +242,7 @@ def test_purge_batch_walks_the_not_after_index(pg_engine: Engine) -> None:
 def test_any_string_is_refused_with_invalid_refresh_token_and_writes_nothing(
     sqlite_engine: Engine, garbage: str
 ) -> None:
-    from oauth_sessions.errors import InvalidRefreshToken, UnknownSession
+    from oauth_sessions.core.errors import InvalidRefreshToken, UnknownSession
 
     store = make_store(sqlite_engine)
     with pytest.raises((InvalidRefreshToken, UnknownSession)):

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import Engine, select, update
 from test_store_support import T0, add_client, add_user, make_store, new_session, recording
 
-from oauth_sessions import signals
-from oauth_sessions.clients import ClientStore
-from oauth_sessions.errors import UnknownSession
-from oauth_sessions.introspection_store import StoreSessions
-from oauth_sessions.key_encryption import KeyEncryptor, is_supabase_encrypted
-from oauth_sessions.models import OAuthClient, Session
-from oauth_sessions.store import SessionStore
+from oauth_sessions.core import signals
+from oauth_sessions.core.errors import UnknownSession
+from oauth_sessions.storage.clients import ClientStore
+from oauth_sessions.storage.introspection_store import StoreSessions
+from oauth_sessions.storage.key_encryption import KeyEncryptor, is_supabase_encrypted
+from oauth_sessions.storage.models import OAuthClient, Session
+from oauth_sessions.storage.sessions import SessionStore
 
 SESSIONS = Session.__table__
 CLIENTS = OAuthClient.__table__
