@@ -25,7 +25,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.store import AmrEntry, SessionInfo
+from oauth_sessions.storage.sessions import AmrEntry, SessionInfo
 
 from . import totp
 from .login import Login, current_login, refresh_login, session_store

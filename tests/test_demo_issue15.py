@@ -22,7 +22,7 @@ from demo_server import mfa, totp
 from demo_server.testing import DemoBrowser, TokenSet, exchange_code, seeded
 from demo_server.users import find_account
 from oauth_sessions import Aal, get_state
-from oauth_sessions.store import SessionStore
+from oauth_sessions.storage.sessions import SessionStore
 
 ALICE = ("alice@example.com", "alice-demo-password")
 SECRET_RE = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
