@@ -37,6 +37,9 @@ class Host(HostAdapter):
     def render_consent(self, request_info):
         return render_template_string(CONSENT, r=request_info)
 
+    def logout(self, user_id):  # RP-initiated logout ends this sign-in too
+        session.clear()
+
 
 def create_app() -> Flask:
     app = Flask(__name__)

@@ -159,7 +159,7 @@ def test_a_scope_that_needs_aal2_sends_the_person_to_the_totp_step_up(demo_app: 
     assert response.headers["Location"].startswith("/account/step-up?next=/oauth/authorize")
 
 
-def test_api_me_needs_the_profile_scope_and_payments_needs_aal2(demo_app: Flask) -> None:
+def test_api_me_needs_the_profile_scope_and_payments_its_scope(demo_app: Flask) -> None:
     browser = _signed_in(demo_app)
     client = seeded(demo_app, "confidential")
     api = demo_app.test_client()
@@ -176,9 +176,9 @@ def test_api_me_needs_the_profile_scope_and_payments_needs_aal2(demo_app: Flask)
     me = api.get("/api/me", headers=auth)
     assert me.status_code == 200 and me.get_json()["email"] == ALICE[0] and me.get_json()["aal"] == "aal1"
     payments = api.get("/api/payments", headers=auth)
-    assert payments.status_code == 401
-    challenge = payments.headers["WWW-Authenticate"]
-    assert 'error="insufficient_user_authentication"' in challenge and 'acr_values="aal2"' in challenge
+    # The scope comes first (issue 15 item 2): a step-up cannot add "payments" to this token.
+    assert payments.status_code == 403
+    assert 'error="insufficient_scope"' in payments.headers["WWW-Authenticate"]
     assert get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))[0].aal == Aal.AAL1
 
 

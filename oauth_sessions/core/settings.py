@@ -142,6 +142,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REFRESH_TOKEN_REUSE_INTERVAL", 10, _int_range(0, 300),
             "Seconds after a refresh during which the previous refresh token gets the same "
             "answer again instead of counting as reuse."),
+    Setting("LOGOUT_HINT_MAX_AGE", DAY, _int_range(60, 30 * DAY),
+            "Seconds after its issue an id_token_hint may still send the browser straight to a "
+            "post_logout_redirect_uri; an older hint ends the session but the user is shown a "
+            "page naming the target instead of being redirected."),
     Setting("SESSION_TIMEBOX", 30 * DAY, _optional(_int_range(60, 3650 * DAY)),
             "Hard limit of a session's life in seconds (sets not_after); None for no limit."),
     Setting("INACTIVITY_TIMEOUT", None, _optional(_int_range(60, 3650 * DAY)),
@@ -190,6 +194,7 @@ class Settings:
     id_token_lifetime: int = 300
     authorization_code_lifetime: int = 60
     refresh_token_reuse_interval: int = 10
+    logout_hint_max_age: int = 86400
     session_timebox: int | None = 30 * DAY
     inactivity_timeout: int | None = None
     always_issue_refresh_token: bool = False

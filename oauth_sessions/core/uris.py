@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "LOOPBACK_HOSTS",
     "MAX_URI_LENGTH",
+    "host_of",
     "is_loopback_http",
     "redirect_uri_matches",
     "validate_backchannel_logout_uri",
@@ -88,6 +89,16 @@ def validate_redirect_uri(uri: str) -> str:
     if rest.startswith("//") and "@" in rest[2:].split("/", 1)[0].split("?", 1)[0]:
         raise ValueError("URI must not contain userinfo (RFC 3986 section 7.6)")
     return uri
+
+
+def host_of(uri: str) -> str:
+    """The host (and port) a URI points at, for a person to read; the scheme for one without
+    (a native app's ``com.example.app:/cb``)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return ""
+    return parts.netloc.rpartition("@")[2] or f"{parts.scheme}:"
 
 
 def is_loopback_http(url: str) -> bool:

@@ -26,10 +26,11 @@ from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..core.types import normalize_ip
+from ..core.uris import host_of
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
-from .blueprints import NO_STORE, error_response, request_params
+from .blueprints import NO_STORE, error_page, error_response, request_params
 from .extension import AppState, get_state
-from .host import Authentication, ConsentRequest, HostAdapter
+from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter
 
 __all__ = ["authorize"]
 
@@ -42,15 +43,26 @@ _BOUND_PARAMETERS: Final = frozenset({
     "ui_locales", "claims_locales", "display", "id_token_hint",
 })
 
-def _redirect_error(exc: AuthorizeError, issuer: str) -> Response:
+def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
+    """Errors go back to the client by redirect only when that is safe and vetted.
+
+    Without a checked redirect URI the user sees the error (RFC 6749 section 4.1.2.1). For a
+    client no operator verified, the redirect URI is whatever its registrant typed, so an
+    automatic error redirect would make this server an open redirector (RFC 9700 section
+    4.11.2): the user sees the error page, which names the target and links to it.
+    """
     if exc.redirect_uri is None:
-        return error_response(exc.error, exc.description, exc.status)
+        return error_page(ErrorPage(exc.error, exc.description, exc.status, exc.client))
     params = [("error", exc.error), ("error_description", exc.description)]
     if exc.state:
         params.append(("state", exc.state))
     params.append(("iss", issuer))  # RFC 9207 section 2: in error responses too
-    return Response(status=302, headers={"Location": add_params_to_uri(exc.redirect_uri, params),
-                                         **NO_STORE})
+    location = add_params_to_uri(exc.redirect_uri, params)
+    if exc.client is None or not exc.client.verified:
+        return error_page(ErrorPage(exc.error, exc.description, exc.status, exc.client,
+                                    continue_url=location,
+                                    continue_host=host_of(exc.redirect_uri)))
+    return Response(status=302, headers={"Location": location, **NO_STORE})
 
 
 def _authorize_url(params: Mapping[str, str], *, drop_login: bool) -> str:
@@ -95,9 +107,9 @@ def authorize() -> ResponseReturnValue:
     except AuthorizeError as exc:
         return _redirect_error(exc, issuer)
 
-    def fail(error: str, description: str) -> Response:
+    def fail(error: str, description: str) -> ResponseReturnValue:
         return _redirect_error(AuthorizeError(error, description, redirect_uri=req.redirect_uri,
-                                              state=req.state), issuer)
+                                              state=req.state, client=req.client), issuer)
 
     host: HostAdapter = state.components["host"]
     posted = request.method == "POST" and "decision" in request.form
@@ -128,6 +140,7 @@ def authorize() -> ResponseReturnValue:
             client=req.client, user_id=auth.user_id, scopes=req.scopes, granted_scopes=granted,
             action=url_for("oauth_sessions.authorize"),
             form_fields=(*fields, ("consent_ticket", _make_ticket(auth, params))),
+            redirect_uri=req.redirect_uri,
         )
         return host.render_consent(info)
     return _issue_code(state, req, auth)

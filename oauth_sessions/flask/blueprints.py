@@ -32,11 +32,12 @@ from ..jose.jwt_tokens import InvalidAccessToken, verify_access_token
 from ..storage.clients import GRANT_TYPES
 from ..storage.sessions import SessionStore
 from .extension import AppState, get_state
+from .host import ErrorPage, HostAdapter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NO_STORE", "check_parameters", "error_response", "register_blueprints",
-           "request_params"]
+__all__ = ["NO_STORE", "check_parameters", "error_page", "error_response", "register_blueprints",
+           "request_params", "wants_html"]
 
 MAX_BODY: Final = 64 * 1024
 MAX_VALUE: Final = 4096
@@ -56,6 +57,22 @@ def _json_response(body: Mapping[str, Any], status: int = 200,
 def error_response(error: str, description: str, status: int = 400,
            headers: Mapping[str, str] | None = None) -> Response:
     return _json_response({"error": error, "error_description": description}, status, headers)
+
+
+def wants_html() -> bool:
+    """Whether the caller is a browser: its ``Accept`` names ``text/html`` explicitly (a bare
+    ``*/*`` or no header is an API caller, which gets RFC 6749 JSON)."""
+    return any(mimetype == "text/html" and quality > 0
+               for mimetype, quality in request.accept_mimetypes)
+
+
+def error_page(page: ErrorPage) -> ResponseReturnValue:
+    """An error that is not redirected: the host's page for a browser, JSON for an API caller
+    (RFC 6749 section 4.1.2.1: the user is informed, the client is not redirected to)."""
+    if wants_html():
+        host: HostAdapter = _state().components["host"]
+        return host.render_error(page)
+    return error_response(page.error, page.description, page.status)
 
 
 def _state() -> AppState:

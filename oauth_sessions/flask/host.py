@@ -14,8 +14,15 @@ however it likes and tells the library the result through :class:`HostAdapter`:
 * :meth:`HostAdapter.logout`, :meth:`HostAdapter.confirm_logout`,
   :meth:`HostAdapter.logged_out`: RP-initiated logout (:mod:`oauth_sessions.protocol.logout`): sign the
   user out of the provider, ask before logging out without a valid ``id_token_hint``, and the
-  page shown when there is nowhere to redirect to. Their defaults are safe: nothing, a bare form,
-  a bare page.
+  page shown when there is nowhere to redirect to;
+* :meth:`HostAdapter.render_error`: the page a person sees when an authorization or logout
+  request cannot go back to the client on its own (unknown client, unregistered redirect URI,
+  missing PKCE, or any error for a client no operator verified: then the page names where the
+  error would have gone and offers a link, RFC 9700 section 4.11.2).
+
+:meth:`HostAdapter.logout` must be implemented by a host that keeps its own sign-in: the
+default says so, and RP-initiated logout then tells the user honestly that they are still
+signed in to the provider instead of claiming a sign-out that did not happen.
 
 Install it with ``OAuthSessions(app, host=MyHost())``.
 """
@@ -35,7 +42,8 @@ if TYPE_CHECKING:
 
     from ..storage.clients import ClientInfo
 
-__all__ = ["AmrEntry", "Authentication", "ConsentRequest", "HostAdapter", "LogoutConfirmation"]
+__all__ = ["AmrEntry", "Authentication", "ConsentRequest", "ErrorPage", "HostAdapter",
+           "LogoutConfirmation", "LogoutOutcome"]
 
 try:  # the sessions engineer's record type; a local twin keeps this module importable alone
     from ..storage.sessions import AmrEntry
@@ -84,6 +92,9 @@ class ConsentRequest:
     action: str
     #: Hidden fields the form must post back unchanged (the request and a CSRF ticket).
     form_fields: tuple[tuple[str, str], ...] = field(default=())
+    #: Where the browser goes after approval; the page should show its host
+    #: (:func:`oauth_sessions.uris.host_of`) beside whether ``client.verified`` (issue 15 item 8).
+    redirect_uri: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,50 @@ class LogoutConfirmation:
     client: ClientInfo | None
     action: str
     form_fields: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    """An error shown to the person instead of being redirected to the client.
+
+    ``continue_url``, when set, is where the error would have been redirected (the client's own
+    redirect URI with ``error``, ``state`` and ``iss``, or a post-logout redirect URI): the page
+    may offer it as a link, naming ``continue_host``, but must never follow it on its own,
+    because the client is not verified (or the logout hint is old) and the target is whatever
+    its registrant chose.
+    """
+
+    error: str
+    description: str
+    status: int = 400
+    client: ClientInfo | None = None
+    continue_url: str | None = None
+    continue_host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutOutcome:
+    """What RP-initiated logout actually ended, for :meth:`HostAdapter.logged_out`.
+
+    ``provider_signed_out``: the host's own sign-in in this browser ended (its
+    :meth:`HostAdapter.logout` ran). False when nobody, or someone else, was signed in here, or
+    when the host does not implement ``logout``. ``client``: the client whose session ended.
+    """
+
+    provider_signed_out: bool
+    client: ClientInfo | None = None
+    #: The session of ``client`` named by the ``id_token_hint`` was ended.
+    client_session_ended: bool = False
+    continue_url: str | None = None
+    continue_host: str | None = None
+
+
+def _html(body: str, title: str, status: int = 200) -> ResponseReturnValue:
+    return (f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
+            f"content=\"width=device-width, initial-scale=1\"><title>{title}</title>"
+            "<body style=\"font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;"
+            f"padding:0 1rem;line-height:1.5\">{body}</body></html>", status,
+            {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
 
 class HostAdapter:
@@ -156,8 +211,11 @@ class HostAdapter:
     def logout(self, user_id: uuid.UUID) -> None:
         """Sign ``user_id`` out of the provider in this browser (e.g. clear the host's login
         cookie), called during RP-initiated logout when that user is the one signed in here.
-        Default: nothing, so the provider's own login outlives the client's session."""
-        return None
+
+        Implement it: afterwards ``prompt=none`` must need a new sign-in. The default raises
+        ``NotImplementedError``, which the logout endpoint reports to the user as "you are
+        still signed in to the provider" (:class:`LogoutOutcome`), never as a full sign-out."""
+        raise NotImplementedError("HostAdapter.logout(user_id) must end the provider sign-in")
 
     def confirm_logout(self, confirmation: LogoutConfirmation) -> ResponseReturnValue:
         """Ask whether to sign out (RP-Initiated Logout 1.0 section 2: the OP should ask when
@@ -173,7 +231,42 @@ class HostAdapter:
                 f"<p>Sign out{who}?</p>{fields}<button name=decision value=logout>Sign out</button></form>",
                 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
-    def logged_out(self) -> ResponseReturnValue:
-        """The page after a logout that has no registered place to return to."""
-        return ("<!doctype html><title>Signed out</title><p>You are signed out.</p>", 200,
-                {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+    def logged_out(self, outcome: LogoutOutcome) -> ResponseReturnValue:
+        """The page after a logout that does not redirect: say what ended, and only that.
+
+        ``outcome.continue_url`` (an unverified client's, or an old hint's, return address) may
+        be offered as a link naming ``continue_host``, never followed automatically."""
+        from markupsafe import escape
+
+        client = outcome.client
+        app = escape(client.name) if client is not None and client.name else "the app"
+        if outcome.provider_signed_out:
+            text = "<p>You are signed out.</p>"
+        elif client is not None and outcome.client_session_ended:
+            text = (f"<p>You have signed out of {app}. You are still signed in to this "
+                    "provider.</p>")
+        else:
+            text = "<p>No sign-in ended. You are still signed in to this provider.</p>"
+        if outcome.continue_url:
+            text += (f"<p><a href=\"{escape(outcome.continue_url)}\">Continue to "
+                     f"{escape(outcome.continue_host or '')}</a> (a site this provider has "
+                     "not verified)</p>")
+        return _html(text, "Signed out")
+
+    def render_error(self, page: ErrorPage) -> ResponseReturnValue:
+        """The page for an authorization or logout error that is not redirected to the client.
+
+        Shown to browsers only (requests that accept ``text/html``); API callers get the RFC
+        6749 JSON error. Default: a plain page with the error, its description and, for an
+        unverified client, a link to ``continue_url`` that names ``continue_host``."""
+        from markupsafe import escape
+
+        text = (f"<h1>This request cannot continue</h1><p>{escape(page.description)}</p>"
+                f"<p><small>Error code: {escape(page.error)}</small></p>")
+        if page.continue_url:
+            who = escape(page.client.name) if page.client is not None and page.client.name else ""
+            text += (f"<p>{who} asked to send you back to <strong>"
+                     f"{escape(page.continue_host or '')}</strong>. This provider has not "
+                     f"verified that app. <a href=\"{escape(page.continue_url)}\">Continue to "
+                     f"{escape(page.continue_host or '')}</a></p>")
+        return _html(text, "Error", page.status)

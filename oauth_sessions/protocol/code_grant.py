@@ -56,8 +56,12 @@ class AuthorizeError(Exception):
     """An authorization-endpoint error. ``redirect_uri`` None: show it, never redirect."""
 
     def __init__(self, error: str, description: str, *, redirect_uri: str | None = None,
-                 state: str | None = None, status: int = 400) -> None:
+                 state: str | None = None, status: int = 400,
+                 client: ClientInfo | None = None) -> None:
         super().__init__(f"{error}: {description}")
+        #: The client the error would be redirected to, if known (its ``verified`` flag decides
+        #: whether the redirect happens without the user's click).
+        self.client = client
         self.error = error
         self.description = description
         self.redirect_uri = redirect_uri
@@ -95,7 +99,8 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     state = params.get("state") or None
 
     def fail(error: str, description: str) -> AuthorizeError:
-        return AuthorizeError(error, description, redirect_uri=redirect_uri, state=state)
+        return AuthorizeError(error, description, redirect_uri=redirect_uri, state=state,
+                              client=client)
 
     if state is not None and len(state) > MAX_STATE:
         raise fail("invalid_request", "state is too long")
