@@ -52,6 +52,11 @@ class AccountError(ValueError):
     """A sign-up or sign-in input the person can fix; ``str(exc)`` is safe to show."""
 
 
+class AddressTaken(AccountError):
+    """Sign-up for an address that has an account. Never shown: sign-up answers the same
+    either way (issue 15 item 15), so it cannot tell anyone which addresses are registered."""
+
+
 class SignInLocked(AccountError):
     """Too many wrong passwords for this address in a row; wait for the lock to end."""
 
@@ -81,7 +86,8 @@ def check_password_rules(password: str) -> None:
 
 
 def create_account(engine: Engine, passwords: Passwords, email: str, password: str) -> Account:
-    """Create an account; raises :class:`AccountError` for bad input or a taken address."""
+    """Create an account; raises :class:`AccountError` for bad input, :class:`AddressTaken`
+    for a taken address (after hashing the password all the same, so both cost the same)."""
     email = normalize_email(email)
     check_password_rules(password)
     now = utcnow()
@@ -93,8 +99,7 @@ def create_account(engine: Engine, passwords: Passwords, email: str, password: s
                 created_at=now, updated_at=now,
             ))
     except IntegrityError:
-        raise AccountError("An account with this e-mail address already exists. "
-                           "Sign in instead.") from None
+        raise AddressTaken("address taken") from None
     return account
 
 

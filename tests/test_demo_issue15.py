@@ -39,6 +39,7 @@ from demo_server.users import (
     SignInLocked,
     authenticate,
     find_account,
+    users_table,
 )
 from oauth_sessions import Aal, get_state
 from oauth_sessions.storage.sessions import SessionStore
@@ -343,3 +344,46 @@ def test_issue15_item4_the_attempt_is_counted_before_the_password_is_checked(
     assert authenticate(engine, passwords, ALICE[0], ALICE[1]) is not None
     with engine.connect() as conn:  # a right password clears the count
         assert conn.execute(select(sign_in_throttle)).first() is None
+
+
+# -- item 15: sign-up does not tell which addresses have an account -------------------------
+
+
+def test_issue15_item15_sign_up_answers_the_same_for_a_taken_and_a_free_address(
+        demo_app: Flask) -> None:
+    def sign_up(email: str) -> TestResponse:
+        browser = DemoBrowser(demo_app)
+        browser.get("/signup?next=/account/sessions")
+        password = "a long new password"
+        return browser.post("/signup?next=/account/sessions", {
+            "email": email, "password": password, "password_confirm": password})
+
+    engine = get_state(demo_app).engine
+    with engine.connect() as conn:
+        before = conn.execute(select(users_table).where(users_table.c.email == ALICE[0])).one()
+    taken, free = sign_up(ALICE[0]), sign_up("newcomer@example.com")
+    assert taken.status_code == free.status_code == 302
+    assert taken.headers["Location"] == free.headers["Location"]
+    assert taken.headers["Location"].startswith("/signin?")
+    assert "Set-Cookie" in taken.headers and "Set-Cookie" in free.headers  # both: a flash only
+    assert _store(demo_app).list_for_user(_alice_id(demo_app)) == []  # nobody signed in
+    with engine.connect() as conn:  # the existing account is left exactly as it was
+        after = conn.execute(select(users_table).where(users_table.c.email == ALICE[0])).one()
+    assert after == before
+    assert _signed_in(demo_app) is not None  # the old password still works
+    assert find_account(engine, "newcomer@example.com") is not None
+
+
+def test_issue15_item15_the_neutral_message_is_the_same_page_either_way(demo_app: Flask) -> None:
+    bodies = []
+    for email in (ALICE[0], "someone-new@example.com"):
+        browser = DemoBrowser(demo_app)
+        browser.get("/signup")
+        response = browser.post("/signup", {"email": email, "password": "a long new password",
+                                            "password_confirm": "a long new password"},
+                                follow_redirects=True)
+        assert response.status_code == 200
+        bodies.append(re.sub(r'name="csrf_token" value="[^"]+"', "", response.get_data(as_text=True)))
+    assert bodies[0] == bodies[1]
+    assert "If this address did not have an account" in bodies[0]
+    assert "already exists" not in bodies[0]
