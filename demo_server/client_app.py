@@ -177,10 +177,18 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
         return redirect(url_for("index"))
 
     @app.post("/logout")
-    def logout() -> Response:
+    def logout() -> Response | str:
+        """Sign out here, then offer RP-initiated logout at the provider as a POST form, so
+        the ID token travels in a body and not in a URL that access logs print."""
+        record = current()
         vault.drop(session.get("vault_key"))
         session.clear()
-        return redirect(url_for("index"))
+        id_token = (record or {}).get("token", {}).get("id_token")
+        if not id_token:
+            return redirect(url_for("index"))
+        endpoint = provider.load_server_metadata().get("end_session_endpoint")
+        return render_template("client_logged_out.html", end_session_endpoint=endpoint,
+                               id_token=id_token)
 
     app.jinja_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
     return app

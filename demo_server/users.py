@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from oauth_sessions.storage.models import User
 
 from .db import sign_in_throttle, utcnow
-from .throttle import count_keyed_failure, is_locked
+from .throttle import reserve_keyed_attempt
 
 MIN_PASSWORD_LENGTH = 10  # NIST SP 800-63B 5.1.1.2 asks for at least 8
 MAX_PASSWORD_LENGTH = 1024  # hashing megabytes of input is a denial of service, not security
@@ -121,26 +121,26 @@ def authenticate(engine: Engine, passwords: Passwords, email: str, password: str
 
     Raises :class:`SignInLocked` while the address is locked after ``SIGN_IN_MAX_FAILURES``
     wrong passwords in a row (NIST SP 800-63B section 5.2.2). Addresses without an account
-    are counted and locked the same way, so the lock tells nothing about who has one.
+    are counted and locked the same way, so the lock tells nothing about who has one. Each
+    attempt is counted before the password is hashed, so simultaneous guesses cannot all be
+    evaluated against one reading of the count (issue 15 item 4).
     """
     now = now or datetime.now(UTC)
     key = email.strip().lower()[:MAX_EMAIL_LENGTH]
-    where = sign_in_throttle.c.key == key
-    with engine.connect() as conn:
-        if is_locked(conn, sign_in_throttle, where, now):
-            raise SignInLocked(LOCKED_MESSAGE)
-    account = _check_password(engine, passwords, key, password)
-    locked = False
-    with engine.begin() as conn:  # raise only after the commit: the count must stick
-        if account is not None:
-            conn.execute(delete(sign_in_throttle).where(where))
-        else:
-            locked = count_keyed_failure(conn, sign_in_throttle, key, now,
-                                         max_failures=SIGN_IN_MAX_FAILURES,
-                                         lock_seconds=SIGN_IN_LOCK_SECONDS)
-    if locked:
+    with engine.begin() as conn:  # the attempt is counted before the slow check (item 15.4)
+        attempt = reserve_keyed_attempt(conn, sign_in_throttle, key, now,
+                                        max_failures=SIGN_IN_MAX_FAILURES,
+                                        lock_seconds=SIGN_IN_LOCK_SECONDS)
+    if attempt is None:
         raise SignInLocked(LOCKED_MESSAGE)
-    return account
+    account = _check_password(engine, passwords, key, password)
+    if account is not None:
+        with engine.begin() as conn:
+            conn.execute(delete(sign_in_throttle).where(sign_in_throttle.c.key == key))
+        return account
+    if attempt >= SIGN_IN_MAX_FAILURES:
+        raise SignInLocked(LOCKED_MESSAGE)
+    return None
 
 
 def _check_password(engine: Engine, passwords: Passwords, email: str, password: str) -> Account | None:
