@@ -10,13 +10,15 @@ which addresses have accounts.
 from __future__ import annotations
 
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
+import bcrypt
 from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, Table, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from oauth_sessions.storage.models import User
@@ -157,17 +159,62 @@ def _check_password(engine: Engine, passwords: Passwords, email: str, password: 
             .where(func.lower(users_table.c.email) == email)
         ).first()
     stored = row.encrypted_password if row and row.encrypted_password else passwords.dummy_hash
-    try:
-        passwords.hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return None
+    if stored.startswith(BCRYPT_PREFIXES):
+        # Supabase Auth's own hashes: checked as they are and never rehashed, because Supabase
+        # Auth signs the same person in with the same column.
+        if not _bcrypt_matches(stored, password):
+            return None
+    else:
+        try:
+            passwords.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
     if row is None or not row.encrypted_password:
         return None
-    if passwords.hasher.check_needs_rehash(stored):
+    if not _may_sign_in(engine, row.id):
+        return None
+    if not stored.startswith(BCRYPT_PREFIXES) and passwords.hasher.check_needs_rehash(stored):
         with engine.begin() as conn:
             conn.execute(update(users_table).where(users_table.c.id == row.id)
                          .values(encrypted_password=passwords.hasher.hash(password), updated_at=utcnow()))
     return Account(id=row.id, email=row.email)
+
+
+#: The bcrypt variants Supabase Auth writes into ``auth.users.encrypted_password`` (Go: ``$2a$``).
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+def _bcrypt_matches(stored: str, password: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), stored.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):  # over bcrypt's 72 bytes, or a damaged hash
+        return False
+
+
+_ACCOUNT_STATE_COLUMNS = ("banned_until", "deleted_at")
+_account_state_columns: weakref.WeakKeyDictionary[Engine, tuple[str, ...]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _may_sign_in(engine: Engine, user_id: uuid.UUID) -> bool:
+    """False for a user Supabase Auth has banned (``banned_until`` in the future) or deleted.
+
+    Those columns exist only in Supabase Auth's ``auth.users``; where the table lacks them
+    (the demo's own database) every account may sign in.
+    """
+    if engine.dialect.name != "postgresql":
+        return True
+    if engine not in _account_state_columns:
+        present = {c["name"] for c in inspect(engine).get_columns("users", schema="auth")}
+        _account_state_columns[engine] = tuple(c for c in _ACCOUNT_STATE_COLUMNS if c in present)
+    columns = _account_state_columns[engine]
+    if columns != _ACCOUNT_STATE_COLUMNS:
+        return True
+    with engine.connect() as conn:
+        banned, deleted = conn.execute(text(
+            "SELECT banned_until > now(), deleted_at IS NOT NULL FROM auth.users WHERE id = :id"),
+            {"id": user_id}).one()
+    return not banned and not deleted
 
 
 def passwords() -> Passwords:
