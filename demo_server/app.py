@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
+from oauth_sessions.flask.outage import DATABASE_ERRORS, database_error
 from oauth_sessions.storage.key_encryption import KeyEncryptor
 from oauth_sessions.storage.migrate import (
     AttachError,
@@ -151,6 +152,19 @@ def _install_page_hardening(app: Flask) -> None:
                 response.headers["Content-Security-Policy"] = PAGE_POLICY
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    def _database_error(exc: Exception) -> Response:
+        # The library's outage answer: logged by class and SQLSTATE only, never the statement
+        # or its bound parameters (password hashes, session keys); 503 or 500 without detail.
+        response = database_error(exc)
+        if not _is_page(request.path):
+            return response
+        body = render_template("error.html", title="Something went wrong on our side",
+                               message="Please try again in a moment.")
+        return Response(body, status=response.status_code, mimetype="text/html")
+
+    for error in DATABASE_ERRORS:
+        app.register_error_handler(error, _database_error)
 
     @app.errorhandler(HTTPException)
     def _error_page(exc: HTTPException) -> Response | HTTPException:

@@ -515,3 +515,82 @@ def test_issue15_also_the_consent_page_gets_the_demos_full_policy(demo_app: Flas
     policy = response.headers["Content-Security-Policy"]
     for directive in ("default-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"):
         assert directive in policy
+
+
+# -- item 11: NUL and control characters never reach the database as a 500 -------------------
+
+HOSTILE = ["a\x00b@example.com", "alice@example.com\x00", "al\x1bice@example.com"]
+
+
+@pytest.mark.parametrize("email", HOSTILE)
+def test_issue15_item11_control_characters_in_the_email_are_a_form_error(
+        demo_app: Flask, email: str) -> None:
+    users_before = _users(demo_app)
+    browser = DemoBrowser(demo_app)
+    browser.get("/signup")
+    signup = browser.post("/signup", {"email": email, "password": "a long new password",
+                                      "password_confirm": "a long new password"})
+    assert signup.status_code == 400
+    assert "Enter an e-mail address like name@example.com." in signup.get_data(as_text=True)
+    signin = browser.post("/signin", {"email": email, "password": ALICE[1]})
+    assert signin.status_code == 401  # the same answer as for any unknown address
+    assert "do not match an account" in signin.get_data(as_text=True)
+    assert _users(demo_app) == users_before
+    assert _store(demo_app).list_for_user(_alice_id(demo_app)) == []
+
+
+def _users(app: Flask) -> int:
+    with get_state(app).engine.connect() as conn:
+        return len(conn.execute(select(users_table.c.id)).all())
+
+
+@pytest.mark.parametrize("agent", ["Mozilla/5.0\x00evil", "Mozilla/5.0\x01\x7f\x9b x"])
+def test_issue15_item11_control_characters_in_the_user_agent_are_stripped(
+        demo_app: Flask, agent: str) -> None:
+    browser = DemoBrowser(demo_app, user_agent=agent)
+    assert browser.sign_in(*ALICE).status_code == 302  # /signin
+    client = seeded(demo_app, "confidential")
+    tokens = exchange_code(demo_app, client, *browser.authorize(client))  # /oauth/authorize
+    sessions = _store(demo_app).list_for_user(_alice_id(demo_app))
+    assert len(sessions) == 2 and tokens.access_token
+    for info in sessions:
+        assert info.user_agent is not None and info.user_agent.startswith("Mozilla/5.0")
+        assert not any(c in info.user_agent for c in "\x00\x01\x7f\x9b")
+
+
+def test_issue15_item11_a_client_name_with_nul_is_a_form_error(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    before = len(get_state(demo_app).components["clients"].list())
+    browser.get("/developers")
+    response = browser.post("/developers", {
+        "name": "Budget\x00Buddy", "redirect_uris": "https://budget.example/cb",
+        "scopes": ["openid"], "client_type": "confidential"})
+    assert response.status_code in (400, 403, 302)
+    assert response.status_code != 500
+    assert len(get_state(demo_app).components["clients"].list()) == before
+
+
+def test_issue15_item11_database_errors_on_host_pages_log_class_and_sqlstate_only(
+        demo_app: Flask, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever still fails in the database: a plain error page, and a log line without the
+    statement or its bound parameters."""
+    from sqlalchemy.exc import DataError
+
+    secret = "argon2-hash-that-must-not-be-logged"
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise DataError("INSERT INTO auth.users ...", {"encrypted_password": secret},
+                        ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"))
+
+    monkeypatch.setattr("demo_server.accounts.authenticate", broken)
+    browser = DemoBrowser(demo_app)
+    browser.get("/signin")
+    with caplog.at_level(logging.INFO):
+        response = browser.post("/signin", {"email": "bob@example.com", "password": secret})
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    body = response.get_data(as_text=True)
+    assert "Something went wrong" in body and secret not in body and "INSERT" not in body
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert "DataError" in logged
+    assert secret not in logged and "INSERT" not in logged
