@@ -9,18 +9,38 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from freezegun import freeze_time
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from demo_server import mfa, totp
-from demo_server.testing import DemoBrowser, TokenSet, exchange_code, seeded
-from demo_server.users import find_account
+from demo_server.db import sign_in_throttle
+from demo_server.testing import (
+    DemoBrowser,
+    TokenSet,
+    exchange_code,
+    make_demo_app,
+    seeded,
+    wipe_postgres,
+)
+from demo_server.users import (
+    SIGN_IN_MAX_FAILURES,
+    Passwords,
+    SignInLocked,
+    authenticate,
+    find_account,
+    users_table,
+)
 from oauth_sessions import Aal, get_state
 from oauth_sessions.storage.sessions import SessionStore
 
@@ -241,3 +261,129 @@ def test_issue15_item16_profile_without_email_releases_no_address(demo_app: Flas
                                *browser.authorize(client, scope="openid profile email"))
     assert _get(demo_app, "/oauth/userinfo", with_email).get_json()["email"] == ALICE[0]
     assert _get(demo_app, "/api/me", with_email).get_json()["email"] == ALICE[0]
+
+
+# -- item 4: the sign-in lock holds under concurrent guesses ------------------------------
+
+
+class _CountingHasher:
+    """argon2's hasher, counting the passwords it evaluates, slowed like a real argon2 check."""
+
+    def __init__(self, inner: PasswordHasher) -> None:
+        self.inner = inner
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def verify(self, stored: str, password: str) -> bool:
+        with self._lock:
+            self.calls += 1
+        time.sleep(0.05)  # the window the race used: the slow hash between read and write
+        return self.inner.verify(stored, password)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.postgres
+def test_issue15_item4_forty_concurrent_guesses_evaluate_at_most_the_allowed_number(
+        demo_pg_url: str, tmp_path: Path) -> None:
+    wipe_postgres(demo_pg_url)
+    app = make_demo_app(tmp_path / "instance", demo_pg_url)
+    try:
+        engine = get_state(app).engine
+        passwords: Passwords = app.extensions["demo_passwords"]
+        counting = _CountingHasher(passwords.hasher)
+        passwords.hasher = counting  # type: ignore[assignment]
+        threads_count = 40
+        barrier = threading.Barrier(threads_count)
+        outcomes: list[str] = []
+
+        def guess(i: int) -> None:
+            barrier.wait()
+            try:
+                found = authenticate(engine, passwords, ALICE[0], f"wrong guess {i}")
+                outcomes.append("account" if found else "wrong")
+            except SignInLocked:
+                outcomes.append("locked")
+
+        workers = [threading.Thread(target=guess, args=(i,)) for i in range(threads_count)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert len(outcomes) == threads_count and "account" not in outcomes
+        assert counting.calls <= SIGN_IN_MAX_FAILURES
+        assert outcomes.count("wrong") + outcomes.count("locked") == threads_count
+
+        evaluated = counting.calls
+        with pytest.raises(SignInLocked):  # the right password, while locked
+            authenticate(engine, passwords, ALICE[0], ALICE[1])
+        assert counting.calls == evaluated  # not even evaluated
+    finally:
+        get_state(app).engine.dispose()
+
+
+def test_issue15_item4_the_attempt_is_counted_before_the_password_is_checked(
+        demo_app: Flask) -> None:
+    """The reservation is committed while the hash runs: a second request sees it (both DBs)."""
+    engine = get_state(demo_app).engine
+    passwords: Passwords = demo_app.extensions["demo_passwords"]
+    seen: list[int | None] = []
+
+    class Peeking(_CountingHasher):
+        def verify(self, stored: str, password: str) -> bool:
+            with engine.connect() as conn:
+                seen.append(conn.execute(select(sign_in_throttle.c.failed_attempts).where(
+                    sign_in_throttle.c.key == ALICE[0])).scalar())
+            return self.inner.verify(stored, password)
+
+    passwords.hasher = Peeking(passwords.hasher)  # type: ignore[assignment]
+    assert authenticate(engine, passwords, ALICE[0], "wrong guess") is None
+    assert authenticate(engine, passwords, ALICE[0], "wrong again") is None
+    assert seen == [1, 2]
+    assert authenticate(engine, passwords, ALICE[0], ALICE[1]) is not None
+    with engine.connect() as conn:  # a right password clears the count
+        assert conn.execute(select(sign_in_throttle)).first() is None
+
+
+# -- item 15: sign-up does not tell which addresses have an account -------------------------
+
+
+def test_issue15_item15_sign_up_answers_the_same_for_a_taken_and_a_free_address(
+        demo_app: Flask) -> None:
+    def sign_up(email: str) -> TestResponse:
+        browser = DemoBrowser(demo_app)
+        browser.get("/signup?next=/account/sessions")
+        password = "a long new password"
+        return browser.post("/signup?next=/account/sessions", {
+            "email": email, "password": password, "password_confirm": password})
+
+    engine = get_state(demo_app).engine
+    with engine.connect() as conn:
+        before = conn.execute(select(users_table).where(users_table.c.email == ALICE[0])).one()
+    taken, free = sign_up(ALICE[0]), sign_up("newcomer@example.com")
+    assert taken.status_code == free.status_code == 302
+    assert taken.headers["Location"] == free.headers["Location"]
+    assert taken.headers["Location"].startswith("/signin?")
+    assert "Set-Cookie" in taken.headers and "Set-Cookie" in free.headers  # both: a flash only
+    assert _store(demo_app).list_for_user(_alice_id(demo_app)) == []  # nobody signed in
+    with engine.connect() as conn:  # the existing account is left exactly as it was
+        after = conn.execute(select(users_table).where(users_table.c.email == ALICE[0])).one()
+    assert after == before
+    assert _signed_in(demo_app) is not None  # the old password still works
+    assert find_account(engine, "newcomer@example.com") is not None
+
+
+def test_issue15_item15_the_neutral_message_is_the_same_page_either_way(demo_app: Flask) -> None:
+    bodies = []
+    for email in (ALICE[0], "someone-new@example.com"):
+        browser = DemoBrowser(demo_app)
+        browser.get("/signup")
+        response = browser.post("/signup", {"email": email, "password": "a long new password",
+                                            "password_confirm": "a long new password"},
+                                follow_redirects=True)
+        assert response.status_code == 200
+        bodies.append(re.sub(r'name="csrf_token" value="[^"]+"', "", response.get_data(as_text=True)))
+    assert bodies[0] == bodies[1]
+    assert "If this address did not have an account" in bodies[0]
+    assert "already exists" not in bodies[0]
