@@ -219,6 +219,7 @@ LAYERS = {
     "models": "storage", "database": "storage", "migrate": "storage", "store": "storage",
     "clients": "storage + adapter", "keys": "storage", "authorizations": "storage",
     "introspection_store": "storage", "users": "storage", "uris": "domain (pure)",
+    "client_rules": "domain (pure)",
     "after_commit": "storage",
     "extension": "adapter", "host": "adapter", "server": "adapter", "tokens": "adapter",
     "code_grant": "adapter", "refresh_grant": "adapter", "client_auth": "adapter + storage",

@@ -70,6 +70,7 @@ def _client_json(info: ClientInfo, secret: str | None = None) -> dict[str, objec
         "can_introspect": info.can_introspect,
         "min_aal": info.min_aal.value if info.min_aal else None,
         "max_session_seconds": info.max_session_seconds,
+        "verified": info.verified,
     }
     if secret is not None:
         body["client_secret"] = secret
@@ -105,6 +106,9 @@ def _client_id(value: str) -> uuid.UUID:
               help="Exact URI RP-initiated logout may return to; repeat for several.")
 @click.option("--backchannel-logout-uri", default=None,
               help="Where logout tokens are POSTed when a session of this client ends.")
+@click.option("--unverified", is_flag=True,
+              help="Do not vouch for this client: its errors are shown, never redirected, and "
+                   "its name may not copy a verified client's (see verify-client).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @with_appcontext
 def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public: bool,
@@ -112,8 +116,10 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
                   no_refresh: bool,
                   min_aal: str | None, max_session_seconds: int | None,
                   post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
-                  as_json: bool) -> None:
-    """Register a client. The secret is printed once and never stored in clear."""
+                  unverified: bool, as_json: bool) -> None:
+    """Register a client. The secret is printed once and never stored in clear.
+
+    A client created here is verified (you, the operator, vouch for it) unless --unverified."""
     if public and auth_method:
         raise click.UsageError("--auth-method is for confidential clients; public ones use none")
     try:
@@ -124,7 +130,7 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
             min_aal=min_aal, max_session_seconds=max_session_seconds,
             jwks=jwks_file.read() if jwks_file is not None else None,
             post_logout_redirect_uris=list(post_logout_redirect_uris),
-            backchannel_logout_uri=backchannel_logout_uri)
+            backchannel_logout_uri=backchannel_logout_uri, verified=not unverified)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -145,7 +151,23 @@ def list_clients(as_json: bool) -> None:
         click.echo(json.dumps([_client_json(c) for c in clients]))
         return
     for c in clients:
-        click.echo(f"{c.client_id}  {c.type:<12}  {c.name or ''}  [{' '.join(c.scopes)}]")
+        mark = "verified" if c.verified else "unverified"
+        click.echo(f"{c.client_id}  {c.type:<12}  {mark:<10}  {c.name or ''}  "
+                   f"[{' '.join(c.scopes)}]")
+
+
+@cli.command("verify-client")
+@click.argument("client_id")
+@click.option("--undo", is_flag=True, help="Stop vouching for the client.")
+@with_appcontext
+def verify_client(client_id: str, undo: bool) -> None:
+    """Vouch for a client someone else registered (dynamic registration, a developer page).
+
+    Only verified clients receive automatic error redirects from /authorize and /logout, and
+    their names cannot be taken by unverified ones."""
+    if not get_state().components["clients"].set_verified(_client_id(client_id), not undo):
+        raise click.ClickException("no client with that id")
+    click.echo(f"{client_id} is now {'unverified' if undo else 'verified'}")
 
 
 @cli.command("rotate-secret")

@@ -29,10 +29,21 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import Engine, Table, delete, select, update
 
 from . import signals
+from .client_rules import (
+    check_client_name,
+    check_client_scope,
+    check_redirect_uris,
+    name_is_taken,
+)
 from .models import OAuthClient
 from .policy import is_valid_scope_token, join_scope, parse_scope
 from .types import Aal
-from .uris import MAX_URI_LENGTH, is_loopback_http, validate_backchannel_logout_uri
+from .uris import (
+    MAX_URI_LENGTH,
+    is_loopback_http,
+    redirect_uri_matches,
+    validate_backchannel_logout_uri,
+)
 from .uris import validate_redirect_uri as validate_redirect_uri
 
 if TYPE_CHECKING:
@@ -122,6 +133,8 @@ class ClientInfo:
     registration_access_token_hash: str | None = field(default=None, repr=False)
     #: Public JWK Set (JSON text) of a ``private_key_jwt`` client.
     jwks: str | None = field(default=None, repr=False)
+    #: An operator vetted this client (revision 0005): only then are errors redirected to it.
+    verified: bool = False
 
     @property
     def client_id(self) -> str:
@@ -133,6 +146,12 @@ class ClientInfo:
 
     def may_refresh(self) -> bool:
         return "refresh_token" in self.grant_types
+
+    def accepts_redirect_uri(self, uri: str) -> bool:
+        """Exact match with a registered redirect URI; for a public (native) client, a loopback
+        IP redirect URI matches on any port (RFC 8252 section 7.3)."""
+        return any(redirect_uri_matches(registered, uri, any_loopback_port=self.is_public)
+                   for registered in self.redirect_uris)
 
     def as_metadata(self) -> dict[str, Any]:
         """RFC 7591 section 2 client metadata (no secrets)."""
@@ -182,6 +201,7 @@ def _info(row: OAuthClient) -> ClientInfo:
         secret_hash=row.client_secret_hash,
         registration_access_token_hash=row.registration_access_token_hash,
         jwks=row.jwks,
+        verified=bool(row.verified),
     )
 
 
@@ -228,18 +248,25 @@ class ClientStore:
         backchannel_logout_session_required: bool = True,
         registration_access_token: str | None = None,
         jwks: Any = None,
+        verified: bool = False,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
 
-        The secret is shown once: only its hash is stored.
+        The secret is shown once: only its hash is stored. ``verified`` says an operator vetted
+        it (the CLI and seed code); anything a stranger can register must leave it ``False``.
+        Every rule of :mod:`oauth_sessions.client_rules` applies (``ValueError`` otherwise).
         """
         if not redirect_uris:
             raise ValueError("a client needs at least one redirect URI")
-        uris = [validate_redirect_uri(u) for u in redirect_uris]
+        name = check_client_name(name)
+        if not verified and self.name_is_reserved(name):
+            raise ValueError("that name belongs to a verified app; choose another")
+        uris = check_redirect_uris(list(redirect_uris))
         scope_list = parse_scope(scopes)
         if not all(is_valid_scope_token(s) for s in scope_list):
             raise ValueError("scopes must be RFC 6749 section 3.3 scope tokens")
+        check_client_scope(join_scope(scope_list))
         grants = tuple(grant_types) if grant_types else GRANT_TYPES
         if not set(grants) <= set(GRANT_TYPES):
             raise ValueError(f"grant types must be among {', '.join(GRANT_TYPES)}")
@@ -259,7 +286,8 @@ class ClientStore:
             jwks_text = parse_client_jwks(jwks)
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
-        post_logout_redirect_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
+        post_logout_redirect_uris = check_redirect_uris(list(post_logout_redirect_uris),
+                                                        kind="post-logout redirect URI")
         if backchannel_logout_uri is not None:  # fetched by this server: the SSRF rules apply
             validate_backchannel_logout_uri(backchannel_logout_uri,
                                             allow_loopback_http=self.allow_loopback_http)
@@ -289,6 +317,7 @@ class ClientStore:
                 hash_client_secret(registration_access_token) if registration_access_token else None
             ),
             jwks=jwks_text,
+            verified=verified,
         )
         values = {c.key: getattr(row, c.key) for c in _O_AUTH_CLIENT.columns}
         with self._engine.begin() as conn:
@@ -317,9 +346,17 @@ class ClientStore:
         URI columns pass the same checks as in :meth:`create` (``ValueError`` otherwise), so an
         update cannot smuggle in what registration would refuse.
         """
-        for column in ("redirect_uris", "post_logout_redirect_uris"):
-            for uri in _split(values.get(column), "\n"):
-                validate_redirect_uri(uri)
+        check_redirect_uris(_split(values.get("redirect_uris"), "\n"))
+        check_redirect_uris(_split(values.get("post_logout_redirect_uris"), "\n"),
+                            kind="post-logout redirect URI")
+        if "client_name" in values:
+            values["client_name"] = check_client_name(values["client_name"])
+            current = self.get(client_id, fresh=True)
+            if (current is not None and not current.verified
+                    and self.name_is_reserved(values["client_name"], except_id=client_id)):
+                raise ValueError("that name belongs to a verified app; choose another")
+        if "scope" in values:
+            check_client_scope(values["scope"])
         if values.get("backchannel_logout_uri") is not None:
             validate_backchannel_logout_uri(values["backchannel_logout_uri"],
                                             allow_loopback_http=self.allow_loopback_http)
@@ -329,6 +366,34 @@ class ClientStore:
             result = conn.execute(update(table).where(table.c.id == client_id).values(**values))
         self._forget(client_id)
         return bool(result.rowcount)
+
+    def replace_registration_token(self, client_id: uuid.UUID, old_hash: str | None,
+                                   token: str) -> bool:
+        """Store the hash of a new RFC 7592 registration access token in place of ``old_hash``
+        (compare-and-swap: ``False`` if the stored hash is no longer ``old_hash``)."""
+        if old_hash is None:
+            return False
+        table = _O_AUTH_CLIENT
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == client_id, table.c.registration_access_token_hash == old_hash)
+                .values(registration_access_token_hash=hash_client_secret(token)))
+        self._forget(client_id)
+        return bool(result.rowcount)
+
+    def set_verified(self, client_id: uuid.UUID, verified: bool = True) -> bool:
+        """Record that an operator vetted (or no longer vouches for) a client."""
+        return self.update_metadata(client_id, verified=verified)
+
+    def name_is_reserved(self, name: str, *, except_id: uuid.UUID | None = None) -> bool:
+        """Whether ``name`` reads like a verified client's name (:func:`name_is_taken`)."""
+        table = _O_AUTH_CLIENT
+        with self._reads.connect() as conn:
+            names = conn.execute(select(table.c.client_name).where(
+                table.c.verified.is_(True), table.c.id != (except_id or uuid.UUID(int=0)),
+            )).scalars().all()
+        return name_is_taken(name, (n for n in names if n))
 
     def delete(self, client_id: uuid.UUID) -> bool:
         """Delete a client; every session it holds ends with it.
@@ -401,8 +466,8 @@ class OAuthClientWrapper(ClientMixin):  # type: ignore[misc]
         return join_scope(s for s in parse_scope(scope) if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """Exact string match only (RFC 9700 section 4.1.3; no prefix or pattern matching)."""
-        return redirect_uri in self.info.redirect_uris
+        """Exact string match (RFC 9700 section 4.1.3), loopback ports aside (RFC 8252 7.3)."""
+        return self.info.accepts_redirect_uri(redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
         return verify_client_secret(client_secret, self.info.secret_hash)

@@ -82,13 +82,15 @@ class AuthorizationRequest:
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
                                 settings: Settings) -> AuthorizationRequest:
     """Validate the request parameters (already checked for duplicates, size and charset)."""
-    client = clients.get(params.get("client_id", ""))
+    if not params.get("client_id"):
+        raise AuthorizeError("invalid_request", "client_id is missing")
+    client = clients.get(params["client_id"])
     if client is None:
         raise AuthorizeError("invalid_request", "unknown client_id")
     redirect_uri = params.get("redirect_uri")
     if not redirect_uri:
         raise AuthorizeError("invalid_request", "redirect_uri is required")
-    if redirect_uri not in client.redirect_uris:
+    if not client.accepts_redirect_uri(redirect_uri):
         raise AuthorizeError("invalid_request", "redirect_uri is not registered for this client")
     state = params.get("state") or None
 

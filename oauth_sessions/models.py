@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -106,6 +107,9 @@ class OAuthClient(Base):
     )
     jwks: Mapped[str | None] = mapped_column(Text)
     registration_access_token_hash: Mapped[str | None] = mapped_column(Text)
+    # Revision 0005: an operator vetted this client (see oauth_sessions.client_rules).
+    verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                           server_default=false())
 
     __table_args__ = (
         CheckConstraint("char_length(client_name) <= 1024", name="oauth_clients_client_name_length"),

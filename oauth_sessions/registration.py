@@ -9,7 +9,15 @@ give: the code grant (and refresh), the three authentication methods, the standa
 the ones named in ``SCOPE_MIN_AAL``. It can never get introspection rights or a lower aal.
 Unknown metadata is ignored (RFC 7591 section 2). Each client gets a registration access token
 (stored as a hash, like secrets) for ``GET``/``PUT``/``DELETE`` on its configuration URI
-(RFC 7592 section 2); deleting a client ends all its sessions.
+(RFC 7592 section 2); deleting a client ends all its sessions. Every ``GET`` and ``PUT`` answer
+carries a fresh registration access token (section 3): only hashes are stored, so the old one
+is retired in the same compare-and-swap that stores the new one.
+
+Bodies are bounded before anything is read from them (issue 15 item 10): nesting at most
+:data:`MAX_DEPTH` levels, and no string anywhere (names, values, unknown fields) may hold a
+control character, NUL or lone surrogate. Such a body is ``invalid_client_metadata`` and
+nothing is written. A client registered here is never verified
+(:mod:`oauth_sessions.client_rules`): an operator vouches for it with ``verify-client``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,12 @@ from typing import Any, Final
 from flask import Response, request
 
 from .client_auth import parse_client_jwks
+from .client_rules import (
+    MAX_CLIENT_NAME,
+    MAX_REDIRECT_URIS,
+    check_redirect_uris,
+    has_forbidden_characters,
+)
 from .clients import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -37,8 +51,8 @@ from .uris import validate_backchannel_logout_uri, validate_redirect_uri
 
 __all__ = ["ClientMetadataError", "manage", "parse_client_metadata", "register"]
 
-MAX_REDIRECT_URIS: Final = 20
-MAX_NAME: Final = 1024
+#: The deepest metadata is a private_key_jwt client's ``jwks`` (object → keys → key → x5c).
+MAX_DEPTH: Final = 8
 
 
 class ClientMetadataError(ValueError):
@@ -57,10 +71,12 @@ def _uri_list(body: Mapping[str, Any], key: str, *, required: bool) -> list[str]
     error = "invalid_redirect_uri" if key == "redirect_uris" else "invalid_client_metadata"
     if not isinstance(value, list) or not value or len(value) > MAX_REDIRECT_URIS:
         raise ClientMetadataError(error, f"{key} must be a list of 1 to {MAX_REDIRECT_URIS} URIs")
+    if not all(isinstance(v, str) for v in value):
+        raise ClientMetadataError(error, f"{key} must hold strings")
     try:
-        return [validate_redirect_uri(v) for v in value]
-    except (ValueError, TypeError):
-        raise ClientMetadataError(error, f"{key} holds an invalid URI") from None
+        return check_redirect_uris(value, kind=f"{key} entry")
+    except ValueError as exc:
+        raise ClientMetadataError(error, str(exc)) from None
 
 
 def _web_uri(body: Mapping[str, Any], key: str) -> str | None:
@@ -114,7 +130,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         raise ClientMetadataError("invalid_client_metadata",
                                   "scope must list supported scopes only")
     name = body.get("client_name")
-    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_CLIENT_NAME):
         raise ClientMetadataError("invalid_client_metadata", "client_name must be a short string")
     backchannel = _backchannel_uri(body, allow_loopback_http=allow_loopback_http)
     session_required = body.get("backchannel_logout_session_required", True)
@@ -181,9 +197,41 @@ def _configuration(info: ClientInfo, *, secret: str | None = None,
 
 
 def _body() -> Any:
+    """The JSON body, or ``None`` when it is not JSON; :class:`ClientMetadataError` when it is
+    nested too deep or holds characters no registration string may hold."""
     if request.mimetype != "application/json":
         return None
-    return request.get_json(silent=True)
+    try:
+        body = json.loads(request.get_data(cache=True).decode("utf-8"))
+    except RecursionError:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  f"the body nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # not UTF-8 or not JSON
+        return None
+    _check_strings(body, 0)
+    return body
+
+
+def _check_strings(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  f"the body nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if has_forbidden_characters(value):
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "strings must not contain control characters, NUL or "
+                                      "lone surrogates")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, depth + 1)
+            _check_strings(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item, depth + 1)
+
+
+def _failure(exc: ClientMetadataError) -> Response:
+    return _json({"error": exc.error, "error_description": exc.description}, 400)
 
 
 def register() -> Response:
@@ -199,10 +247,13 @@ def register() -> Response:
         options = parse_client_metadata(_body(), _allowed_scopes(),
                                         allow_loopback_http=store.allow_loopback_http)
     except ClientMetadataError as exc:
-        return _json({"error": exc.error, "error_description": exc.description}, 400)
+        return _failure(exc)
     token = secrets.token_urlsafe(32)
-    info, secret = store.create(registration_type="dynamic", registration_access_token=token,
-                                **options)
+    try:
+        info, secret = store.create(registration_type="dynamic", registration_access_token=token,
+                                    verified=False, **options)
+    except ValueError as exc:  # the store's own rules (a reserved name, say)
+        return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
     return _json(_configuration(info, secret=secret, registration_token=token), 201)
 
 
@@ -216,23 +267,41 @@ def manage(client_id: str) -> Response:
             or not verify_client_secret(token, info.registration_access_token_hash)):
         return _bearer_failure()
     if request.method == "GET":
-        return _json(_configuration(info), 200)
+        return _answer_with_new_token(store, info)
     if request.method == "DELETE":
         store.delete(info.id)
         return Response(status=204, headers={"Cache-Control": "no-store"})
-    body = _body()
-    if not isinstance(body, dict) or body.get("client_id") != info.client_id:
-        return _json({"error": "invalid_client_metadata",
-                      "error_description": "the body must be a JSON object with this client_id"}, 400)
     try:
+        body = _body()
+        if not isinstance(body, dict) or body.get("client_id") != info.client_id:
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "the body must be a JSON object with this client_id")
         options = parse_client_metadata(body, _allowed_scopes(),
                                         allow_loopback_http=store.allow_loopback_http)
+        if options["public"] != info.is_public:
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "a client cannot change between public and confidential")
+        _update(store, info, options)
     except ClientMetadataError as exc:
-        return _json({"error": exc.error, "error_description": exc.description}, 400)
-    if options["public"] != info.is_public:
-        return _json({"error": "invalid_client_metadata",
-                      "error_description": "a client cannot change between public and confidential"},
-                     400)
+        return _failure(exc)
+    except ValueError as exc:  # the store's own rules (a reserved name, say): nothing written
+        return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
+    updated = store.get(info.id, fresh=True)
+    assert updated is not None
+    return _answer_with_new_token(store, updated)
+
+
+def _answer_with_new_token(store: ClientStore, info: ClientInfo) -> Response:
+    """RFC 7592 section 3: the configuration with a registration access token. Only the old
+    token's hash is known, so a new one replaces it; a request that lost the race to another
+    one using the same token gets 401, as if the token were wrong."""
+    token = secrets.token_urlsafe(32)
+    if not store.replace_registration_token(info.id, info.registration_access_token_hash, token):
+        return _bearer_failure()
+    return _json(_configuration(info, registration_token=token), 200)
+
+
+def _update(store: ClientStore, info: ClientInfo, options: Mapping[str, Any]) -> None:
     store.update_metadata(
         info.id, client_name=options["name"], redirect_uris="\n".join(options["redirect_uris"]),
         scope=options["scopes"], grant_types=" ".join(options["grant_types"]),
@@ -241,7 +310,4 @@ def manage(client_id: str) -> Response:
         post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
         backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
         backchannel_logout_session_required=options["backchannel_logout_session_required"])
-    updated = store.get(info.id, fresh=True)
-    assert updated is not None
-    return _json(_configuration(updated), 200)
 

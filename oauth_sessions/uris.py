@@ -21,6 +21,7 @@ Two kinds of URI, two threat models:
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from typing import Final
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "MAX_URI_LENGTH",
     "is_loopback_http",
+    "redirect_uri_matches",
     "validate_backchannel_logout_uri",
     "validate_redirect_uri",
 ]
@@ -36,6 +38,34 @@ __all__ = [
 MAX_URI_LENGTH: Final = 2048
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _FORBIDDEN_SCHEMES: Final = frozenset({"javascript", "data", "file", "vbscript"})
+#: RFC 8252 section 7.3: a loopback *IP literal* with an optional port, then path and query.
+#: ``localhost`` is left out on purpose (section 8.3: it may resolve elsewhere).
+_LOOPBACK_REDIRECT: Final = re.compile(
+    r"http://(?P<host>127\.0\.0\.1|\[::1\])(?::(?P<port>[0-9]{1,5}))?(?P<rest>[/?].*)?",
+    re.DOTALL)
+
+
+def redirect_uri_matches(registered: str, given: str, *, any_loopback_port: bool) -> bool:
+    """Whether ``given`` is the ``registered`` redirect URI.
+
+    Exact string comparison (RFC 6749 section 3.1.2.3, RFC 9700 section 4.1.3), with one
+    exception when ``any_loopback_port`` is on (native apps, RFC 8252 section 7.3): for a
+    registered ``http://127.0.0.1`` or ``http://[::1]`` URI the port of ``given`` may differ,
+    since the app listens on whatever port the system gave it; scheme, host, path and query
+    must still be identical.
+    """
+    if given == registered:
+        return True
+    if not any_loopback_port:
+        return False
+    ours, theirs = _LOOPBACK_REDIRECT.fullmatch(registered), _LOOPBACK_REDIRECT.fullmatch(given)
+    if ours is None or theirs is None:
+        return False
+    port = theirs.group("port")
+    if port is not None and not 0 < int(port) < 65536:
+        return False
+    return (ours.group("host") == theirs.group("host")
+            and (ours.group("rest") or "") == (theirs.group("rest") or ""))
 
 
 def validate_redirect_uri(uri: str) -> str:

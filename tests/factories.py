@@ -47,7 +47,10 @@ def create_client(app: Flask, *, name: str = "Test client",
                   redirect_uris: Sequence[str] = (REDIRECT_URI,),
                   scopes: str = "openid profile offline_access", public: bool = False,
                   **options: Any) -> tuple[ClientInfo, str | None]:
-    """A client registered through the app's ClientStore: (record, secret or None)."""
+    """A client registered through the app's ClientStore: (record, secret or None).
+
+    Verified (as an operator's CLI registration is) unless ``verified=False`` is passed."""
+    options.setdefault("verified", True)
     result: tuple[ClientInfo, str | None] = get_state(app).components["clients"].create(
         name=name, redirect_uris=list(redirect_uris), scopes=scopes, public=public, **options)
     return result
