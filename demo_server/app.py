@@ -18,9 +18,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
-from oauth_sessions.migrate import upgrade
+from oauth_sessions.storage.migrate import (
+    AttachError,
+    PrivilegeError,
+    check_privileges,
+    upgrade,
+)
 
-from . import accounts, api, developers, mfa, pages
+from . import access_log, accounts, api, developers, mfa, pages
 from .csrf import init_csrf
 from .db import create_demo_tables
 from .host_adapter import DemoHost
@@ -62,6 +67,7 @@ def _secret_key() -> str:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    access_log.install()  # no ID token in the request lines of GET /oauth/logout
     port = os.environ.get("PORT", "5000")
     issuer = os.environ.get("ISSUER", f"http://127.0.0.1:{port}")
     app.config.update(
@@ -88,7 +94,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # The cookie only names the auth.sessions row, which decides when the sign-in ends
     # (not_after, revocation); the cookie simply lasts as long as a session can.
     app.permanent_session_lifetime = timedelta(seconds=state.settings.session_timebox or 365 * 86400)
-    upgrade(state.engine)
+    try:
+        upgrade(state.engine)
+        check_privileges(state.engine)
+    except (AttachError, PrivilegeError) as exc:
+        # The message says what is wrong and what to do; a traceback would only hide it.
+        state.engine.dispose()
+        raise SystemExit(f"demo_server: {exc}") from None
     create_demo_tables(state.engine)
     app.extensions["demo_passwords"] = Passwords(app.config.get("DEMO_PASSWORD_PROFILE"))
     seed_user(state.engine, app.extensions["demo_passwords"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from oauth_sessions.clients import ClientInfo, ClientStore, verify_client_secret
+from oauth_sessions.storage.clients import ClientInfo, ClientStore, verify_client_secret
 
 from .users import AccountError, Passwords, create_account, find_account
 

@@ -19,8 +19,8 @@ from factories import (
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.cli import cli
-from oauth_sessions.client_rules import MAX_CLIENT_SCOPE, name_is_taken
+from oauth_sessions.core.client_rules import MAX_CLIENT_SCOPE, name_is_taken
+from oauth_sessions.flask.cli import cli
 
 METADATA = {"redirect_uris": ["https://rp.example/cb"], "client_name": "RP",
             "scope": "openid profile"}

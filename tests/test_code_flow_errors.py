@@ -21,8 +21,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
-from oauth_sessions.clients import ClientInfo
-from oauth_sessions.models import Session
+from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.models import Session
 
 
 class Flow:

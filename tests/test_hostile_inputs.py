@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from oauth_sessions import get_state
-from oauth_sessions.models import Session
+from oauth_sessions.storage.models import Session
 
 BOUNDED = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                    suppress_health_check=list(HealthCheck))

@@ -21,7 +21,7 @@ from joserfc import jws, jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import import_key
 
-from oauth_sessions.jwt_tokens import (
+from oauth_sessions.jose.jwt_tokens import (
     DEFAULT_ALG,
     MAX_JSON_DEPTH,
     MAX_TOKEN_LENGTH,

@@ -9,7 +9,7 @@ from factories import create_user, exchange_code, make_app, obtain_code, pkce_pa
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.clients import verify_client_secret
+from oauth_sessions.storage.clients import verify_client_secret
 
 METADATA = {"redirect_uris": ["https://rp.example/cb"], "client_name": "RP",
             "grant_types": ["authorization_code", "refresh_token"],
