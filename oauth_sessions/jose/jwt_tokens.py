@@ -627,9 +627,9 @@ def is_low_s_signature(alg: str, signature: bytes) -> bool:
     algorithms are not malleable this way and always pass.
     """
     order = _EC_ORDERS.get(alg)
-    if order is None:
-        return True
     half = len(signature) // 2
+    if order is None or half != (order.bit_length() + 7) // 8 or len(signature) % 2:
+        return True  # not ECDSA, or the wrong length, which the verifier itself refuses
     return 0 < int.from_bytes(signature[half:], "big") <= order // 2
 
 
