@@ -9,7 +9,7 @@ from typing import ParamSpec, TypeVar
 from flask import redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from oauth_sessions.uris import same_site_path
+from oauth_sessions.core.uris import same_site_path
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.uris import same_site_path
+from oauth_sessions.core.uris import same_site_path
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
 ISSUER = "http://127.0.0.1:5999"

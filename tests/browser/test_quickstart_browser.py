@@ -17,8 +17,9 @@ from flask import Flask
 from playwright.sync_api import Page, Route, expect
 
 from demo_server.testing import LiveServer, free_port
-from oauth_sessions import get_state, migrate
-from oauth_sessions.database import create_auth_engine
+from oauth_sessions import get_state
+from oauth_sessions.storage import migrate
+from oauth_sessions.storage.database import create_auth_engine
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
