@@ -25,7 +25,7 @@ from oauth_sessions.storage.migrate import (
     upgrade,
 )
 
-from . import accounts, api, developers, mfa, pages
+from . import access_log, accounts, api, developers, mfa, pages
 from .csrf import init_csrf
 from .db import create_demo_tables
 from .host_adapter import DemoHost
@@ -67,6 +67,7 @@ def _secret_key() -> str:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    access_log.install()  # no ID token in the request lines of GET /oauth/logout
     port = os.environ.get("PORT", "5000")
     issuer = os.environ.get("ISSUER", f"http://127.0.0.1:{port}")
     app.config.update(

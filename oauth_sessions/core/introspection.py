@@ -47,7 +47,7 @@ from typing import Any, Final
 from ..jose.jwt_tokens import InvalidAccessToken, KeySet, verify_access_token
 from ..storage.introspection_store import RefreshSession, SessionRow, SessionSource, StoreSessions
 from . import policy
-from .refresh_tokens import TOKEN_PREFIX as REFRESH_PREFIX
+from .refresh_tokens import looks_like_refresh_token
 from .settings import Settings
 from .types import Aal
 
@@ -201,7 +201,7 @@ def verify_presented_token(
     del hint  # honoured only as an order of tries; both shapes are disjoint, so one try suffices
     if not isinstance(token, str) or not token:
         raise Inactive("no token")
-    if token.startswith(REFRESH_PREFIX):
+    if looks_like_refresh_token(token):
         found = checks.sessions.current_refresh_session(token)
         if found is None:
             raise Inactive("refresh token unknown, forged or superseded")
