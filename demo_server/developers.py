@@ -16,6 +16,9 @@ never registers a second app.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 from flask import (
     Blueprint,
@@ -45,6 +48,8 @@ bp = Blueprint("developers", __name__)
 MAX_NAME = 100
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
 _SHOWN_ONCE = "developers_new_secret"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _form_defaults() -> dict[str, object]:
@@ -58,12 +63,19 @@ def _account_id() -> uuid.UUID:
     return login.account.id
 
 
-def _needs_step_up() -> Response | None:
-    """Registering redirect targets is powerful: a password alone is not enough (aal2)."""
-    login = current_login()
-    if login is not None and login.aal < Aal.AAL2:
-        return redirect(url_for("mfa.step_up", next=request.full_path.rstrip("?")))
-    return None
+def aal2_required(view: Callable[P, R]) -> Callable[P, R | Response]:
+    """Signed in and verified with the authenticator app: registering redirect targets is
+    powerful, so a password alone is not enough. Others go to sign-in or step-up first."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+        login = current_login()
+        if login is not None and login.aal < Aal.AAL2:
+            return redirect(url_for("mfa.step_up", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def _my_clients() -> list[ClientInfo]:
@@ -83,24 +95,21 @@ def _my_client(client_id: str) -> ClientInfo:
     return mine[parsed]
 
 
-def _page(form: dict[str, object], error: str | None = None,
+def _page(form: Mapping[str, object], error: str | None = None,
           status: int = 200) -> tuple[str, int]:
     return render_template("developers.html", form=form, known_scopes=SCOPE_TEXTS, error=error,
                            apps=_my_clients()), status
 
 
 @bp.get("/developers")
-@login_required
-def index() -> Response | tuple[str, int]:
-    return _needs_step_up() or _page(_form_defaults())
+@aal2_required
+def index() -> tuple[str, int]:
+    return _page(_form_defaults())
 
 
 @bp.post("/developers")
-@login_required
+@aal2_required
 def register() -> Response | tuple[str, int]:
-    step_up = _needs_step_up()
-    if step_up is not None:
-        return step_up
     name = request.form.get("name", "").strip()
     uris = [u.strip() for u in request.form.get("redirect_uris", "").splitlines()]
     chosen = [s for s in request.form.getlist("scopes") if s in SCOPE_TEXTS]
@@ -155,11 +164,8 @@ def created(client_id: str) -> Response | tuple[str, int]:
 
 
 @bp.post("/developers/apps/<client_id>/rotate")
-@login_required
+@aal2_required
 def rotate(client_id: str) -> Response:
-    step_up = _needs_step_up()
-    if step_up is not None:
-        return step_up
     client = _my_client(client_id)
     secret = client_store().rotate_secret(client.id)
     if secret is None:
@@ -168,11 +174,8 @@ def rotate(client_id: str) -> Response:
 
 
 @bp.post("/developers/apps/<client_id>/delete")
-@login_required
+@aal2_required
 def remove(client_id: str) -> Response:
-    step_up = _needs_step_up()
-    if step_up is not None:
-        return step_up
     client = _my_client(client_id)
     client_store().delete(client.id)  # its sessions end with it
     with get_state().engine.begin() as conn:  # the FK cascade does it too, where enforced

@@ -32,6 +32,7 @@ __all__ = [
     "host_of",
     "is_loopback_http",
     "redirect_uri_matches",
+    "same_site_path",
     "validate_backchannel_logout_uri",
     "validate_redirect_uri",
 ]
@@ -89,6 +90,29 @@ def validate_redirect_uri(uri: str) -> str:
     if rest.startswith("//") and "@" in rest[2:].split("/", 1)[0].split("?", 1)[0]:
         raise ValueError("URI must not contain userinfo (RFC 3986 section 7.6)")
     return uri
+
+
+def same_site_path(target: str | None, default: str = "/") -> str:
+    """``target`` if it is a path on this site, otherwise ``default``: for a ``next`` parameter.
+
+    A sign-in page that redirects to whatever ``next`` says is an open redirector (RFC 9700
+    section 4.11). Only an absolute path is followed. Refused: anything with a scheme or host,
+    ``//host`` and its backslash twin ``/\\host`` (some browsers read both as another site),
+    and any control character or whitespace: browsers drop tabs and newlines from a URL, so
+    ``/<TAB>/evil.example`` would arrive as ``//evil.example``, and a newline cannot go into a
+    ``Location`` header at all. Call it in the host's sign-in view before redirecting::
+
+        return redirect(same_site_path(request.args.get("next")))
+    """
+    if not isinstance(target, str) or not target.startswith("/") or len(target) > MAX_URI_LENGTH:
+        return default
+    if target.startswith("//") or "\\" in target or any(c == " " or not c.isprintable() for c in target):
+        return default
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return default
+    return default if parts.scheme or parts.netloc else target
 
 
 def host_of(uri: str) -> str:

@@ -407,7 +407,8 @@ class ClientStore:
         table = _O_AUTH_CLIENT
         with self._reads.connect() as conn:
             names = conn.execute(select(table.c.client_name).where(
-                table.c.verified.is_(True), table.c.id != (except_id or uuid.UUID(int=0)),
+                table.c.verified.is_(True), table.c.deleted_at.is_(None),
+                table.c.id != (except_id or uuid.UUID(int=0)),
             )).scalars().all()
         return name_is_taken(name, (n for n in names if n))
 
