@@ -9,6 +9,7 @@ which addresses have accounts.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, Table, delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from oauth_sessions.core.client_rules import has_forbidden_characters
 from oauth_sessions.storage.models import User
 
 from .db import sign_in_throttle, utcnow
@@ -72,6 +74,8 @@ class Account:
 def normalize_email(raw: str) -> str:
     """Trim and lowercase an address, and check its rough shape (one @, a dot in the domain)."""
     email = raw.strip().lower()
+    if has_forbidden_characters(email):  # NUL and other control characters (issue 15 item 11)
+        raise AccountError("Enter an e-mail address like name@example.com.")
     local, at, domain = email.partition("@")
     if not at or not local or "." not in domain.strip(".") or "@" in domain or " " in email:
         raise AccountError("Enter an e-mail address like name@example.com.")
@@ -134,6 +138,11 @@ def authenticate(engine: Engine, passwords: Passwords, email: str, password: str
     """
     now = now or datetime.now(UTC)
     key = email.strip().lower()[:MAX_EMAIL_LENGTH]
+    if has_forbidden_characters(key):
+        # No account has such an address, and PostgreSQL cannot even compare text holding NUL:
+        # answer as for any unknown address, after the same hashing work (issue 15 item 11).
+        _spend_dummy_check(passwords, password)
+        return None
     with engine.begin() as conn:  # the attempt is counted before the slow check (item 15.4)
         attempt = reserve_keyed_attempt(conn, sign_in_throttle, key, now,
                                         max_failures=SIGN_IN_MAX_FAILURES,
@@ -148,6 +157,11 @@ def authenticate(engine: Engine, passwords: Passwords, email: str, password: str
     if attempt >= SIGN_IN_MAX_FAILURES:
         raise SignInLocked(LOCKED_MESSAGE)
     return None
+
+
+def _spend_dummy_check(passwords: Passwords, password: str) -> None:
+    with contextlib.suppress(VerificationError, InvalidHashError):
+        passwords.hasher.verify(passwords.dummy_hash, password[:MAX_PASSWORD_LENGTH])
 
 
 def _check_password(engine: Engine, passwords: Passwords, email: str, password: str) -> Account | None:

@@ -8,7 +8,9 @@ with frozen time.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 import threading
 import time
 import uuid
@@ -24,12 +26,15 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from demo_server import mfa, totp
+from demo_server.app import seeded_clients
 from demo_server.db import sign_in_throttle
+from demo_server.seed import banner
 from demo_server.testing import (
     DemoBrowser,
     TokenSet,
     exchange_code,
     make_demo_app,
+    refresh,
     seeded,
     wipe_postgres,
 )
@@ -42,6 +47,8 @@ from demo_server.users import (
     users_table,
 )
 from oauth_sessions import Aal, get_state
+from oauth_sessions.storage.key_encryption import ENCRYPTED_PREFIX
+from oauth_sessions.storage.models import Session
 from oauth_sessions.storage.sessions import SessionStore
 
 ALICE = ("alice@example.com", "alice-demo-password")
@@ -387,3 +394,203 @@ def test_issue15_item15_the_neutral_message_is_the_same_page_either_way(demo_app
     assert bodies[0] == bodies[1]
     assert "If this address did not have an account" in bodies[0]
     assert "already exists" not in bodies[0]
+
+
+# -- item 5: the instance folder is private, and session HMAC keys are encrypted at rest ------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_issue15_item5_instance_folder_0700_and_every_file_in_it_0600(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)  # the usual umask that made demo.db 0644
+    try:
+        instance = tmp_path / "instance"
+        app = make_demo_app(instance, f"sqlite:///{instance / 'demo.db'}")
+        try:
+            browser = _signed_in(app)  # writes: the journal comes and goes
+            assert browser.get("/account/sessions").status_code == 200
+            with get_state(app).engine.connect() as conn:  # WAL: -wal and -shm stay while open
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                conn.exec_driver_sql("CREATE TABLE wal_probe (x INTEGER)")
+                conn.commit()
+                assert _mode(instance) == 0o700
+                files = sorted(instance.iterdir())
+                names = {f.name for f in files}
+                assert {"demo.db", "demo.db-wal", "demo.db-shm", "secret_key", "encryption_key",
+                        "demo-clients.json"} <= names
+                assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        finally:
+            get_state(app).engine.dispose()
+    finally:
+        os.umask(old_umask)
+
+
+def test_issue15_item5_an_existing_world_readable_instance_is_narrowed(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    first = make_demo_app(instance, f"sqlite:///{instance / 'demo.db'}")
+    get_state(first).engine.dispose()
+    instance.chmod(0o755)
+    for path in instance.iterdir():
+        path.chmod(0o644)
+    (instance / "demo.db-journal").write_text("")
+    (instance / "demo.db-journal").chmod(0o644)
+    again = make_demo_app(instance, f"sqlite:///{instance / 'demo.db'}")
+    get_state(again).engine.dispose()
+    assert _mode(instance) == 0o700
+    for name in ("demo.db", "demo.db-journal", "secret_key", "encryption_key", "demo-clients.json"):
+        assert _mode(instance / name) == 0o600, name
+
+
+def test_issue15_item5_session_hmac_keys_are_encrypted_at_rest(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    tokens = exchange_code(demo_app, client, *browser.authorize(client))
+    with get_state(demo_app).engine.connect() as conn:
+        stored = conn.execute(select(Session.__table__.c.refresh_token_hmac_key)).scalars().all()
+    assert len(stored) == 2 and all(key.startswith(ENCRYPTED_PREFIX + "demo1:") for key in stored)
+    assert refresh(demo_app, client, tokens.refresh_token or "").status_code == 200
+
+
+def test_issue15_item5_plaintext_keys_from_before_are_encrypted_at_start(
+        tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    url = f"sqlite:///{instance / 'demo.db'}"
+    plain = make_demo_app(instance, url, OAUTH_SESSIONS_ENCRYPTION_KEYS={},
+                          OAUTH_SESSIONS_ENCRYPTION_KEY_ID=None)
+    _signed_in(plain)
+    engine = get_state(plain).engine
+    with engine.connect() as conn:
+        (before,) = conn.execute(select(Session.__table__.c.refresh_token_hmac_key)).scalars()
+    engine.dispose()
+    assert not before.startswith(ENCRYPTED_PREFIX)
+    app = make_demo_app(instance, url)
+    with get_state(app).engine.connect() as conn:
+        (after,) = conn.execute(select(Session.__table__.c.refresh_token_hmac_key)).scalars()
+    get_state(app).engine.dispose()
+    assert after.startswith(ENCRYPTED_PREFIX)
+
+
+# -- "Also": the start-up banner prints the seeded client's secret on first seeding only ------
+
+
+def test_issue15_also_the_banner_prints_the_client_secret_only_when_it_was_made(
+        tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    url = f"sqlite:///{instance / 'demo.db'}"
+    credentials = instance / "demo-clients.json"
+
+    def start() -> tuple[str, str]:
+        app = make_demo_app(instance, url)
+        get_state(app).engine.dispose()
+        client = seeded(app, "confidential")
+        assert client.secret is not None
+        return banner("http://127.0.0.1:5000", seeded_clients(app), "http://x", credentials), \
+            client.secret
+
+    first, secret = start()
+    assert secret in first and "printed once" in first
+    second, same = start()
+    assert same == secret and secret not in second
+    assert f"client_secret   in {credentials}" in second
+    credentials.unlink()  # lost: the secret is rotated, and the new one printed once
+    third, rotated = start()
+    assert rotated != secret and rotated in third
+
+
+# -- "Also": the consent page gets the demo's full Content-Security-Policy ------------------
+
+
+def test_issue15_also_the_consent_page_gets_the_demos_full_policy(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    client = seeded(demo_app, "confidential")
+    response = browser.get(f"/oauth/authorize?response_type=code&client_id={client.info.id}"
+                           f"&redirect_uri={client.info.redirect_uris[0]}&scope=openid"
+                           "&code_challenge=" + "a" * 43 + "&code_challenge_method=S256")
+    assert response.status_code == 200 and 'action="/oauth/authorize"' in response.get_data(
+        as_text=True)
+    home = browser.get("/")
+    assert response.headers["Content-Security-Policy"] == home.headers["Content-Security-Policy"]
+    policy = response.headers["Content-Security-Policy"]
+    for directive in ("default-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"):
+        assert directive in policy
+
+
+# -- item 11: NUL and control characters never reach the database as a 500 -------------------
+
+HOSTILE = ["a\x00b@example.com", "alice@example.com\x00", "al\x1bice@example.com"]
+
+
+@pytest.mark.parametrize("email", HOSTILE)
+def test_issue15_item11_control_characters_in_the_email_are_a_form_error(
+        demo_app: Flask, email: str) -> None:
+    users_before = _users(demo_app)
+    browser = DemoBrowser(demo_app)
+    browser.get("/signup")
+    signup = browser.post("/signup", {"email": email, "password": "a long new password",
+                                      "password_confirm": "a long new password"})
+    assert signup.status_code == 400
+    assert "Enter an e-mail address like name@example.com." in signup.get_data(as_text=True)
+    signin = browser.post("/signin", {"email": email, "password": ALICE[1]})
+    assert signin.status_code == 401  # the same answer as for any unknown address
+    assert "do not match an account" in signin.get_data(as_text=True)
+    assert _users(demo_app) == users_before
+    assert _store(demo_app).list_for_user(_alice_id(demo_app)) == []
+
+
+def _users(app: Flask) -> int:
+    with get_state(app).engine.connect() as conn:
+        return len(conn.execute(select(users_table.c.id)).all())
+
+
+@pytest.mark.parametrize("agent", ["Mozilla/5.0\x00evil", "Mozilla/5.0\x01\x7f\x9b x"])
+def test_issue15_item11_control_characters_in_the_user_agent_are_stripped(
+        demo_app: Flask, agent: str) -> None:
+    browser = DemoBrowser(demo_app, user_agent=agent)
+    assert browser.sign_in(*ALICE).status_code == 302  # /signin
+    client = seeded(demo_app, "confidential")
+    tokens = exchange_code(demo_app, client, *browser.authorize(client))  # /oauth/authorize
+    sessions = _store(demo_app).list_for_user(_alice_id(demo_app))
+    assert len(sessions) == 2 and tokens.access_token
+    for info in sessions:
+        assert info.user_agent is not None and info.user_agent.startswith("Mozilla/5.0")
+        assert not any(c in info.user_agent for c in "\x00\x01\x7f\x9b")
+
+
+def test_issue15_item11_a_client_name_with_nul_is_a_form_error(demo_app: Flask) -> None:
+    browser = _signed_in(demo_app)
+    before = len(get_state(demo_app).components["clients"].list())
+    browser.get("/developers")
+    response = browser.post("/developers", {
+        "name": "Budget\x00Buddy", "redirect_uris": "https://budget.example/cb",
+        "scopes": ["openid"], "client_type": "confidential"})
+    assert response.status_code in (400, 403, 302)
+    assert response.status_code != 500
+    assert len(get_state(demo_app).components["clients"].list()) == before
+
+
+def test_issue15_item11_database_errors_on_host_pages_log_class_and_sqlstate_only(
+        demo_app: Flask, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever still fails in the database: a plain error page, and a log line without the
+    statement or its bound parameters."""
+    from sqlalchemy.exc import DataError
+
+    secret = "argon2-hash-that-must-not-be-logged"
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise DataError("INSERT INTO auth.users ...", {"encrypted_password": secret},
+                        ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"))
+
+    monkeypatch.setattr("demo_server.accounts.authenticate", broken)
+    browser = DemoBrowser(demo_app)
+    browser.get("/signin")
+    with caplog.at_level(logging.INFO):
+        response = browser.post("/signin", {"email": "bob@example.com", "password": secret})
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    body = response.get_data(as_text=True)
+    assert "Something went wrong" in body and secret not in body and "INSERT" not in body
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert "DataError" in logged
+    assert secret not in logged and "INSERT" not in logged
