@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..core import signals
-from ..core.uris import LOOPBACK_HOSTS
+from ..core.uris import LOOPBACK_HOSTS, is_public_address
 from ..jose.jwt_tokens import sign_jwt
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_LIFETIME", "BackchannelSender", "Delivery",
@@ -109,7 +109,7 @@ def check_resolved_host(host: str) -> None:
         return  # unresolvable: the POST fails the same way and is retried
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
+        if not is_public_address(address):
             raise BlockedAddress(f"{host} resolves to a non-public address")
 
 
