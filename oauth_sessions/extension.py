@@ -16,7 +16,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from .backchannel import BackchannelSender
-from .database import create_auth_engine
+from .database import create_auth_engine, watch_pooler
 from .host import HostAdapter
 from .settings import ConfigurationError, Settings, load_settings
 
@@ -71,7 +71,9 @@ class OAuthSessions:
                     "OAUTH_SESSIONS_DATABASE_URL (or SQLALCHEMY_DATABASE_URI) is required: "
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
-            engine = create_auth_engine(settings.database_url)
+            engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+        else:
+            watch_pooler(engine, settings.database_pooler)  # no-op if made by create_auth_engine
         state = AppState(settings=settings, engine=engine)
         state.components.update(_build_components(app, settings, engine,
                                                   host or self._host or HostAdapter()))

@@ -134,6 +134,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", None, _optional(_string),
             "SQLAlchemy URL of the database holding the auth schema; defaults to "
             "SQLALCHEMY_DATABASE_URI."),
+    Setting("DATABASE_POOLER", "auto", _choice("auto", "none", "session", "transaction"),
+            "What stands between the app and PostgreSQL: auto (detect; a pooler found counts as "
+            "transaction), none, session, or transaction (no server-side prepared statement "
+            "outlives its transaction). Applies to the engine the library makes."),
     Setting("URL_PREFIX", "/oauth", _url_prefix, "Where the OAuth endpoints are mounted."),
     Setting("ACCESS_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an access token lives."),
     Setting("ID_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an ID token lives."),
@@ -185,6 +189,7 @@ class Settings:
 
     issuer: str
     database_url: str | None = None
+    database_pooler: str = "auto"
     url_prefix: str = "/oauth"
     access_token_lifetime: int = 300
     id_token_lifetime: int = 300
