@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oauth_sessions.database import normalize_url  # noqa: E402
+from oauth_sessions.storage.database import normalize_url  # noqa: E402
 
 AUTHLIB_SCHEMA = "authlib_bench"  # where the plain-Authlib baselines keep their tables
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

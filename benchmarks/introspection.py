@@ -51,11 +51,11 @@ from benchmarks.introspection_apps import (  # noqa: E402
     authlib_app,
     ours_app,
 )
-from oauth_sessions import migrate  # noqa: E402
-from oauth_sessions.clients import ClientStore  # noqa: E402
-from oauth_sessions.database import create_auth_engine, normalize_url  # noqa: E402
-from oauth_sessions.jwt_tokens import build_access_token_claims, sign_access_token  # noqa: E402
-from oauth_sessions.keys import get_keyset  # noqa: E402
+from oauth_sessions.jose.jwt_tokens import build_access_token_claims, sign_access_token  # noqa: E402
+from oauth_sessions.storage import migrate  # noqa: E402
+from oauth_sessions.storage.clients import ClientStore  # noqa: E402
+from oauth_sessions.storage.database import create_auth_engine, normalize_url  # noqa: E402
+from oauth_sessions.storage.signing_keys import get_keyset  # noqa: E402
 
 TOKEN_LIFETIME = 3600
 
@@ -217,7 +217,7 @@ def count_queries(app: Any, path: str, tokens: Path, auth: tuple[str, str],
 
 def explain(url: str) -> str:
     """The plan of the hot read: it must walk ``sessions_pkey`` and nothing else."""
-    from oauth_sessions.introspection_store import _PG_SESSION_BY_ID
+    from oauth_sessions.storage.introspection_store import _PG_SESSION_BY_ID
 
     engine = create_engine(normalize_url(url))
     sql = _PG_SESSION_BY_ID.decode().replace("$1", f"'{sid(0)}'::uuid")

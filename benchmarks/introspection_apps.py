@@ -90,7 +90,7 @@ def authlib_app(url: str) -> Flask:
     from authlib.integrations.sqla_oauth2 import create_query_client_func, create_save_token_func
     from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-    from oauth_sessions.database import normalize_url
+    from oauth_sessions.storage.database import normalize_url
 
     db, _user, Client, Token = authlib_models()
     app = Flask("authlib")
@@ -155,7 +155,7 @@ class QueryCounter:
     def attach(self) -> None:
         import psycopg
 
-        from oauth_sessions import introspection_store
+        from oauth_sessions.storage import introspection_store
 
         original = psycopg.Cursor.execute
         original_round_trip = introspection_store._round_trip

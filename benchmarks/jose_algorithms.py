@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/jose_algorithms.py [--rounds 7] [--seconds 0.2]``
 
-Uses ``oauth_sessions.jwt_tokens`` exactly as the provider does (a KeySet built once, a
+Uses ``oauth_sessions.jose.jwt_tokens`` exactly as the provider does (a KeySet built once, a
 realistic RFC 9068 payload) and prints the median of several rounds, as µs/op, ops/s and a
 ratio against ES256 measured in the same run. The verify path is split into the signature
 check alone (joserfc's algorithm model on an already parsed key) and the rest (syntax, base64,
@@ -25,8 +25,8 @@ from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import import_key
 
-from oauth_sessions import jwt_tokens
-from oauth_sessions.jwt_tokens import (
+from oauth_sessions.jose import jwt_tokens
+from oauth_sessions.jose.jwt_tokens import (
     KeySet,
     build_access_token_claims,
     rotate,

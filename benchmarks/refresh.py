@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import harness  # noqa: E402
 from benchmarks.harness import AUTHLIB_SCHEMA, authlib_models  # noqa: E402
 from benchmarks.refresh_apps import authlib_app, ours_app  # noqa: E402
-from oauth_sessions import migrate  # noqa: E402
-from oauth_sessions.clients import ClientStore  # noqa: E402
-from oauth_sessions.database import create_auth_engine, normalize_url  # noqa: E402
-from oauth_sessions.refresh_tokens import encode_refresh_token  # noqa: E402
+from oauth_sessions.core.refresh_tokens import encode_refresh_token  # noqa: E402
+from oauth_sessions.storage import migrate  # noqa: E402
+from oauth_sessions.storage.clients import ClientStore  # noqa: E402
+from oauth_sessions.storage.database import create_auth_engine, normalize_url  # noqa: E402
 
 AUTHLIB_CLIENT = "bench-app"
 OPENID = "openid "  # granted on top of --scopes to the even sessions
@@ -210,7 +210,7 @@ def count_round_trips(app: Any, tokens: list[str], auth: tuple[str, str]) -> flo
     import psycopg
     from psycopg._connection_base import BaseConnection
 
-    from oauth_sessions import rotation_pg
+    from oauth_sessions.storage import rotation_pg
 
     count = [0]
     original_execute, original_command = psycopg.Cursor.execute, BaseConnection._exec_command
@@ -251,8 +251,8 @@ def count_round_trips(app: Any, tokens: list[str], auth: tuple[str, str]) -> flo
 
 def explain_hot_statements(url: str, i: int) -> str:
     """EXPLAIN ANALYZE of the SQL the refresh path sends (read, then compare-and-swap), as the
-    prepared statements of ``oauth_sessions.rotation_pg`` with this session's values."""
-    from oauth_sessions.rotation_pg import CAS_SQL, READ_SQL
+    prepared statements of ``oauth_sessions.storage.rotation_pg`` with this session's values."""
+    from oauth_sessions.storage.rotation_pg import CAS_SQL, READ_SQL
 
     engine = create_auth_engine(url)
     now = datetime.now(UTC)

@@ -58,7 +58,7 @@ def trivial_write_app(url: str) -> Flask:
     prepared compare-and-swap ``UPDATE`` (autocommitted), on a per-thread connection. No client
     authentication, no HMAC, no signature, no checks."""
     from benchmarks.harness import per_thread_pgconn
-    from oauth_sessions.refresh_tokens import parse_refresh_token
+    from oauth_sessions.core.refresh_tokens import parse_refresh_token
 
     connection = per_thread_pgconn(url, {
         b"read": b"SELECT refresh_token_hmac_key, refresh_token_counter, scopes, aal, "
@@ -102,7 +102,7 @@ def authlib_app(url: str) -> Flask:
     from authlib.integrations.sqla_oauth2 import create_query_client_func, create_save_token_func
     from authlib.oauth2.rfc6749 import grants
 
-    from oauth_sessions.database import normalize_url
+    from oauth_sessions.storage.database import normalize_url
 
     db, User, Client, Token = authlib_models()
     app = Flask("authlib")

@@ -64,8 +64,8 @@ REUSED = "refresh token already used"
 def create_app() -> Flask:
     """What gunicorn serves: the library with a host that trusts an ``X-Soak-User`` header."""
     from oauth_sessions import OAuthSessions
-    from oauth_sessions.host import Authentication, HostAdapter
-    from oauth_sessions.types import Aal
+    from oauth_sessions.core.types import Aal
+    from oauth_sessions.flask.host import Authentication, HostAdapter
 
     class SoakHost(HostAdapter):
         def current_authentication(self) -> Authentication | None:
@@ -98,10 +98,10 @@ class Seed:
 
 
 def seed(db_url: str, users: int) -> Seed:
-    from oauth_sessions import migrate
-    from oauth_sessions.authorizations import ConsentStore
-    from oauth_sessions.clients import ClientStore
-    from oauth_sessions.database import create_auth_engine
+    from oauth_sessions.storage import migrate
+    from oauth_sessions.storage.authorizations import ConsentStore
+    from oauth_sessions.storage.clients import ClientStore
+    from oauth_sessions.storage.database import create_auth_engine
 
     engine = create_auth_engine(db_url)
     migrate.upgrade(engine)
@@ -420,7 +420,7 @@ def run(db_url: str, *, duration: float, callers: int = 8, workers: int = 2, thr
 
 def audit(db_url: str, expected: dict[str, int | None]) -> list[str]:
     """Every session the callers know of against the database row."""
-    from oauth_sessions.database import create_auth_engine
+    from oauth_sessions.storage.database import create_auth_engine
 
     engine = create_auth_engine(db_url)
     try:
@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-rss-growth-mib", type=float, default=32.0)
     args = parser.parse_args(argv)
     admin_url = os.environ.get("SOAK_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    from oauth_sessions.database import normalize_url
+    from oauth_sessions.storage.database import normalize_url
 
     admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
     name = f"oauth_sessions_soak_{os.getpid()}_{secrets.token_hex(3)}"

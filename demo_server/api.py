@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint
 
 from oauth_sessions import get_state
-from oauth_sessions.resource import ResourceProtector, current_token
+from oauth_sessions.flask.resource import ResourceProtector, current_token
 
 from .users import get_account
 

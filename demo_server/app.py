@@ -18,7 +18,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
-from oauth_sessions.migrate import upgrade
+from oauth_sessions.storage.migrate import (
+    AttachError,
+    PrivilegeError,
+    check_privileges,
+    upgrade,
+)
 
 from . import accounts, api, developers, mfa, pages
 from .csrf import init_csrf
@@ -88,7 +93,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # The cookie only names the auth.sessions row, which decides when the sign-in ends
     # (not_after, revocation); the cookie simply lasts as long as a session can.
     app.permanent_session_lifetime = timedelta(seconds=state.settings.session_timebox or 365 * 86400)
-    upgrade(state.engine)
+    try:
+        upgrade(state.engine)
+        check_privileges(state.engine)
+    except (AttachError, PrivilegeError) as exc:
+        # The message says what is wrong and what to do; a traceback would only hide it.
+        state.engine.dispose()
+        raise SystemExit(f"demo_server: {exc}") from None
     create_demo_tables(state.engine)
     app.extensions["demo_passwords"] = Passwords(app.config.get("DEMO_PASSWORD_PROFILE"))
     seed_user(state.engine, app.extensions["demo_passwords"])

@@ -24,8 +24,8 @@ from sqlalchemy import (
     Uuid,
 )
 
-from oauth_sessions.models import SCHEMA, User
-from oauth_sessions.types import UTCDateTime
+from oauth_sessions.core.types import UTCDateTime
+from oauth_sessions.storage.models import SCHEMA, User
 
 demo_metadata = MetaData(schema=SCHEMA)
 

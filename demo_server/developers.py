@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
-from oauth_sessions.policy import is_valid_scope_token, parse_scope
+from oauth_sessions.core.policy import is_valid_scope_token, parse_scope
 
 from .nav import login_required
 from .pages import client_store

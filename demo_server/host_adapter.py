@@ -1,8 +1,10 @@
-"""The demo's answer to the library's host-app protocol (``oauth_sessions.host``).
+"""The demo's answer to the library's host-app protocol (``oauth_sessions.flask.host``).
 
 The library asks four things during ``/oauth/authorize`` and the demo answers from its own
 sign-in: who is signed in and how strongly (this browser's ``auth.sessions`` row and its amr
 claims), where to sign in, where to step up with TOTP, and what the consent page looks like.
+For RP-initiated logout it ends the browser's own sign-in (so ``prompt=none`` afterwards needs
+a new sign-in) and says what ended; errors that are not redirected get the demo's error page.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.host import Authentication, ConsentRequest, HostAdapter
+from oauth_sessions.core.uris import host_of
+from oauth_sessions.flask.host import (
+    Authentication,
+    ConsentRequest,
+    ErrorPage,
+    HostAdapter,
+    LogoutOutcome,
+)
 
-from .login import current_login, session_store
+from .login import current_login, session_store, sign_out
 from .scopes import describe_scope
 from .users import get_account
 
@@ -60,9 +69,21 @@ class DemoHost(HostAdapter):
         new = [s for s in request_info.scopes if s not in request_info.granted_scopes]
         return render_template(
             "consent.html", req=request_info, client_name=request_info.client.name or "An app",
+            redirect_host=host_of(request_info.redirect_uri),
             new_scopes=[(s, describe_scope(s)) for s in new],
             kept_scopes=[(s, describe_scope(s)) for s in request_info.scopes
                          if s in request_info.granted_scopes])
+
+    def logout(self, user_id: uuid.UUID) -> None:
+        login = current_login()
+        if login is not None and login.account.id == user_id:
+            sign_out()
+
+    def logged_out(self, outcome: LogoutOutcome) -> tuple[str, int]:
+        return render_template("logged_out.html", outcome=outcome), 200
+
+    def render_error(self, page: ErrorPage) -> tuple[str, int]:
+        return render_template("authorize_error.html", page=page), page.status
 
     def userinfo(self, user_id: uuid.UUID, scopes: Sequence[str]) -> dict[str, Any]:
         account = get_account(get_state().engine, user_id)

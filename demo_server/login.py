@@ -16,8 +16,8 @@ from datetime import datetime
 from flask import g, request, session
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.errors import OAuthSessionsError
-from oauth_sessions.store import SessionInfo, SessionStore
+from oauth_sessions.core.errors import OAuthSessionsError
+from oauth_sessions.storage.sessions import SessionInfo, SessionStore
 
 from .users import Account, get_account
 

@@ -16,10 +16,10 @@ from user_agents import parse as parse_user_agent
 from werkzeug.wrappers import Response
 
 from oauth_sessions import get_state
-from oauth_sessions.authorizations import ConsentStore
-from oauth_sessions.clients import ClientInfo, ClientStore
-from oauth_sessions.extension import revoke_consent
-from oauth_sessions.store import SessionInfo
+from oauth_sessions.flask.extension import revoke_consent
+from oauth_sessions.storage.authorizations import ConsentStore
+from oauth_sessions.storage.clients import ClientInfo, ClientStore
+from oauth_sessions.storage.sessions import SessionInfo
 
 from .login import Login, current_login, session_store
 from .nav import login_required
@@ -119,10 +119,10 @@ def revoke_sessions() -> Response:
             flash("The session was revoked: its tokens no longer work.", "success")
     elif which == "others":
         count = store.revoke_user(login.account.id, except_session=login.session.id,
-                                  reason="revoked by user")
+                                  reason="revoked by user", first_party=True)
         flash(f"Revoked {count} other session{'s' if count != 1 else ''}.", "success")
     elif which == "all":
-        store.revoke_user(login.account.id, reason="revoked by user")
+        store.revoke_user(login.account.id, reason="revoked by user", first_party=True)
         flash("Every session was revoked, including this one: you are signed out.", "success")
         return redirect(url_for("pages.index"))
     else:

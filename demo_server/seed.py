@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from oauth_sessions.clients import ClientInfo, ClientStore, verify_client_secret
+from oauth_sessions.storage.clients import ClientInfo, ClientStore, verify_client_secret
 
 from .users import AccountError, Passwords, create_account, find_account
 
@@ -68,13 +68,16 @@ def seed_clients(store: ClientStore, client_app_url: str, credentials_file: Path
         record = saved.get(spec.key, {})
         info = store.get(record["client_id"], fresh=True) if record.get("client_id") else None
         if info is None:
-            info = next((c for c in store.list() if c.name == spec.name), None)
+            info = next((c for c in store.list() if c.name == spec.name and c.verified), None)
         secret: str | None = record.get("client_secret")
         if info is None:
             info, secret = store.create(name=spec.name, redirect_uris=spec.redirect_uris,
                                         scopes=spec.scopes, public=spec.public,
-                                        can_introspect=spec.can_introspect)
+                                        can_introspect=spec.can_introspect, verified=True)
         else:
+            if not info.verified:  # seeded before revision 0005: the operator's own client
+                store.set_verified(info.id)
+                info = store.get(info.id, fresh=True) or info
             if info.redirect_uris != spec.redirect_uris:
                 store.update_metadata(info.id, redirect_uris="\n".join(spec.redirect_uris))
                 info = store.get(info.id, fresh=True) or info

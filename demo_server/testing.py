@@ -26,7 +26,7 @@ from sqlalchemy import text
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import TestResponse
 
-from oauth_sessions.database import create_auth_engine
+from oauth_sessions.storage.database import create_auth_engine
 
 from .app import create_app, seeded_clients
 from .seed import SeededClient

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from oauth_sessions.types import UTCDateTime
+from oauth_sessions.core.types import UTCDateTime
 
 
 def is_locked(conn: Connection, table: Table, where: Any, now: datetime) -> bool:

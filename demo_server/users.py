@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from oauth_sessions.models import User
+from oauth_sessions.storage.models import User
 
 from .db import sign_in_throttle, utcnow
 from .throttle import count_keyed_failure, is_locked

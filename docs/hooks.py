@@ -2,12 +2,12 @@
 
 Each placeholder comment in a page is replaced by a table built from the thing it describes:
 
-* ``<!-- settings-table -->``: :data:`oauth_sessions.settings.SETTINGS` (key, default, meaning)
-  with the type taken from the annotations of :class:`oauth_sessions.settings.Settings`;
+* ``<!-- settings-table -->``: :data:`oauth_sessions.core.settings.SETTINGS` (key, default, meaning)
+  with the type taken from the annotations of :class:`oauth_sessions.core.settings.Settings`;
 * ``<!-- cli-reference -->``: every command of the ``flask oauth-sessions`` click group, its
   arguments and options with their help text, walked recursively;
 * ``<!-- http-reference -->``: every operation of ``oauth_sessions/openapi.yaml``;
-* ``<!-- signals-table -->``: every signal in ``oauth_sessions.signals.__all__`` with the keyword
+* ``<!-- signals-table -->``: every signal in ``oauth_sessions.core.signals.__all__`` with the keyword
   arguments its module docstring says it is sent with.
 
 A command, endpoint or signal without a description makes the build fail (``strict``), so a new
@@ -27,9 +27,9 @@ import click
 import yaml
 
 import oauth_sessions
-from oauth_sessions import signals
-from oauth_sessions.cli import cli
-from oauth_sessions.settings import PREFIX, SETTINGS, Settings
+from oauth_sessions.core import signals
+from oauth_sessions.core.settings import PREFIX, SETTINGS, Settings
+from oauth_sessions.flask.cli import cli
 
 PACKAGE = Path(oauth_sessions.__file__).resolve().parent  # the code being documented
 
@@ -200,61 +200,12 @@ def _signals_table() -> str:
     for name in signals.__all__:
         sig = getattr(signals, name)
         if name not in kwargs:
-            raise DocsDriftError(f"signal {name} is not described in oauth_sessions/signals.py")
+            raise DocsDriftError(f"signal {name} is not described in oauth_sessions/core/signals.py")
         rows.append(f"| `{name}` | `{sig.name}` | {_cell(kwargs[name])} |")
     return "\n".join(rows)
 
 
-# --------------------------------------------------------------------------- modules
-
-# The layer of each module (design notes: domain -> adapter -> storage, one way). The "what"
-# column comes from each module's docstring; a module missing here fails the build.
-LAYERS = {
-    "__init__": "package: the names a host imports",
-    "types": "domain", "settings": "domain", "policy": "domain (pure)",
-    "refresh_tokens": "domain (pure)", "key_encryption": "domain (pure)",
-    "jwt_tokens": "domain (pure)", "errors": "domain", "signals": "domain",
-    "introspection": "domain + adapter", "rotation": "storage (refresh hot path)",
-    "rotation_pg": "storage (refresh hot path, libpq)",
-    "models": "storage", "database": "storage", "migrate": "storage", "store": "storage",
-    "clients": "storage + adapter", "keys": "storage", "authorizations": "storage",
-    "introspection_store": "storage", "users": "storage", "uris": "domain (pure)",
-    "after_commit": "storage",
-    "extension": "adapter", "host": "adapter", "server": "adapter", "tokens": "adapter",
-    "code_grant": "adapter", "refresh_grant": "adapter", "client_auth": "adapter + storage",
-    "endpoints": "adapter", "authorize": "adapter", "discovery": "adapter",
-    "registration": "adapter", "introspection_endpoint": "adapter", "logout": "adapter",
-    "backchannel": "adapter", "management": "adapter", "events": "adapter",
-    "resource": "adapter (resource server)", "resource_remote": "adapter (resource server)",
-    "cli": "adapter", "outage": "adapter", "security_headers": "adapter",
-    "openapi": "adapter", "ratelimit": "adapter (optional)",
-    "hot_path": "adapter (WSGI, refresh + introspection)",
-}
-
-
-def _module_table() -> str:
-    import ast
-
-    rows = ["| module | what | lines | layer |", "|---|---|---|---|"]
-    package = PACKAGE
-    for path in sorted(package.glob("*.py")):
-        name = path.stem
-        source = path.read_text(encoding="utf-8")
-        doc = ast.get_docstring(ast.parse(source))
-        if not doc:
-            raise DocsDriftError(f"oauth_sessions/{path.name} has no module docstring")
-        if name not in LAYERS:
-            raise DocsDriftError(f"oauth_sessions/{path.name} has no layer in docs/hooks.py LAYERS")
-        first = doc.split("\n\n")[0]
-        rows.append(f"| `{path.name}` | {_cell(first)} | {source.count(chr(10))} | {LAYERS[name]} |")
-    missing = set(LAYERS) - {p.stem for p in package.glob("*.py")}
-    if missing:
-        raise DocsDriftError(f"LAYERS names modules that no longer exist: {sorted(missing)}")
-    return "\n".join(rows)
-
-
 GENERATORS = {
-    "<!-- module-table -->": _module_table,
     "<!-- settings-table -->": _settings_table,
     "<!-- cli-reference -->": _cli_reference,
     "<!-- http-reference -->": _http_reference,

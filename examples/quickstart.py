@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from flask import Flask, redirect, render_template_string, request, session
 
 from oauth_sessions import Aal, OAuthSessions
-from oauth_sessions.host import AmrEntry, Authentication, HostAdapter
-from oauth_sessions.users import ensure_user
+from oauth_sessions.flask.host import AmrEntry, Authentication, HostAdapter
+from oauth_sessions.storage.users import ensure_user
 
 CONSENT = """<p>{{ r.client.name }} asks for: {{ r.scopes|join(', ') }}</p>
 <form method=post action="{{ r.action }}">{% for k, v in r.form_fields %}
@@ -36,6 +36,9 @@ class Host(HostAdapter):
 
     def render_consent(self, request_info):
         return render_template_string(CONSENT, r=request_info)
+
+    def logout(self, user_id):  # RP-initiated logout ends this sign-in too
+        session.clear()
 
 
 def create_app() -> Flask:

@@ -2,11 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .extension import OAuthSessions as OAuthSessions
-from .extension import get_state as get_state
-from .settings import ConfigurationError as ConfigurationError
-from .settings import Settings as Settings
-from .types import Aal as Aal
+from .core.settings import ConfigurationError as ConfigurationError
+from .core.settings import Settings as Settings
+from .core.types import Aal as Aal
+from .flask.extension import OAuthSessions as OAuthSessions
+from .flask.extension import get_state as get_state
 
 try:
     # The version is declared once, in pyproject.toml; the installed metadata carries it.

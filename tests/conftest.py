@@ -20,8 +20,8 @@ from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from oauth_sessions import migrate
-from oauth_sessions.database import create_auth_engine, normalize_url
+from oauth_sessions.storage import migrate
+from oauth_sessions.storage.database import create_auth_engine, normalize_url
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 AUTH_TABLES = ("users", "oauth_clients", "oauth_signing_keys")

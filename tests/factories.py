@@ -3,7 +3,7 @@
 ``HeaderHost`` is the test stand-in for a host application: the signed-in user, their aal, amr
 and auth_time come from request headers (``X-Test-User``, ``X-Test-Aal``, ``X-Test-Amr``,
 ``X-Test-Auth-Time``), login and step-up answer with recognisable redirects, and the consent
-page is the :class:`~oauth_sessions.host.ConsentRequest` as JSON, so a test can post its
+page is the :class:`~oauth_sessions.flask.host.ConsentRequest` as JSON, so a test can post its
 ``form_fields`` back like a browser would.
 """
 
@@ -24,10 +24,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, insert
 
 from oauth_sessions import Aal, OAuthSessions, get_state
-from oauth_sessions.clients import ClientInfo
-from oauth_sessions.host import ConsentRequest, HostAdapter
-from oauth_sessions.models import User
-from oauth_sessions.store import AmrEntry
+from oauth_sessions.flask.host import ConsentRequest, HostAdapter
+from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.models import User
+from oauth_sessions.storage.sessions import AmrEntry
 
 ISSUER = "http://127.0.0.1:5000"
 REDIRECT_URI = "https://client.example/cb"
@@ -47,7 +47,10 @@ def create_client(app: Flask, *, name: str = "Test client",
                   redirect_uris: Sequence[str] = (REDIRECT_URI,),
                   scopes: str = "openid profile offline_access", public: bool = False,
                   **options: Any) -> tuple[ClientInfo, str | None]:
-    """A client registered through the app's ClientStore: (record, secret or None)."""
+    """A client registered through the app's ClientStore: (record, secret or None).
+
+    Verified (as an operator's CLI registration is) unless ``verified=False`` is passed."""
+    options.setdefault("verified", True)
     result: tuple[ClientInfo, str | None] = get_state(app).components["clients"].create(
         name=name, redirect_uris=list(redirect_uris), scopes=scopes, public=public, **options)
     return result
@@ -57,7 +60,7 @@ class HeaderHost(HostAdapter):
     """Who is signed in comes from test headers; pages are JSON or plain redirects."""
 
     def current_authentication(self) -> Any:
-        from oauth_sessions.host import Authentication
+        from oauth_sessions.flask.host import Authentication
 
         user = request.headers.get("X-Test-User")
         if not user:
@@ -163,7 +166,7 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the OAuth tables, to prove that a refused request wrote nothing."""
     from sqlalchemy import select
 
-    from oauth_sessions.models import (
+    from oauth_sessions.storage.models import (
         MfaAmrClaim,
         OAuthAuthorization,
         OAuthClient,

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from oauth_sessions.policy import effective_aal, required_aal
-from oauth_sessions.types import Aal
+from oauth_sessions.core.policy import effective_aal, required_aal
+from oauth_sessions.core.types import Aal
 
 LEVELS = [Aal.AAL1, Aal.AAL2, Aal.AAL3]
 

@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import Engine
 
-from oauth_sessions.clients import ClientInfo
+from oauth_sessions.storage.clients import ClientInfo
 
 
 @pytest.fixture

@@ -33,15 +33,15 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.backchannel import (
+from oauth_sessions.core.errors import RefreshTokenReused
+from oauth_sessions.flask.extension import revoke_consent
+from oauth_sessions.flask.management import sessions_manager
+from oauth_sessions.protocol.backchannel import (
     BACKCHANNEL_LOGOUT_EVENT,
     BackchannelSender,
     Delivery,
     build_logout_token_claims,
 )
-from oauth_sessions.errors import RefreshTokenReused
-from oauth_sessions.extension import revoke_consent
-from oauth_sessions.management import sessions_manager
 
 
 @dataclass
@@ -152,7 +152,7 @@ def test_each_client_gets_exactly_one_verified_token_per_ended_session(
     _session(app, user, silent.id)
     _session(app, user, None)
 
-    assert get_state(app).components["sessions"].revoke_user(user, reason="test") == 5
+    assert get_state(app).components["sessions"].revoke_user(user, reason="test", first_party=True) == 5
     assert sender.wait_idle(10)
 
     assert len(receiver.posts) == 3
@@ -196,7 +196,7 @@ def test_a_refusing_receiver_is_not_retried_and_unreachable_ones_stop_after_the_
     _session(app, user, refusing.id)
     _session(app, user, dead.id)
 
-    get_state(app).components["sessions"].revoke_user(user, reason="test")
+    get_state(app).components["sessions"].revoke_user(user, reason="test", first_party=True)
     assert sender.wait_idle(10)
 
     assert [p.status for p in receiver.posts] == [400]  # section 2.8: 400 is the RP's answer

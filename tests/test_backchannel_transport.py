@@ -11,8 +11,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from oauth_sessions import backchannel
-from oauth_sessions.backchannel import post_form
+from oauth_sessions.protocol import backchannel
+from oauth_sessions.protocol.backchannel import post_form
 
 
 class Recorder(BaseHTTPRequestHandler):

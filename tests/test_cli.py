@@ -8,8 +8,8 @@ from factories import make_app
 from sqlalchemy import Engine, func, select
 
 from oauth_sessions import get_state
-from oauth_sessions.clients import verify_client_secret
-from oauth_sessions.models import OAuthSigningKey
+from oauth_sessions.storage.clients import verify_client_secret
+from oauth_sessions.storage.models import OAuthSigningKey
 
 
 def _run(app, *args: str):  # type: ignore[no-untyped-def]
@@ -121,7 +121,7 @@ def test_purge_deletes_only_what_can_never_be_used_again(engine: Engine) -> None
     from factories import create_client, create_user, obtain_code, pkce_pair
     from freezegun import freeze_time
 
-    from oauth_sessions.models import OAuthAuthorization
+    from oauth_sessions.storage.models import OAuthAuthorization
 
     app = make_app(engine)
     client, _ = create_client(app)

@@ -12,14 +12,14 @@ from factories import REDIRECT_URI, basic_auth, create_client, make_app
 from sqlalchemy import Engine, select
 
 from oauth_sessions import get_state
-from oauth_sessions.clients import (
+from oauth_sessions.storage.clients import (
     ClientStore,
     OAuthClientWrapper,
     hash_client_secret,
     parse_client_id,
     verify_client_secret,
 )
-from oauth_sessions.models import OAuthClient
+from oauth_sessions.storage.models import OAuthClient
 
 
 def test_secret_is_high_entropy_and_stored_only_as_sha256(engine: Engine) -> None:

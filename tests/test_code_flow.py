@@ -26,8 +26,8 @@ from joserfc.jwk import KeySet as JoseKeySet
 from sqlalchemy import Engine, func, select
 
 from oauth_sessions import get_state
-from oauth_sessions.jwt_tokens import oidc_token_hash
-from oauth_sessions.models import MfaAmrClaim, OAuthAuthorization, Session
+from oauth_sessions.jose.jwt_tokens import oidc_token_hash
+from oauth_sessions.storage.models import MfaAmrClaim, OAuthAuthorization, Session
 
 
 def _verify(http, token: str) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
@@ -282,7 +282,7 @@ def test_session_not_after_is_capped_by_the_client_maximum(engine: Engine) -> No
 
 
 def test_revoking_consent_ends_the_users_sessions_with_that_client(engine: Engine) -> None:
-    from oauth_sessions.extension import revoke_consent
+    from oauth_sessions.flask.extension import revoke_consent
 
     app = make_app(engine)
     client, secret = create_client(app)
@@ -375,7 +375,7 @@ def test_consent_ticket_expires_after_ten_minutes(engine: Engine) -> None:
 
 
 def test_deleting_a_client_signals_each_ended_session_and_the_deletion(engine: Engine) -> None:
-    from oauth_sessions import signals
+    from oauth_sessions.core import signals
 
     app = make_app(engine)
     client, secret = create_client(app)

@@ -21,8 +21,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
-from oauth_sessions.clients import ClientInfo
-from oauth_sessions.models import Session
+from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.models import Session
 
 
 class Flow:
@@ -244,3 +244,52 @@ def test_two_racing_exchanges_of_one_code_cannot_both_win(pg_engine: Engine) -> 
         assert loser.json["error"] == "invalid_grant"
         with pg_engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(Session.__table__)).scalar() == 0
+
+
+def _session_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(Session.__table__)).scalar_one())
+
+
+@pytest.mark.parametrize(("changes", "error"), [
+    ({"code_verifier": None}, "invalid_request"),
+    ({"code_verifier": "W" * 43}, "invalid_grant"),
+    ({"code_verifier": "short"}, "invalid_request"),
+    ({"redirect_uri": "https://client.example/other"}, "invalid_grant"),
+    ({"redirect_uri": None}, "invalid_request"),
+])
+def test_issue15_item12_replay_without_the_verifier_or_redirect_uri_revokes_nothing(
+        engine: Engine, changes: dict[str, str | None], error: str) -> None:
+    """Issue 15 item 12: whoever holds a used code and the public client id but not the PKCE
+    verifier (or sends another redirect_uri) is refused before the replay rule, so the session
+    that code produced lives on."""
+    f = Flow(engine)
+    public, _ = create_client(f.app, name="Public", public=True)
+    verifier, challenge = pkce_pair()
+    code = obtain_code(f.http, public, f.user, challenge)["code"]
+    first = exchange_code(f.http, public, None, code, verifier)
+    assert first.status_code == 200
+    token = first.json["access_token"]
+    before = snapshot(engine)
+    form = f.form(**{"code": code, "client_id": public.client_id, "code_verifier": verifier,
+                     **changes})
+    replay = f.http.post("/oauth/token", data=form, headers={})
+    assert replay.status_code == 400 and replay.json["error"] == error
+    assert snapshot(engine) == before and _session_count(engine) == 1
+    me = f.http.get("/oauth/userinfo", headers={"Authorization": "Bearer " + token})
+    assert me.status_code == 200
+
+
+def test_issue15_item12_replay_with_the_right_verifier_still_revokes(engine: Engine) -> None:
+    """Issue 15 item 12, other side: the replay rule of RFC 6749 section 4.1.2 (and RFC 9700
+    section 4.5) still applies to a replay that passes PKCE and redirect_uri."""
+    f = Flow(engine)
+    public, _ = create_client(f.app, name="Public", public=True)
+    verifier, challenge = pkce_pair()
+    code = obtain_code(f.http, public, f.user, challenge)["code"]
+    assert exchange_code(f.http, public, None, code, verifier).status_code == 200
+    assert _session_count(engine) == 1
+    replay = exchange_code(f.http, public, None, code, verifier)
+    assert replay.status_code == 400 and replay.json["error"] == "invalid_grant"
+    assert replay.json["error_description"] == "authorization code was already used"
+    assert _session_count(engine) == 0

@@ -28,8 +28,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from oauth_sessions import get_state
-from oauth_sessions.database import create_auth_engine
-from oauth_sessions.types import Aal
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage.database import create_auth_engine
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

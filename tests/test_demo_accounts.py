@@ -17,7 +17,7 @@ from sqlalchemy import Row, Table, func, select
 from demo_server.testing import DemoBrowser, make_demo_app
 from demo_server.users import users_table
 from oauth_sessions import Aal, get_state
-from oauth_sessions.models import Session
+from oauth_sessions.storage.models import Session
 
 PASSWORD = "a long demo password"
 
@@ -142,7 +142,7 @@ def test_revoking_the_browser_session_signs_the_browser_out(demo_app: Flask) -> 
     browser.sign_in("alice@example.com", "alice-demo-password")
     store = get_state(demo_app).components["sessions"]
     user_id = next(s.user_id for s in _all_sessions(demo_app))
-    assert store.revoke_user(user_id, reason="test") == 1
+    assert store.revoke_user(user_id, reason="test", first_party=True) == 1
     response = browser.get("/account/sessions")
     assert response.status_code == 302 and "/signin" in response.headers["Location"]
 

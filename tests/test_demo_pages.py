@@ -24,7 +24,7 @@ from demo_server.testing import (
 )
 from demo_server.users import find_account
 from oauth_sessions import Aal, get_state
-from oauth_sessions.clients import verify_client_secret
+from oauth_sessions.storage.clients import verify_client_secret
 
 ALICE = ("alice@example.com", "alice-demo-password")
 

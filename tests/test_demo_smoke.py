@@ -9,8 +9,8 @@ import pytest
 from demo_server.app import create_app, seeded_clients
 from demo_server.seed import DEMO_EMAIL, DEMO_PASSWORD, banner
 from oauth_sessions import get_state
-from oauth_sessions.clients import verify_client_secret
-from oauth_sessions.migrate import current_revision
+from oauth_sessions.storage.clients import verify_client_secret
+from oauth_sessions.storage.migrate import current_revision
 
 
 def test_demo_serves_first_page_on_fresh_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,9 @@ from factories import create_client, create_user, make_app
 from sqlalchemy import Engine, select
 
 from oauth_sessions import Aal, get_state
-from oauth_sessions.errors import RefreshTokenReused
-from oauth_sessions.events import EVENTS, event_fields
-from oauth_sessions.models import Session
+from oauth_sessions.core.errors import RefreshTokenReused
+from oauth_sessions.core.events import EVENTS, event_fields
+from oauth_sessions.storage.models import Session
 
 
 def test_event_fields_are_an_allow_list() -> None:

@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.openapi import openapi_text
+from oauth_sessions.flask.openapi import openapi_text
 
 SCHEMA = schemathesis.openapi.from_dict(yaml.safe_load(openapi_text()))
 OPERATIONS = [(path, method.upper()) for path, item in yaml.safe_load(openapi_text())["paths"].items()

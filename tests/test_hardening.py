@@ -28,8 +28,8 @@ from flask import Flask
 from sqlalchemy import Engine, select
 
 from oauth_sessions import OAuthSessions, get_state
-from oauth_sessions.models import OAuthClient, Session
-from oauth_sessions.settings import ConfigurationError
+from oauth_sessions.core.settings import ConfigurationError
+from oauth_sessions.storage.models import OAuthClient, Session
 
 
 @pytest.fixture

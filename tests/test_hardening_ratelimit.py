@@ -1,4 +1,4 @@
-"""Optional per-client rate limits on /token and /introspect (``oauth_sessions.ratelimit``)."""
+"""Optional per-client rate limits on /token and /introspect (``oauth_sessions.flask.ratelimit``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask import Flask
 from freezegun import freeze_time
 from sqlalchemy import Engine
 
-from oauth_sessions.ratelimit import enable_rate_limits
+from oauth_sessions.flask.ratelimit import enable_rate_limits
 
 BAD_REFRESH = {"grant_type": "refresh_token", "refresh_token": "osr1_not-a-token"}
 

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from oauth_sessions import get_state
-from oauth_sessions.models import Session
+from oauth_sessions.storage.models import Session
 
 BOUNDED = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                    suppress_health_check=list(HealthCheck))
@@ -319,3 +319,30 @@ def test_sql_looking_scopes_and_states_are_data_not_statements(provider: Provide
     response = exchange_code(provider.http, provider.client, provider.secret, query["code"], verifier)
     assert response.status_code == 200
     assert _session_count(provider.engine) == 1
+
+
+def _b64_json(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+@pytest.mark.parametrize("where", ["payload", "header"])
+@pytest.mark.parametrize("levels", [1000, 33])
+def test_issue15_item9_a_deeply_nested_client_assertion_is_invalid_client(
+        provider: Provider, path: str, where: str, levels: int) -> None:
+    """Issue 15 item 9: an assertion whose JSON nests a thousand levels (it made the decoder
+    raise RecursionError, a 500) is 401 invalid_client at /token and /revoke, nothing written."""
+    nested = "[" * levels + "]" * levels
+    header = '{"alg":"ES256","typ":"JWT","x":' + (nested if where == "header" else "1") + "}"
+    payload = ('{"sub":"' + provider.client.client_id + '","x":'
+               + (nested if where == "payload" else "1") + "}")
+    assertion = f"{_b64_json(header)}.{_b64_json(payload)}.{_b64_json('sig')}"
+    form = {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion, "token": "osr1_x"}
+    if path == "/oauth/token":
+        form = {**form, "grant_type": "refresh_token", "refresh_token": "osr1_x"}
+    before = snapshot(provider.engine)
+    response = provider.http.post(path, data=form)
+    body = assert_clean_error(response, 401)
+    assert body["error"] == "invalid_client"
+    assert snapshot(provider.engine) == before

@@ -1,4 +1,4 @@
-"""The hot path (``oauth_sessions.hot_path``) answers exactly as the Flask views do, or stands aside.
+"""The hot path (``oauth_sessions.flask.hot_path``) answers exactly as the Flask views do, or stands aside.
 
 Every scenario runs twice on the same database: once on an app with the hot path (the default)
 and once on an app with ``hot_path=False``, each on a session of its own made the same way. The
@@ -25,11 +25,11 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oauth_sessions import get_state
-from oauth_sessions.clients import ClientInfo
-from oauth_sessions.hot_path import HotPath
-from oauth_sessions.models import Session
-from oauth_sessions.store import SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core.types import Aal
+from oauth_sessions.flask.hot_path import HotPath
+from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.models import Session
+from oauth_sessions.storage.sessions import SessionStore
 
 SCOPES = "openid profile offline_access"
 
@@ -374,7 +374,7 @@ def test_not_installed_under_middleware_it_cannot_see_into(
     app = Flask("opaque")
     inner = app.wsgi_app
     app.wsgi_app = lambda environ, start_response: inner(environ, start_response)  # type: ignore[method-assign]
-    with caplog.at_level(logging.WARNING, logger="oauth_sessions.hot_path"):
+    with caplog.at_level(logging.WARNING, logger="oauth_sessions.flask.hot_path"):
         OAuthSessions(app, engine=engine, issuer="http://127.0.0.1:5000")
     assert not isinstance(app.wsgi_app, HotPath)
     assert "hot path" in caplog.text
@@ -403,7 +403,7 @@ def test_a_dead_reserved_connection_is_replaced_before_the_read(pg_engine: Engin
 def test_an_unexpected_error_is_a_json_500_without_detail(
         engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Outside testing, a defect on the hot path answers like Flask would: 500, no trace, no token."""
-    from oauth_sessions import hot_path
+    from oauth_sessions.flask import hot_path
 
     side = _side(engine, True)
     side.app.testing = False
@@ -413,7 +413,7 @@ def test_an_unexpected_error_is_a_json_500_without_detail(
         raise RuntimeError("a defect")
 
     monkeypatch.setattr(hot_path, "refresh", broken)
-    with caplog.at_level(logging.ERROR, logger="oauth_sessions.hot_path"):
+    with caplog.at_level(logging.ERROR, logger="oauth_sessions.flask.hot_path"):
         response = _refresh(side, token)
     assert response.status_code == 500
     assert response.get_json() == {"error": "server_error",

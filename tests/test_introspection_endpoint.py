@@ -33,16 +33,16 @@ from freezegun import freeze_time
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.clients import ClientInfo
-from oauth_sessions.jwt_tokens import (
+from oauth_sessions.core.types import Aal
+from oauth_sessions.jose.jwt_tokens import (
     KeySet,
     build_access_token_claims,
     generate_signing_key,
     sign_access_token,
 )
-from oauth_sessions.keys import get_keyset
-from oauth_sessions.tokens import build_token_response
-from oauth_sessions.types import Aal
+from oauth_sessions.protocol.tokens import build_token_response
+from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.signing_keys import get_keyset
 
 T0 = datetime(2030, 5, 1, 8, 0, 0, tzinfo=UTC)
 INACTIVE = {"active": False}
@@ -349,7 +349,7 @@ def test_the_jwt_response_is_signed_by_the_provider_for_the_caller(engine: Engin
     jwt = response.get_data(as_text=True)
     head = json.loads(base64.urlsafe_b64decode(jwt.split(".")[0] + "=="))
     assert head["typ"] == "token-introspection+jwt"
-    from oauth_sessions.jwt_tokens import _verify_jws  # the verification half of the same primitive
+    from oauth_sessions.jose.jwt_tokens import _verify_jws  # the verification half of the same primitive
 
     with p.app.app_context():
         claims = _verify_jws(get_keyset(p.app), jwt, ValueError, frozenset({"token-introspection+jwt"}),

@@ -20,21 +20,21 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oauth_sessions.introspection import (
+from oauth_sessions.core.introspection import (
     AalTooLow,
     Inactive,
     RefreshSession,
     TokenChecks,
     check_token,
 )
-from oauth_sessions.jwt_tokens import (
+from oauth_sessions.core.settings import Settings
+from oauth_sessions.core.types import Aal
+from oauth_sessions.jose.jwt_tokens import (
     KeySet,
     build_access_token_claims,
     generate_signing_key,
     sign_access_token,
 )
-from oauth_sessions.settings import Settings
-from oauth_sessions.types import Aal
 
 ISSUER = "https://id.example.test"
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)

@@ -18,8 +18,9 @@ from factories import basic_auth, make_app
 from sqlalchemy import Engine
 from test_introspection_endpoint import INACTIVE, Provider, provider, sid_of
 
-from oauth_sessions import get_state, introspection_store
-from oauth_sessions.database import create_auth_engine
+from oauth_sessions import get_state
+from oauth_sessions.storage import introspection_store
+from oauth_sessions.storage.database import create_auth_engine
 
 
 @pytest.mark.postgres
@@ -87,12 +88,12 @@ def test_a_broken_reserved_connection_falls_back_to_the_store_and_is_replaced(
     else:
         with pg_engine.connect() as admin:
             admin.exec_driver_sql(f"SELECT pg_terminate_backend({connection.info.backend_pid})")
-    with caplog.at_level("WARNING", logger="oauth_sessions.introspection_store"):
+    with caplog.at_level("WARNING", logger="oauth_sessions.storage.introspection_store"):
         assert p.answer(token)["active"] is True
     assert "fast path unavailable" in caplog.text
     assert connection.closed
     caplog.clear()
-    with caplog.at_level("WARNING", logger="oauth_sessions.introspection_store"):
+    with caplog.at_level("WARNING", logger="oauth_sessions.storage.introspection_store"):
         assert p.answer(token)["active"] is True  # on a fresh connection, prepared again
         p.sessions.revoke(sid_of(token), reason="test")
         assert p.answer(token) == INACTIVE

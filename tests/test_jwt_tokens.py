@@ -21,8 +21,9 @@ from joserfc import jws, jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import import_key
 
-from oauth_sessions.jwt_tokens import (
+from oauth_sessions.jose.jwt_tokens import (
     DEFAULT_ALG,
+    MAX_JSON_DEPTH,
     MAX_TOKEN_LENGTH,
     REASON_UNKNOWN_KID,
     SUPPORTED_ALGS,
@@ -32,6 +33,7 @@ from oauth_sessions.jwt_tokens import (
     SigningKey,
     build_access_token_claims,
     generate_signing_key,
+    json_depth_within,
     oidc_token_hash,
     rotate,
     sign_access_token,
@@ -673,3 +675,13 @@ def test_garbage_id_token_hint_raises_only_invalid_id_token_hint(token: str) -> 
 def test_non_string_input_is_an_invalid_token(value: Any) -> None:
     with pytest.raises(InvalidAccessToken):
         verify(keyset_for("ES256"), value)
+
+
+def test_issue15_item9_json_depth_bound_is_exact_and_ignores_brackets_in_strings() -> None:
+    """Issue 15 item 9: the pre-parse bound counts nesting exactly (32 passes, 33 fails) and a
+    bracket or escaped quote inside a string is not structure."""
+    assert json_depth_within("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    assert not json_depth_within("[" * (MAX_JSON_DEPTH + 1))
+    assert json_depth_within('{"a": "' + "[" * 100 + '\\"' + "{" * 100 + '"}', limit=1)
+    assert not json_depth_within('{"a": "\\\\", "b": [[1]]}', limit=2)
+    assert json_depth_within('{"a": "\\\\", "b": [[1]]}', limit=3)

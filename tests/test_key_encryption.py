@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 
-from oauth_sessions.key_encryption import (
+from oauth_sessions.core.refresh_tokens import generate_hmac_key
+from oauth_sessions.storage.key_encryption import (
     KeyConfigurationError,
     KeyDecryptionError,
     KeyEncryptor,
     PlainKeys,
     SecretBox,
 )
-from oauth_sessions.refresh_tokens import generate_hmac_key
 
 K1 = bytes(range(32))
 K2 = bytes(range(100, 132))

@@ -30,9 +30,9 @@ from freezegun import freeze_time
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.host import LogoutConfirmation
-from oauth_sessions.jwt_tokens import KeySet as ProviderKeySet
-from oauth_sessions.jwt_tokens import generate_signing_key, sign_id_token
+from oauth_sessions.flask.host import LogoutConfirmation, LogoutOutcome
+from oauth_sessions.jose.jwt_tokens import KeySet as ProviderKeySet
+from oauth_sessions.jose.jwt_tokens import generate_signing_key, sign_id_token
 
 BYE = "https://client.example/bye"
 
@@ -49,8 +49,11 @@ class RecordingHost(HeaderHost):
                        client=confirmation.client.client_id if confirmation.client else None,
                        form_fields=list(confirmation.form_fields))
 
-    def logged_out(self) -> ResponseReturnValue:
-        return jsonify(logged_out=True)
+    def logged_out(self, outcome: LogoutOutcome) -> ResponseReturnValue:
+        if outcome.continue_url is None:
+            return jsonify(logged_out=True)
+        return jsonify(logged_out=True, continue_url=outcome.continue_url,
+                       continue_host=outcome.continue_host)
 
 
 @dataclass
@@ -119,12 +122,40 @@ def test_valid_hint_ends_its_session_and_returns_to_the_registered_uri_with_stat
 
 
 def test_an_expired_hint_is_still_accepted(engine: Engine) -> None:
-    """Section 2: the OP need not require the hint to be unexpired."""
+    """Section 2: the OP need not require the hint to be unexpired (the ID token lives 300 s)."""
     s = _signed_in(engine)
-    later = datetime.now(UTC) + timedelta(days=2)
+    later = datetime.now(UTC) + timedelta(hours=2)
     with freeze_time(later):
         response = s.logout(id_token_hint=s.tokens["id_token"], post_logout_redirect_uri=BYE)
     assert response.status_code == 302 and not s.session_exists()
+
+
+@pytest.mark.parametrize(("age", "redirected"), [(86400, True), (86401, False)])
+def test_issue15_item7_a_hint_older_than_its_max_age_ends_the_session_without_redirecting(
+        engine: Engine, age: int, redirected: bool) -> None:
+    """LOGOUT_HINT_MAX_AGE (default a day) bounds how long an ID token may bounce a browser to
+    a post_logout_redirect_uri with no interaction; past it the session still ends and the page
+    names the target instead."""
+    s = _signed_in(engine)
+    issued = _claims(s.tokens["id_token"])["iat"]
+    with freeze_time(datetime.fromtimestamp(issued + age, UTC)):
+        response = s.logout(id_token_hint=s.tokens["id_token"], post_logout_redirect_uri=BYE,
+                            state="x")
+    assert not s.session_exists()
+    if redirected:
+        assert response.status_code == 302 and response.headers["Location"] == BYE + "?state=x"
+    else:
+        assert response.status_code == 200 and "Location" not in response.headers
+        assert response.json == {"logged_out": True, "continue_url": BYE + "?state=x",
+                                 "continue_host": "client.example"}
+
+
+def test_issue15_item7_an_unverified_client_is_never_redirected_to_at_logout(
+        engine: Engine) -> None:
+    s = _signed_in(engine, verified=False)
+    response = s.logout(id_token_hint=s.tokens["id_token"], post_logout_redirect_uri=BYE)
+    assert response.status_code == 200 and "Location" not in response.headers
+    assert response.json["continue_host"] == "client.example" and not s.session_exists()
 
 
 def test_without_a_redirect_uri_the_host_signed_out_page_is_shown(engine: Engine) -> None:
@@ -208,7 +239,7 @@ def test_without_a_hint_the_user_is_asked_and_nothing_ends_until_they_confirm(en
 
 
 def test_the_default_host_pages_escape_what_they_show(engine: Engine) -> None:
-    from oauth_sessions.host import HostAdapter
+    from oauth_sessions.flask.host import HostAdapter
 
     app = make_app(engine)
     client, _ = create_client(app, name="<script>x</script>")

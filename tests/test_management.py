@@ -14,9 +14,10 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import Engine, func, select
 
-from oauth_sessions import Aal, get_state, signals
-from oauth_sessions.management import management_blueprint, sessions_manager
-from oauth_sessions.models import User
+from oauth_sessions import Aal, get_state
+from oauth_sessions.core import signals
+from oauth_sessions.flask.management import management_blueprint, sessions_manager
+from oauth_sessions.storage.models import User
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 

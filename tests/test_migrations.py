@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from oauth_sessions import migrate
-from oauth_sessions.database import create_auth_engine
-from oauth_sessions.models import metadata
+from oauth_sessions.storage import migrate
+from oauth_sessions.storage.database import create_auth_engine
+from oauth_sessions.storage.models import metadata
 
 pytestmark = pytest.mark.postgres
 

@@ -10,14 +10,14 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session as OrmSession
 
-from oauth_sessions.models import (
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage.models import (
     LegacyRefreshToken,
     MfaAmrClaim,
     OAuthClient,
     Session,
     User,
 )
-from oauth_sessions.types import Aal
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

@@ -135,8 +135,8 @@ def test_amr_from_the_host_is_carried_into_both_tokens(engine: Engine) -> None:
 def test_private_signing_keys_are_encrypted_at_rest_when_keys_are_configured(engine: Engine) -> None:
     from sqlalchemy import select
 
-    from oauth_sessions.key_encryption import KeyEncryptor
-    from oauth_sessions.models import OAuthSigningKey
+    from oauth_sessions.storage.key_encryption import KeyEncryptor
+    from oauth_sessions.storage.models import OAuthSigningKey
 
     key = KeyEncryptor.generate_key()
     app = make_app(engine, encryption_keys={"k1": key}, encryption_key_id="k1")

@@ -34,8 +34,8 @@ from pgbouncer_support import Bouncer, pgbouncer
 from sqlalchemy import Engine, text
 
 from oauth_sessions import get_state
-from oauth_sessions.database import create_auth_engine, pooler_of
-from oauth_sessions.introspection_store import reserved_connections
+from oauth_sessions.storage.database import create_auth_engine, pooler_of
+from oauth_sessions.storage.introspection_store import reserved_connections
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -74,7 +74,8 @@ def test_purge_removes_exactly_the_expired_sessions_while_live_ones_refresh(
     try:
         time.sleep(0.2)  # traffic first, then the cron job
         started = time.perf_counter()
-        result = app.test_cli_runner().invoke(args=["oauth-sessions", "purge", "--batch-size", "1000"])
+        result = app.test_cli_runner().invoke(args=["oauth-sessions", "purge", "--batch-size", "1000",
+                                                            "--first-party"])
         purge_seconds = time.perf_counter() - started
         during = sum(refreshed)
         time.sleep(0.1)
@@ -109,11 +110,11 @@ def test_purge_skips_a_row_another_transaction_holds_instead_of_waiting(pg_engin
     with pg_engine.connect() as holder:
         holder.execute(text("SELECT 1 FROM auth.sessions WHERE id = :id FOR UPDATE"), {"id": ids[0]})
         done: list[int] = []
-        worker = threading.Thread(target=lambda: done.append(store.purge_expired(batch_size=2,
-                                                                                 now=later)))
+        worker = threading.Thread(target=lambda: done.append(store.purge_expired(
+            batch_size=2, now=later, first_party=True)))
         worker.start()
         worker.join(5)
         assert done == [4], "the purge waited for a lock it should have skipped"
         holder.rollback()
     assert store.get(ids[0]) is not None
-    assert store.purge_expired(now=later) == 1 and store.get(ids[0]) is None
+    assert store.purge_expired(now=later, first_party=True) == 1 and store.get(ids[0]) is None

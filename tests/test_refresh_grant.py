@@ -19,11 +19,11 @@ from sqlalchemy import Engine
 from test_store_support import ISSUER, T0, add_user
 
 from oauth_sessions import OAuthSessions, get_state
-from oauth_sessions.clients import ClientInfo, ClientStore
-from oauth_sessions.jwt_tokens import verify_access_token
-from oauth_sessions.refresh_tokens import parse_refresh_token
-from oauth_sessions.store import SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core.refresh_tokens import parse_refresh_token
+from oauth_sessions.core.types import Aal
+from oauth_sessions.jose.jwt_tokens import verify_access_token
+from oauth_sessions.storage.clients import ClientInfo, ClientStore
+from oauth_sessions.storage.sessions import SessionStore
 
 
 @dataclass
@@ -223,7 +223,7 @@ def test_concurrent_http_refreshes_all_get_the_same_token(pg_engine: Engine) -> 
 
 
 def test_unknown_session_uuid_shape(provider: Provider) -> None:
-    from oauth_sessions.refresh_tokens import encode_refresh_token
+    from oauth_sessions.core.refresh_tokens import encode_refresh_token
 
     client, secret = _register(provider)
     forged = encode_refresh_token(uuid.uuid4(), 0, bytes(32))

@@ -26,9 +26,9 @@ from sqlalchemy import Engine
 from test_store_support import ISSUER, add_user
 
 from oauth_sessions import OAuthSessions
-from oauth_sessions.clients import ClientStore
-from oauth_sessions.store import SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage.clients import ClientStore
+from oauth_sessions.storage.sessions import SessionStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oauth_sessions.refresh_tokens import (
+from oauth_sessions.core.refresh_tokens import (
     HMAC_KEY_LENGTH,
     MAX_COUNTER,
     MAX_TOKEN_LENGTH,

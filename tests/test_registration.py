@@ -9,7 +9,7 @@ from factories import create_user, exchange_code, make_app, obtain_code, pkce_pa
 from sqlalchemy import Engine
 
 from oauth_sessions import get_state
-from oauth_sessions.clients import verify_client_secret
+from oauth_sessions.storage.clients import verify_client_secret
 
 METADATA = {"redirect_uris": ["https://rp.example/cb"], "client_name": "RP",
             "grant_types": ["authorization_code", "refresh_token"],
@@ -89,28 +89,87 @@ def test_public_client_registration_gets_no_secret(engine: Engine) -> None:
     assert "client_secret" not in body and body["token_endpoint_auth_method"] == "none"
 
 
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + token}
+
+
 def test_management_read_update_delete_with_the_registration_token(engine: Engine) -> None:
     app = make_app(engine, dynamic_registration=True)
     http = app.test_client()
     created = _register(http, METADATA).json
     uri = "/oauth/register/" + created["client_id"]
-    auth = {"Authorization": "Bearer " + created["registration_access_token"]}
     assert http.get(uri).status_code == 401
-    assert http.get(uri, headers={"Authorization": "Bearer nope"}).status_code == 401
-    read = http.get(uri, headers=auth)
+    assert http.get(uri, headers=_bearer("nope")).status_code == 401
+    read = http.get(uri, headers=_bearer(created["registration_access_token"]))
     assert read.status_code == 200 and read.json["client_name"] == "RP"
     assert "client_secret" not in read.json
-    update = dict(read.json) | {"client_name": "RP 2", "redirect_uris": ["https://rp.example/new"]}
-    updated = http.put(uri, json=update, headers=auth)
+    update = {k: v for k, v in read.json.items() if k != "registration_access_token"}
+    update |= {"client_name": "RP 2", "redirect_uris": ["https://rp.example/new"]}
+    updated = http.put(uri, json=update, headers=_bearer(read.json["registration_access_token"]))
     assert updated.status_code == 200 and updated.json["client_name"] == "RP 2"
     info = get_state(app).components["clients"].get(created["client_id"], fresh=True)
     assert info.redirect_uris == ("https://rp.example/new",)
     assert verify_client_secret(created["client_secret"], info.secret_hash)  # secret unchanged
-    wrong_id = http.put(uri, json=update | {"client_id": "other"}, headers=auth)
+    current = _bearer(updated.json["registration_access_token"])
+    wrong_id = http.put(uri, json=update | {"client_id": "other"}, headers=current)
     assert wrong_id.status_code == 400
-    assert http.delete(uri, headers=auth).status_code == 204
-    assert http.get(uri, headers=auth).status_code == 401
+    assert http.delete(uri, headers=current).status_code == 204
+    assert http.get(uri, headers=current).status_code == 401
     assert get_state(app).components["clients"].get(created["client_id"], fresh=True) is None
+
+
+def test_issue15_also_rfc7592_answers_carry_a_fresh_token_and_retire_the_old(
+        engine: Engine) -> None:
+    """RFC 7592 section 3: GET and PUT answers include registration_access_token; only its hash
+    is stored, so each answer issues a new one and the one presented stops working."""
+    app = make_app(engine, dynamic_registration=True)
+    http = app.test_client()
+    created = _register(http, METADATA).json
+    uri = "/oauth/register/" + created["client_id"]
+    first = created["registration_access_token"]
+    read = http.get(uri, headers=_bearer(first))
+    second = read.json["registration_access_token"]
+    assert read.status_code == 200 and second and second != first
+    info = get_state(app).components["clients"].get(created["client_id"], fresh=True)
+    assert verify_client_secret(second, info.registration_access_token_hash)
+    assert second not in (info.registration_access_token_hash or "")
+    assert http.get(uri, headers=_bearer(first)).status_code == 401  # retired
+    body = {k: v for k, v in read.json.items() if k != "registration_access_token"}
+    put = http.put(uri, json=body, headers=_bearer(second))
+    third = put.json["registration_access_token"]
+    assert put.status_code == 200 and third not in (first, second)
+    assert http.get(uri, headers=_bearer(second)).status_code == 401
+    assert http.get(uri, headers=_bearer(third)).status_code == 200
+
+
+@pytest.mark.postgres
+def test_issue15_also_rfc7592_two_racing_reads_with_one_token_get_one_new_token(
+        pg_engine: Engine) -> None:
+    """The swap of the token hash is a compare-and-swap: of threads presenting the same token at
+    once, exactly one gets a new token (the others 401), and that token is the one stored."""
+    import threading
+
+    app = make_app(pg_engine, dynamic_registration=True)
+    created = _register(app.test_client(), METADATA).json
+    uri = "/oauth/register/" + created["client_id"]
+    barrier = threading.Barrier(6)
+    answers: list[Any] = []
+
+    def read() -> None:
+        http = app.test_client()
+        barrier.wait()
+        answers.append(http.get(uri, headers=_bearer(created["registration_access_token"])))
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [a for a in answers if a.status_code == 200]
+    assert len(ok) == 1 and sorted(a.status_code for a in answers) == [200] + [401] * 5
+    info = get_state(app).components["clients"].get(created["client_id"], fresh=True)
+    assert verify_client_secret(ok[0].json["registration_access_token"],
+                                info.registration_access_token_hash)
 
 
 def test_manually_created_clients_cannot_be_managed_through_registration(engine: Engine) -> None:
@@ -202,8 +261,8 @@ def test_an_update_cannot_point_the_backchannel_inside_either(engine: Engine) ->
     http = app.test_client()
     created = _register(http, METADATA).json
     uri = "/oauth/register/" + created["client_id"]
-    auth = {"Authorization": "Bearer " + created["registration_access_token"]}
-    current = http.get(uri, headers=auth).json
+    current = http.get(uri, headers=_bearer(created["registration_access_token"])).json
+    auth = _bearer(current.pop("registration_access_token"))
     before = snapshot(engine)
     response = http.put(uri, headers=auth,
                         json=current | {"backchannel_logout_uri": "https://192.168.1.1/"})

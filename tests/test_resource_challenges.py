@@ -12,7 +12,8 @@ import pytest
 from flask import Flask
 from freezegun import freeze_time
 
-from oauth_sessions.resource import (
+from oauth_sessions.core.types import Aal
+from oauth_sessions.flask.resource import (
     Challenge,
     ResourceProtector,
     TokenInfo,
@@ -21,7 +22,6 @@ from oauth_sessions.resource import (
     metadata_url,
     www_authenticate,
 )
-from oauth_sessions.types import Aal
 
 NOW = 1_780_000_000
 

@@ -22,10 +22,10 @@ from test_introspection_endpoint import Provider, provider, sid_of
 from werkzeug.serving import make_server
 
 from oauth_sessions import get_state
-from oauth_sessions.database import create_auth_engine
-from oauth_sessions.resource import ResourceProtector, TokenInfo, current_token
-from oauth_sessions.resource_remote import _TtlCache
-from oauth_sessions.types import Aal
+from oauth_sessions.core.types import Aal
+from oauth_sessions.flask.resource import ResourceProtector, TokenInfo, current_token
+from oauth_sessions.flask.resource_remote import _TtlCache
+from oauth_sessions.storage.database import create_auth_engine
 
 RESOURCE = "https://api.example.test/v1"
 

@@ -17,7 +17,7 @@ from factories import (
 )
 from sqlalchemy import Engine, func, select
 
-from oauth_sessions.models import Session
+from oauth_sessions.storage.models import Session
 
 
 class Issued:
@@ -86,7 +86,7 @@ def test_unknown_tokens_answer_200_and_change_nothing(engine: Engine, token: str
 
 def test_forged_refresh_token_for_a_real_session_changes_nothing(engine: Engine) -> None:
     """The session id alone (it is in every token's ``sid``) must not be enough to end it."""
-    from oauth_sessions.refresh_tokens import encode_refresh_token, parse_refresh_token
+    from oauth_sessions.core.refresh_tokens import encode_refresh_token, parse_refresh_token
 
     issued = Issued(engine)
     parsed = parse_refresh_token(issued.tokens["refresh_token"])

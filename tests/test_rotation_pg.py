@@ -1,4 +1,4 @@
-"""The refresh path's libpq statements (``oauth_sessions.rotation_pg``) decode rows exactly as
+"""The refresh path's libpq statements (``oauth_sessions.storage.rotation_pg``) decode rows exactly as
 SQLAlchemy does, fall back when prepared statements are refused, and never retry a write."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from freezegun import freeze_time
 from sqlalchemy import Engine, text, update
 from test_store_support import T0, add_client, add_user, make_store, new_session
 
-from oauth_sessions import rotation_pg
-from oauth_sessions.introspection_store import reserved_connections
-from oauth_sessions.models import Session
-from oauth_sessions.rotation_pg import _time
-from oauth_sessions.store import SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage import rotation_pg
+from oauth_sessions.storage.introspection_store import reserved_connections
+from oauth_sessions.storage.models import Session
+from oauth_sessions.storage.rotation_pg import _time
+from oauth_sessions.storage.sessions import SessionStore
 
 
 @pytest.mark.parametrize(("text_value", "expected"), [

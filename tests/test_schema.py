@@ -176,8 +176,8 @@ def test_row_level_security_enabled_without_policies(pg_engine: Engine) -> None:
 
 def test_the_schema_test_notices_a_changed_index(pg_databases: object, fresh_pg_url: str) -> None:
     """Guard against a schema test that cannot fail: alter one index and compare again."""
-    from oauth_sessions import migrate
-    from oauth_sessions.database import create_auth_engine
+    from oauth_sessions.storage import migrate
+    from oauth_sessions.storage.database import create_auth_engine
 
     engine = create_auth_engine(fresh_pg_url)
     try:

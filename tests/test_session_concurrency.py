@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import Engine
 from test_store_support import add_client, add_user, make_settings, make_store, new_session
 
-from oauth_sessions import errors
-from oauth_sessions.database import create_auth_engine
-from oauth_sessions.refresh_tokens import parse_refresh_token
-from oauth_sessions.store import SessionStore
+from oauth_sessions.core import errors
+from oauth_sessions.core.refresh_tokens import parse_refresh_token
+from oauth_sessions.storage.database import create_auth_engine
+from oauth_sessions.storage.sessions import SessionStore
 
 pytestmark = pytest.mark.postgres
 

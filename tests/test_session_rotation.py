@@ -14,11 +14,11 @@ from freezegun import freeze_time
 from sqlalchemy import Engine, select
 from test_store_support import T0, add_client, add_user, make_store, new_session, recording
 
-from oauth_sessions import errors, signals
-from oauth_sessions.models import Session
-from oauth_sessions.refresh_tokens import encode_refresh_token, parse_refresh_token
-from oauth_sessions.store import SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core import errors, signals
+from oauth_sessions.core.refresh_tokens import encode_refresh_token, parse_refresh_token
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage.models import Session
+from oauth_sessions.storage.sessions import SessionStore
 
 SECOND = timedelta(seconds=1)
 

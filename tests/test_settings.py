@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 
 from oauth_sessions import Aal, ConfigurationError, OAuthSessions, get_state
-from oauth_sessions.settings import load_settings
+from oauth_sessions.core.settings import load_settings
 
 BASE = {"OAUTH_SESSIONS_ISSUER": "https://id.example.com", "SQLALCHEMY_DATABASE_URI": "sqlite://"}
 

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from test_store_support import T0, add_client, add_user, make_store, new_session, recording
 
-from oauth_sessions import signals
-from oauth_sessions.models import Session
+from oauth_sessions.core import signals
+from oauth_sessions.storage.models import Session
 
 SIGNALS = (signals.session_created, signals.session_revoked)
 
@@ -117,7 +117,8 @@ def test_a_failing_receiver_does_not_stop_the_callers_commit(
 
     signals.session_created.connect(broken)
     try:
-        with caplog.at_level(logging.ERROR, logger="oauth_sessions.after_commit"), engine.begin() as conn:
+        with (caplog.at_level(logging.ERROR, logger="oauth_sessions.storage.after_commit"),
+              engine.begin() as conn):
             issued = new_session(store, user, client, conn=conn, now=T0)
     finally:
         signals.session_created.disconnect(broken)

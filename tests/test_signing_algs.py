@@ -24,7 +24,8 @@ from test_code_flow import _verify
 from test_introspection_endpoint import provider
 
 from oauth_sessions import get_state
-from oauth_sessions.jwt_tokens import (
+from oauth_sessions.core.settings import load_settings
+from oauth_sessions.jose.jwt_tokens import (
     InvalidAccessToken,
     InvalidIdTokenHint,
     KeySet,
@@ -36,9 +37,8 @@ from oauth_sessions.jwt_tokens import (
     verify_access_token,
     verify_id_token_hint,
 )
-from oauth_sessions.keys import KeyStore
-from oauth_sessions.models import OAuthSigningKey
-from oauth_sessions.settings import load_settings
+from oauth_sessions.storage.models import OAuthSigningKey
+from oauth_sessions.storage.signing_keys import KeyStore
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=10)

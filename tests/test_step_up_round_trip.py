@@ -21,11 +21,11 @@ from flask.typing import ResponseReturnValue
 from freezegun import freeze_time
 from sqlalchemy import Engine
 
-from oauth_sessions.clients import ClientInfo
-from oauth_sessions.host import Authentication
-from oauth_sessions.resource import ResourceProtector, current_token
-from oauth_sessions.store import AmrEntry
-from oauth_sessions.types import Aal
+from oauth_sessions.core.types import Aal
+from oauth_sessions.flask.host import Authentication
+from oauth_sessions.flask.resource import ResourceProtector, current_token
+from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.sessions import AmrEntry
 
 TOTP_SECRET = pyotp.random_base32()
 

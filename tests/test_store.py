@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, insert, select, text
 from test_store_support import T0, add_client, add_user, make_store, new_session, recording
 
-from oauth_sessions import signals
-from oauth_sessions.key_encryption import KeyEncryptor
-from oauth_sessions.models import LegacyRefreshToken, MfaAmrClaim, Session, User
-from oauth_sessions.refresh_tokens import TOKEN_PREFIX, parse_refresh_token
-from oauth_sessions.store import AmrEntry, SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core import signals
+from oauth_sessions.core.refresh_tokens import TOKEN_PREFIX, parse_refresh_token
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage.key_encryption import KeyEncryptor
+from oauth_sessions.storage.models import LegacyRefreshToken, MfaAmrClaim, Session, User
+from oauth_sessions.storage.sessions import AmrEntry, SessionStore
 
 SESSIONS = Session.__table__
 AMR = MfaAmrClaim.__table__
@@ -92,7 +92,7 @@ def test_keys_are_encrypted_at_rest_and_plain_rows_keep_working(engine: Engine) 
 
 
 def test_an_encrypted_key_moved_to_another_row_does_not_decrypt(engine: Engine) -> None:
-    from oauth_sessions.key_encryption import KeyDecryptionError
+    from oauth_sessions.storage.key_encryption import KeyDecryptionError
 
     user = add_user(engine)
     encryptor = KeyEncryptor({"k1": KeyEncryptor.generate_key()}, "k1")
@@ -150,9 +150,10 @@ def test_revoke_user_all_or_all_but_the_current_one(engine: Engine) -> None:
     user, other = add_user(engine), add_user(engine)
     here, a, b = (new_session(store, user, None).session for _ in range(3))
     theirs = new_session(store, other, None).session
-    assert store.revoke_user(user, except_session=here.id, reason="sign out elsewhere") == 2
+    assert store.revoke_user(user, except_session=here.id, reason="sign out elsewhere",
+                             first_party=True) == 2
     assert [s.id for s in store.list_for_user(user)] == [here.id]
-    assert store.revoke_user(user, reason="password changed") == 1
+    assert store.revoke_user(user, reason="password changed", first_party=True) == 1
     assert store.list_for_user(user) == [] and store.get(theirs.id) is not None
     assert store.get(a.id) is None and store.get(b.id) is None
 
@@ -171,7 +172,7 @@ def test_revoke_client_and_user_client(engine: Engine) -> None:
 
 
 def test_deleting_a_client_ends_its_sessions_by_cascade(engine: Engine) -> None:
-    from oauth_sessions.models import OAuthClient
+    from oauth_sessions.storage.models import OAuthClient
 
     store = make_store(engine)
     user, client = add_user(engine), add_client(engine)
@@ -213,11 +214,11 @@ def test_purge_deletes_only_sessions_at_or_past_not_after_in_batches(engine: Eng
     live = new_session(store, user, None, host_not_after=T0 + timedelta(seconds=1),
                        now=T0 - timedelta(days=1)).session
     forever = new_session(store, user, None, now=T0).session
-    assert store.purge_expired(batch_size=2, now=T0) == 6
+    assert store.purge_expired(batch_size=2, now=T0, first_party=True) == 6
     remaining = {s.id for s in store.list_for_user(user)}
     assert remaining == {live.id, forever.id}
     assert all(s.id not in remaining for s in expired) and at_boundary.session.id not in remaining
-    assert store.purge_expired(batch_size=2, now=T0) == 0
+    assert store.purge_expired(batch_size=2, now=T0, first_party=True) == 0
 
 
 @pytest.mark.postgres
@@ -241,7 +242,7 @@ def test_purge_batch_walks_the_not_after_index(pg_engine: Engine) -> None:
 def test_any_string_is_refused_with_invalid_refresh_token_and_writes_nothing(
     sqlite_engine: Engine, garbage: str
 ) -> None:
-    from oauth_sessions.errors import InvalidRefreshToken, UnknownSession
+    from oauth_sessions.core.errors import InvalidRefreshToken, UnknownSession
 
     store = make_store(sqlite_engine)
     with pytest.raises((InvalidRefreshToken, UnknownSession)):
@@ -257,10 +258,10 @@ def test_application_keys_rotate_and_rewrap_keeps_every_token_working(engine: En
     under_k1 = new_session(SessionStore(engine, settings, KeyEncryptor({"k1": old_key}, "k1")),
                            user, None, now=T0)
     rotated = SessionStore(engine, settings, KeyEncryptor({"k1": old_key, "k2": new_key}, "k2"))
-    assert rotated.rewrap_keys(batch_size=1) == 2
+    assert rotated.rewrap_keys(batch_size=1, first_party=True) == 2
     for issued in (plain, under_k1):
         assert _stored_key(engine, issued.session.id).startswith("enc1:k2:")
-    assert rotated.rewrap_keys() == 0
+    assert rotated.rewrap_keys(first_party=True) == 0
     only_k2 = SessionStore(engine, settings, KeyEncryptor({"k2": new_key}, "k2"))
     for issued in (plain, under_k1):
         assert only_k2.rotate(issued.refresh_token, client_id=None, now=T0).session.counter == 1

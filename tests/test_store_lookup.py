@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select
 from test_store_support import T0, add_client, add_user, make_store, new_session
 
 import oauth_sessions
-from oauth_sessions.introspection_store import StoreSessions
-from oauth_sessions.models import Session
-from oauth_sessions.refresh_tokens import encode_refresh_token
-from oauth_sessions.store import RefreshTokenLookup
+from oauth_sessions.core.refresh_tokens import encode_refresh_token
+from oauth_sessions.storage.introspection_store import StoreSessions
+from oauth_sessions.storage.models import Session
+from oauth_sessions.storage.sessions import RefreshTokenLookup
 
 PACKAGE = pathlib.Path(oauth_sessions.__file__).parent
 
@@ -90,13 +90,13 @@ def _private_reaches(module: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", ["introspection_store", "introspection",
-                                    "introspection_endpoint", "endpoints"])
+@pytest.mark.parametrize("module", ["storage/introspection_store", "core/introspection",
+                                    "protocol/introspection_endpoint", "flask/blueprints"])
 def test_readers_of_sessions_use_only_public_names_of_other_modules(module: str) -> None:
     assert _private_reaches(module) == []
 
 
 def test_store_no_longer_re_exports_rotation_internals() -> None:
-    from oauth_sessions import store
+    from oauth_sessions.storage import sessions as store
 
     assert [n for n in ("_READ", "_amr") if hasattr(store, n)] == []

@@ -15,10 +15,10 @@ from typing import Any
 from blinker import Signal
 from sqlalchemy import Engine, insert
 
-from oauth_sessions.models import OAuthClient, User
-from oauth_sessions.settings import Settings
-from oauth_sessions.store import SessionStore
-from oauth_sessions.types import Aal
+from oauth_sessions.core.settings import Settings
+from oauth_sessions.core.types import Aal
+from oauth_sessions.storage.models import OAuthClient, User
+from oauth_sessions.storage.sessions import SessionStore
 
 ISSUER = "https://issuer.example"
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from oauth_sessions.resource import ResourceProtector, current_token
+from oauth_sessions.flask.resource import ResourceProtector, current_token
 
 
 def add_api(app: Flask) -> None:

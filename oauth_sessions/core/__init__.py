@@ -1,0 +1,1 @@
+"""Rules of the provider that know no Flask, no SQL and no Authlib."""

@@ -1,0 +1,123 @@
+"""Domain errors raised by the stores, and the one place that maps them to RFC 6749 errors.
+
+Every error carries a public :attr:`OAuthSessionsError.description`: a fixed sentence that is
+safe to put in an ``error_description`` (RFC 6749 section 5.2). It never contains the token,
+the session key or anything else the caller sent. Internal detail for operators goes to logs
+through the exception's message, which is separate from the description.
+
+Refresh failures are all ``invalid_grant`` ("the provided authorization grant ... or refresh
+token is invalid, expired, revoked, ... or was issued to another client", RFC 6749 section
+5.2), told apart by their description the way Supabase Auth tells ``refresh_token_not_found``,
+``refresh_token_already_used`` and ``session_expired`` apart. Asking for more scope than was
+granted is ``invalid_scope`` (RFC 6749 section 6).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
+
+from .refresh_tokens import MalformedRefreshToken
+
+__all__ = [
+    "ClientMismatch",
+    "InsufficientAal",
+    "InvalidRefreshToken",
+    "OAuthSessionsError",
+    "RefreshTokenReused",
+    "ScopeNeedsHigherAal",
+    "ScopeNotGranted",
+    "SessionExpired",
+    "SessionInactive",
+    "UnknownSession",
+    "to_oauth2_error",
+]
+
+
+class OAuthSessionsError(Exception):
+    """Base of the library's domain errors.
+
+    ``description`` is public (sent to clients); the exception message is for logs and
+    defaults to the description.
+    """
+
+    description: ClassVar[str] = "the request could not be completed"
+    oauth_error: ClassVar[type[OAuth2Error]] = InvalidGrantError
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.description)
+
+
+class InvalidRefreshToken(OAuthSessionsError, MalformedRefreshToken):
+    """The string is not a refresh token, or its tag does not verify under the session key.
+
+    A forged token for a real session gets the same description as a token of an unknown
+    session, so the answer does not confirm that a guessed session id exists.
+    """
+
+    description = "refresh token not found"
+
+
+class UnknownSession(OAuthSessionsError):
+    """The token names a session that does not exist (revoked, purged or never made)."""
+
+    description = "refresh token not found"
+
+
+class RefreshTokenReused(OAuthSessionsError):
+    """An old refresh token came back: the session has been revoked (RFC 9700 section 4.14.2)."""
+
+    description = "refresh token already used"
+
+
+class SessionExpired(OAuthSessionsError):
+    """The session reached ``not_after``; it never refreshes again."""
+
+    description = "session expired"
+
+
+class SessionInactive(OAuthSessionsError):
+    """The session was not refreshed within the inactivity timeout."""
+
+    description = "session expired due to inactivity"
+
+
+class ClientMismatch(OAuthSessionsError):
+    """The token was issued to another client (RFC 6749 section 6: "bound to the client")."""
+
+    description = "refresh token was issued to another client"
+
+
+class InsufficientAal(OAuthSessionsError):
+    """The session's aal is now below what the client requires (e.g. after a factor removal)."""
+
+    description = "session no longer meets the authentication level the client requires"
+
+
+class ScopeNotGranted(OAuthSessionsError):
+    """The refresh asked for scope beyond the grant, or for a scope the session's aal cannot reach."""
+
+    description = "requested scope exceeds the scope granted to this session"
+    oauth_error = InvalidScopeError
+
+
+class ScopeNeedsHigherAal(ScopeNotGranted):
+    """A scope asked for by name needs a higher aal than the session has now."""
+
+    description = "requested scope requires a higher authentication level than the session has"
+
+
+def to_oauth2_error(exc: Exception) -> OAuth2Error:
+    """The Authlib error to send for ``exc``: the RFC 6749 code with the public description.
+
+    The codec's own :class:`~oauth_sessions.core.refresh_tokens.MalformedRefreshToken` is accepted
+    too, so a caller can pass whatever parsing raised. Anything else is a programming error and
+    is re-raised rather than shown to a client as if it were a protocol answer.
+    """
+    if isinstance(exc, OAuthSessionsError):
+        return exc.oauth_error(description=exc.description)
+    if isinstance(exc, MalformedRefreshToken):
+        return InvalidGrantError(description=InvalidRefreshToken.description)
+    raise TypeError(f"{type(exc).__name__} is not an oauth_sessions domain error") from exc

@@ -1,0 +1,260 @@
+"""Typed, validated settings read from ``app.config`` under the ``OAUTH_SESSIONS_`` prefix.
+
+Every setting is declared once in :data:`SETTINGS` with its type, default, limits
+and a one-line meaning; :func:`load_settings` reads them at start-up and raises
+:class:`ConfigurationError` naming the exact key and what it accepts, so a bad
+deployment fails before it serves a request instead of on the first token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import Aal
+
+PREFIX = "OAUTH_SESSIONS_"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or has a value the library cannot use."""
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                value = int(str(value).strip())
+            except ValueError:
+                raise ConfigurationError(
+                    f"{key} must be a whole number of seconds from {lo} to {hi}, got {value!r}"
+                ) from None
+        if not lo <= value <= hi:
+            raise ConfigurationError(f"{key} must be from {lo} to {hi}, got {value}")
+        return int(value)
+
+    return check
+
+
+def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    def optional(key: str, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        return check(key, value)
+
+    return optional
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{key} must be true or false, got {value!r}")
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _issuer(key: str, value: Any) -> str:
+    value = _string(key, value)
+    # RFC 8414 section 2: https URL with no query or fragment. http is let through
+    # for loopback hosts so the demo and tests can run without TLS.
+    if not re.fullmatch(r"https://[^\s?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/[^\s?#]*)?",
+                        value):
+        raise ConfigurationError(
+            f"{key} must be an https URL without query or fragment "
+            f"(http is allowed only for 127.0.0.1/localhost), got {value!r}"
+        )
+    return str(value).rstrip("/")
+
+
+def _aal(key: str, value: Any) -> Aal:
+    try:
+        return Aal(str(value))
+    except ValueError:
+        raise ConfigurationError(f"{key} must be one of aal1, aal2, aal3, got {value!r}") from None
+
+
+def _aal_map(key: str, value: Any) -> dict[str, Aal]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{key} must be a mapping of name to aal (e.g. {{'payments': 'aal2'}}), got {value!r}"
+        )
+    return {str(k): _aal(f"{key}[{k!r}]", v) for k, v in value.items()}
+
+
+def _choice(*allowed: str) -> Callable[[str, Any], str]:
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            raise ConfigurationError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        return str(value)
+
+    return check
+
+
+def _url_prefix(key: str, value: Any) -> str:
+    value = _string(key, value)
+    if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+        raise ConfigurationError(f"{key} must look like '/oauth' (no trailing slash), got {value!r}")
+    return str(value)
+
+
+def _key_map(key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{key} must be a mapping of key id to a base64url 32-byte key, got {type(value).__name__}"
+        )
+    return {str(k): str(v) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    check: Callable[[str, Any], Any]
+    doc: str
+    required: bool = False
+
+
+DAY = 86400
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ISSUER", None, _issuer, "Issuer identifier (RFC 8414): the base URL of the provider.",
+            required=True),
+    Setting("DATABASE_URL", None, _optional(_string),
+            "SQLAlchemy URL of the database holding the auth schema; defaults to "
+            "SQLALCHEMY_DATABASE_URI."),
+    Setting("DATABASE_POOLER", "auto", _choice("auto", "none", "session", "transaction"),
+            "What stands between the app and PostgreSQL: auto (detect; a pooler found counts as "
+            "transaction), none, session, or transaction (no server-side prepared statement "
+            "outlives its transaction). Applies to the engine the library makes."),
+    Setting("URL_PREFIX", "/oauth", _url_prefix, "Where the OAuth endpoints are mounted."),
+    Setting("ACCESS_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an access token lives."),
+    Setting("ID_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an ID token lives."),
+    Setting("AUTHORIZATION_CODE_LIFETIME", 60, _int_range(10, 600),
+            "Seconds an authorization code can be exchanged."),
+    Setting("REFRESH_TOKEN_REUSE_INTERVAL", 10, _int_range(0, 300),
+            "Seconds after a refresh during which the previous refresh token gets the same "
+            "answer again instead of counting as reuse."),
+    Setting("LOGOUT_HINT_MAX_AGE", DAY, _int_range(60, 30 * DAY),
+            "Seconds after its issue an id_token_hint may still send the browser straight to a "
+            "post_logout_redirect_uri; an older hint ends the session but the user is shown a "
+            "page naming the target instead of being redirected."),
+    Setting("SESSION_TIMEBOX", 30 * DAY, _optional(_int_range(60, 3650 * DAY)),
+            "Hard limit of a session's life in seconds (sets not_after); None for no limit."),
+    Setting("INACTIVITY_TIMEOUT", None, _optional(_int_range(60, 3650 * DAY)),
+            "A session whose last refresh (or creation) is older than this many seconds ends."),
+    Setting("ALWAYS_ISSUE_REFRESH_TOKEN", False, _bool,
+            "Issue refresh tokens without the offline_access scope."),
+    Setting("SINGLE_SESSION_PER_CLIENT", False, _bool,
+            "A new authorization ends the user's earlier sessions with the same client."),
+    Setting("SCOPE_MIN_AAL", {}, _aal_map,
+            "Minimum aal per scope, e.g. {'payments': 'aal2'}."),
+    Setting("AUDIENCE_MIN_AAL", {}, _aal_map,
+            "Minimum aal per resource server (audience or introspecting client id)."),
+    Setting("SIGNING_ALG", "ES256", _choice("ES256", "EdDSA", "RS256"),
+            "Algorithm of the key that signs access tokens, logout tokens and signed "
+            "introspection answers."),
+    Setting("ID_TOKEN_ON_REFRESH", True, _bool,
+            "Return a fresh ID token from refresh_token grants when openid was granted (OIDC Core "
+            "12.2 makes it optional; off saves one ID-token signature per refresh)."),
+    Setting("ID_TOKEN_SIGNING_ALG", "RS256", _choice("ES256", "EdDSA", "RS256"),
+            "Algorithm of the key that signs ID tokens (OIDC Discovery 1.0 section 3: RS256 must "
+            "be supported)."),
+    Setting("ENCRYPTION_KEYS", {}, _key_map,
+            "Application keys {key_id: base64url 32 bytes} that encrypt session HMAC keys at rest."),
+    Setting("ENCRYPTION_KEY_ID", None, _optional(_string),
+            "Which of ENCRYPTION_KEYS encrypts new values."),
+    Setting("DYNAMIC_REGISTRATION", False, _bool,
+            "Enable RFC 7591 dynamic client registration."),
+    Setting("REGISTRATION_INITIAL_ACCESS_TOKEN", None, _optional(_string),
+            "If set, dynamic registration requires this bearer token."),
+    Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
+            "How long a worker may reuse a client record it read (not session rows: never cached)."),
+    Setting("HOT_PATH", True, _bool,
+            "Answer refresh grants and JSON introspection beneath Flask's request cycle when the app "
+            "has no request hooks of its own (oauth_sessions.flask.hot_path); the same rules either way."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one app. Field names are the keys without the prefix, lowercased."""
+
+    issuer: str
+    database_url: str | None = None
+    database_pooler: str = "auto"
+    url_prefix: str = "/oauth"
+    access_token_lifetime: int = 300
+    id_token_lifetime: int = 300
+    authorization_code_lifetime: int = 60
+    refresh_token_reuse_interval: int = 10
+    logout_hint_max_age: int = 86400
+    session_timebox: int | None = 30 * DAY
+    inactivity_timeout: int | None = None
+    always_issue_refresh_token: bool = False
+    single_session_per_client: bool = False
+    scope_min_aal: dict[str, Aal] = field(default_factory=dict)
+    audience_min_aal: dict[str, Aal] = field(default_factory=dict)
+    signing_alg: str = "ES256"
+    id_token_signing_alg: str = "RS256"
+    id_token_on_refresh: bool = True
+    encryption_keys: dict[str, str] = field(default_factory=dict)
+    encryption_key_id: str | None = None
+    dynamic_registration: bool = False
+    registration_initial_access_token: str | None = None
+    client_cache_seconds: int = 5
+    hot_path: bool = True
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read and validate every ``OAUTH_SESSIONS_*`` key.
+
+    ``overrides`` are keyword options given to the extension's constructor; they
+    use the short lowercase names (``issuer=...``) and win over ``config``.
+    """
+    overrides = dict(overrides or {})
+    known = {s.name for s in SETTINGS}
+    for key in config:
+        if key.startswith(PREFIX) and key[len(PREFIX):] not in known:
+            raise ConfigurationError(
+                f"{key} is not a setting of oauth_sessions; known settings: "
+                + ", ".join(PREFIX + n for n in sorted(known))
+            )
+    for name in overrides:
+        if name.upper() not in known:
+            raise ConfigurationError(f"unknown option {name!r} for OAuthSessions()")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        key = PREFIX + setting.name
+        if setting.name.lower() in overrides:
+            raw = overrides[setting.name.lower()]
+        else:
+            raw = config.get(key, setting.default)
+        if raw is None and setting.required:
+            raise ConfigurationError(f"{key} is required: {setting.doc}")
+        values[setting.name.lower()] = setting.check(key, raw) if raw is not None else None
+    if values["database_url"] is None:
+        values["database_url"] = config.get("SQLALCHEMY_DATABASE_URI")
+    keys, key_id = values["encryption_keys"], values["encryption_key_id"]
+    if keys and key_id not in keys:
+        raise ConfigurationError(
+            f"{PREFIX}ENCRYPTION_KEY_ID must name one of {PREFIX}ENCRYPTION_KEYS "
+            f"({', '.join(sorted(keys))}), got {key_id!r}"
+        )
+    if key_id and not keys:
+        raise ConfigurationError(f"{PREFIX}ENCRYPTION_KEY_ID is set but {PREFIX}ENCRYPTION_KEYS is empty")
+    return Settings(**values)

@@ -1,0 +1,210 @@
+"""The authorization endpoint's Flask view (RFC 6749 section 4.1.1, OIDC Core 3.1.2).
+
+Its pipeline, in order: the request (:func:`~oauth_sessions.protocol.code_grant.parse_authorization_request`:
+client, exact redirect URI, then everything whose errors may be redirected) → who is signed in
+(the host; ``prompt=login`` and ``max_age`` force a new sign-in) → assurance level (``acr_values``,
+scopes, client minimum: step-up through the host) → consent (remembered grants cover the same
+or fewer scopes; ``prompt=consent`` always asks) → a one-time code, sent back with ``state`` and
+RFC 9207 ``iss``. ``prompt=none`` turns every interaction into its OIDC error instead.
+
+The consent page posts back with a CSRF ticket signed with the app's ``SECRET_KEY``: it binds
+the answer to the signed-in user and to the exact request, for ten minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from flask import Response, current_app, request, url_for
+from flask.typing import ResponseReturnValue
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from ..core.types import normalize_ip
+from ..core.uris import host_of
+from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
+from .blueprints import NO_STORE, error_page, error_response, request_params
+from .extension import AppState, get_state
+from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter
+
+__all__ = ["authorize"]
+
+_CONSENT_MAX_AGE: Final = 600
+#: The parameters a consent ticket binds (RFC 6749 4.1.1, RFC 7636 4.3, OIDC Core 3.1.2.1).
+#: Fields a host adds to its own form (its CSRF token, say) are left out on purpose.
+_BOUND_PARAMETERS: Final = frozenset({
+    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+    "code_challenge_method", "prompt", "max_age", "acr_values", "response_mode", "login_hint",
+    "ui_locales", "claims_locales", "display", "id_token_hint",
+})
+
+def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
+    """Errors go back to the client by redirect only when that is safe and vetted.
+
+    Without a checked redirect URI the user sees the error (RFC 6749 section 4.1.2.1). For a
+    client no operator verified, the redirect URI is whatever its registrant typed, so an
+    automatic error redirect would make this server an open redirector (RFC 9700 section
+    4.11.2): the user sees the error page, which names the target and links to it.
+    """
+    if exc.redirect_uri is None:
+        return error_page(ErrorPage(exc.error, exc.description, exc.status, exc.client))
+    params = [("error", exc.error), ("error_description", exc.description)]
+    if exc.state:
+        params.append(("state", exc.state))
+    params.append(("iss", issuer))  # RFC 9207 section 2: in error responses too
+    location = add_params_to_uri(exc.redirect_uri, params)
+    if exc.client is None or not exc.client.verified:
+        return error_page(ErrorPage(exc.error, exc.description, exc.status, exc.client,
+                                    continue_url=location,
+                                    continue_host=host_of(exc.redirect_uri)))
+    return Response(status=302, headers={"Location": location, **NO_STORE})
+
+
+def _authorize_url(params: Mapping[str, str], *, drop_login: bool) -> str:
+    """This request as a GET URL, for the host to come back to after login or step-up."""
+    query = dict(params)
+    for key in ("decision", "consent_ticket"):
+        query.pop(key, None)
+    if drop_login:
+        # prompt=login and max_age are satisfied by the sign-in we are sending the user to;
+        # keeping them would loop (a fresh sign-in is already a second or two old when the
+        # browser comes back, so max_age=0 could never pass). The relying party still checks
+        # the ID token's auth_time against its max_age (OIDC Core 3.1.3.7 step 13).
+        query.pop("max_age", None)
+    if drop_login and "prompt" in query:
+        rest = [p for p in query["prompt"].split(" ") if p and p != "login"]
+        if rest:
+            query["prompt"] = " ".join(rest)
+        else:
+            del query["prompt"]
+    return url_for("oauth_sessions.authorize") + "?" + urlencode(query)
+
+
+def _needs_login(req: AuthorizationRequest, auth: Authentication | None, posted: bool) -> bool:
+    if auth is None:
+        return True
+    if "login" in req.prompt and not posted:
+        return True
+    if req.max_age is not None:
+        age = (datetime.now(UTC) - auth.auth_time).total_seconds()
+        if age > req.max_age:
+            return True
+    return False
+
+
+def authorize() -> ResponseReturnValue:
+    """``/authorize``: request → sign-in → assurance level → consent → code (RFC 6749 4.1)."""
+    state = get_state()
+    issuer = state.settings.issuer
+    params = request_params()
+    try:
+        req = parse_authorization_request(params, state.components["clients"], state.settings)
+    except AuthorizeError as exc:
+        return _redirect_error(exc, issuer)
+
+    def fail(error: str, description: str) -> ResponseReturnValue:
+        return _redirect_error(AuthorizeError(error, description, redirect_uri=req.redirect_uri,
+                                              state=req.state, client=req.client), issuer)
+
+    host: HostAdapter = state.components["host"]
+    posted = request.method == "POST" and "decision" in request.form
+    auth = host.current_authentication()
+    if _needs_login(req, auth, posted):
+        if "none" in req.prompt:
+            return fail("login_required", "the user is not signed in")
+        return host.login(_authorize_url(params, drop_login=True),
+                          " ".join(sorted(req.prompt)) or None)
+    assert auth is not None
+    if auth.aal < req.required_aal:
+        if "none" in req.prompt:
+            return fail("interaction_required", "a higher authentication level is required")
+        return host.step_up(_authorize_url(params, drop_login=False), req.required_aal)
+    consents = state.components["consents"]
+    granted = consents.granted(auth.user_id, req.client.id)
+    if posted:
+        if not _check_ticket(request.form.get("consent_ticket", ""), auth, params):
+            return error_response("invalid_request", "the consent form is invalid or has expired")
+        if request.form.get("decision") != "approve":
+            return fail("access_denied", "the user denied the request")
+        consents.grant(auth.user_id, req.client.id, req.scopes)
+    elif "consent" in req.prompt or not set(req.scopes) <= set(granted):
+        if "none" in req.prompt:
+            return fail("consent_required", "the user has not approved this client")
+        fields = tuple((k, v) for k, v in params.items() if k not in {"decision", "consent_ticket"})
+        info = ConsentRequest(
+            client=req.client, user_id=auth.user_id, scopes=req.scopes, granted_scopes=granted,
+            action=url_for("oauth_sessions.authorize"),
+            form_fields=(*fields, ("consent_ticket", _make_ticket(auth, params))),
+            redirect_uri=req.redirect_uri,
+        )
+        return host.render_consent(info)
+    return _issue_code(state, req, auth)
+
+
+def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication) -> Response:
+    latest: dict[str, int] = {}
+    for entry in auth.amr:
+        latest[entry.method] = max(latest.get(entry.method, 0), int(entry.timestamp.timestamp()))
+    code = state.components["authorizations"].issue(
+        client_id=req.client.id, user_id=auth.user_id, redirect_uri=req.redirect_uri,
+        scopes=req.scopes, state=req.state, nonce=req.nonce, code_challenge=req.code_challenge,
+        code_challenge_method="S256", aal=auth.aal, amr=sorted(latest.items()),
+        factor_id=auth.factor_id, auth_time=auth.auth_time, not_after=auth.not_after,
+        user_agent=_user_agent(), ip=_ip(),
+    )
+    params = [("code", code)]
+    if req.state:
+        params.append(("state", req.state))
+    params.append(("iss", state.settings.issuer))  # RFC 9207: mix-up defence
+    return Response(status=302, headers={"Location": add_params_to_uri(req.redirect_uri, params),
+                                         **NO_STORE})
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    secret = current_app.secret_key
+    if not secret:
+        raise RuntimeError("the consent page needs app.secret_key (Flask's SECRET_KEY) to sign "
+                           "its CSRF ticket; set SECRET_KEY in the app config")
+    return URLSafeTimedSerializer(secret, salt="oauth-sessions-consent")
+
+
+def _request_digest(params: Mapping[str, str]) -> str:
+    items = sorted((k, v) for k, v in params.items() if k in _BOUND_PARAMETERS)
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def _make_ticket(auth: Authentication, params: Mapping[str, str]) -> str:
+    """A CSRF ticket binding the consent answer to this user and this exact request."""
+    return str(_serializer().dumps({"u": str(auth.user_id), "r": _request_digest(params)}))
+
+
+def _check_ticket(ticket: str, auth: Authentication, params: Mapping[str, str]) -> bool:
+    try:
+        data = _serializer().loads(ticket, max_age=_CONSENT_MAX_AGE)
+    except BadSignature:
+        return False
+    return (isinstance(data, dict) and data.get("u") == str(auth.user_id)
+            and data.get("r") == _request_digest(params))
+
+
+def _user_agent() -> str | None:
+    value = request.headers.get("User-Agent")
+    return value[:512] if value else None
+
+
+def _ip() -> str | None:
+    """The browser's address as the WSGI server saw it (a proxy-aware host sets
+    ``remote_addr`` with Werkzeug's ``ProxyFix``). Anything unparseable is dropped."""
+    value = request.remote_addr
+    if not value:
+        return None
+    try:
+        return normalize_ip(value)
+    except ValueError:
+        return None
+

@@ -1,0 +1,170 @@
+"""The Flask extension: ``OAuthSessions(app)`` or ``OAuthSessions().init_app(app)``.
+
+Per-app state lives in ``app.extensions["oauth_sessions"]`` (an :class:`AppState`),
+never on the extension object, so one extension instance can serve several apps
+(app factories, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from ..core.settings import ConfigurationError, Settings, load_settings
+from ..protocol.backchannel import BackchannelSender
+from ..storage.database import create_auth_engine, watch_pooler
+from ..storage.migrate import check_privileges
+from .host import HostAdapter
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "oauth_sessions"
+
+
+@dataclass
+class AppState:
+    """Everything the library keeps for one Flask app."""
+
+    settings: Settings
+    engine: Engine
+    components: dict[str, Any] = field(default_factory=dict)
+
+
+class OAuthSessions:
+    """Plug a session-backed OAuth 2.1 / OpenID Connect provider into a Flask app.
+
+    Options given here use the settings' short names (``issuer=...``) and win over
+    ``app.config["OAUTH_SESSIONS_..."]``. An ``engine`` may be passed to share the
+    host's SQLAlchemy engine; otherwise one is made from the settings. ``backchannel``
+    configures the delivery of logout tokens (timeouts, retries; see
+    :class:`~oauth_sessions.protocol.backchannel.BackchannelSender`).
+    """
+
+    def __init__(self, app: Flask | None = None, *, engine: Engine | None = None,
+                 host: HostAdapter | None = None, backchannel: BackchannelSender | None = None,
+                 **options: Any) -> None:
+        self._options = options
+        self._engine = engine
+        self._host = host
+        self._backchannel = backchannel
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, host: HostAdapter | None = None) -> None:
+        """Validate the settings, build the stores, mount the endpoints and the CLI on ``app``.
+
+        Raises :class:`~oauth_sessions.core.settings.ConfigurationError` naming the key when a setting is
+        bad, and :class:`~oauth_sessions.storage.migrate.PrivilegeError` naming the grant and the
+        role when the database role lacks a privilege on a table it uses, so a misconfigured
+        deployment fails at start-up. ``host`` overrides the one given to
+        the constructor (app factories). Once per app: a second call raises.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "oauth_sessions is already initialised on this app; call init_app once per app"
+            )
+        settings = load_settings(app.config, self._options)
+        engine = self._engine
+        if engine is None:
+            if not settings.database_url:
+                raise ConfigurationError(
+                    "OAUTH_SESSIONS_DATABASE_URL (or SQLALCHEMY_DATABASE_URI) is required: "
+                    "the SQLAlchemy URL of the database holding the auth schema"
+                )
+            engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+        else:
+            watch_pooler(engine, settings.database_pooler)  # no-op if made by create_auth_engine
+        try:
+            check_privileges(engine)  # PrivilegeError names the grant and the role
+        except DBAPIError as exc:  # unreachable now: requests answer 503 until it is back
+            log.warning("start-up privilege check skipped: %s", type(exc).__name__)
+        state = AppState(settings=settings, engine=engine)
+        state.components.update(_build_components(app, settings, engine,
+                                                  host or self._host or HostAdapter()))
+        # Back-channel logout (OIDC Back-Channel Logout 1.0) and the event log lines: both
+        # listen to the session signals of every app and find this app's parts by the sender.
+        from ..core.events import connect_logging
+        from ..protocol.backchannel import connect_signals
+
+        state.components["backchannel"] = self._backchannel or BackchannelSender()
+        connect_signals()
+        connect_logging()
+        app.extensions[EXTENSION_KEY] = state
+        from .blueprints import register_blueprints
+        from .cli import cli
+
+        register_blueprints(app, state)
+        if settings.hot_path:
+            from .hot_path import install
+
+            install(app, state)
+
+        if "oauth-sessions" not in app.cli.commands:
+            app.cli.add_command(cli)
+
+
+def _build_components(app: Flask, settings: Settings, engine: Engine,
+                      host: HostAdapter) -> dict[str, Any]:
+    """The per-app objects, under the names of docs/architecture.md."""
+    from ..protocol.client_auth import AssertionLedger
+    from ..protocol.server import OAuthServer
+    from ..storage.authorizations import AuthorizationStore, ConsentStore
+    from ..storage.clients import ClientStore
+    from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
+    from ..storage.sessions import SessionStore
+    from ..storage.signing_keys import RELOAD_SECONDS, KeyStore
+
+    box: SecretBox = (KeyEncryptor(settings.encryption_keys, settings.encryption_key_id or "")
+                      if settings.encryption_keys else PlainKeys())
+    sessions = SessionStore(engine, settings, box, sender=app)
+    clients = ClientStore(engine, cache_seconds=settings.client_cache_seconds, sender=app,
+                          sessions=sessions)
+    # Old keys stay published for the longest token life plus two reload periods, so a token
+    # signed by a worker that has not yet seen a rotation still verifies everywhere.
+    grace = timedelta(seconds=max(settings.access_token_lifetime, settings.id_token_lifetime)
+                      + 2 * RELOAD_SECONDS)
+    return {
+        "sessions": sessions,
+        "clients": clients,
+        "keys": KeyStore(engine, alg=settings.signing_alg, publish_grace=grace, box=box,
+                         id_token_alg=settings.id_token_signing_alg),
+        "authorizations": AuthorizationStore(
+            engine, code_lifetime=settings.authorization_code_lifetime),
+        "consents": ConsentStore(engine),
+        "server": OAuthServer(clients, ledger=AssertionLedger(engine), audiences=lambda: (
+            settings.issuer, settings.issuer + settings.url_prefix + "/token",
+            settings.issuer + settings.url_prefix + "/revoke")),
+        "host": host,
+    }
+
+
+def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None = None) -> int:
+    """Forget what ``user_id`` granted ``client_id`` and end their sessions with it.
+
+    Returns the number of sessions ended. The next authorization asks for consent again.
+    """
+    components = get_state(app).components
+    components["consents"].revoke(user_id, client_id)
+    ended: int = components["sessions"].revoke_user_client(user_id, client_id,
+                                                            reason="consent_revoked")
+    return ended
+
+
+def get_state(app: Flask | None = None) -> AppState:
+    """The library's state for ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    try:
+        state: AppState = target.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "oauth_sessions is not initialised on this app: call OAuthSessions(app) or "
+            "OAuthSessions().init_app(app) first"
+        ) from None
+    return state

@@ -1,0 +1,380 @@
+"""The resource-server side: protect Flask views with bearer tokens of this provider.
+
+::
+
+    protector = ResourceProtector.local(resource="https://api.example.com")      # same app + db
+    protector = ResourceProtector.remote("https://id.example.com/oauth/introspect",
+                                         client_id, client_secret)             # any Flask app
+
+    @app.get("/payments")
+    @protector.require(scope="payments", aal="aal2")
+    def payments():
+        return {"user": current_token().sub}
+
+Failures answer as the RFCs say, with the same error in a JSON body:
+
+* no token: 401, ``WWW-Authenticate: Bearer realm="…"`` without an error (RFC 6750 section 3.1);
+* a token that is not active now: 401 ``error="invalid_token"``;
+* a scope missing: 403 ``error="insufficient_scope", scope="…"`` (the scope needed);
+* assurance too low or authentication too old: 401
+  ``error="insufficient_user_authentication", acr_values="aal2"`` or ``max_age="…"`` (RFC 9470
+  section 3): the client sends the user back to ``/authorize`` with those values and retries with
+  the new token.
+
+Every challenge carries ``resource_metadata`` (RFC 9728 section 5.1) when a resource identifier
+is configured, and :meth:`ResourceProtector.init_app` publishes that metadata document.
+
+Local mode runs the very pipeline of the introspection endpoint in-process (one primary-key
+read per request). Remote mode calls the introspection endpoint over a keep-alive connection
+pool with connect/read timeouts. Its optional cache is **off by default**: with
+``cache_ttl=N`` a revoked session's tokens may still be accepted for up to N seconds, i.e. the
+TTL *is* the revocation delay. Only active answers are cached, never past the token's ``exp``,
+keyed by a SHA-256 of the token (the token itself is never kept).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Flask, Response, current_app, g, jsonify, request
+
+from ..core import policy
+from ..core.types import Aal
+
+__all__ = [
+    "Challenge",
+    "ResourceProtector",
+    "TokenInfo",
+    "current_token",
+    "metadata_url",
+    "www_authenticate",
+]
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+_G_KEY = "oauth_sessions_token"
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+
+# --------------------------------------------------------------------------- the token a view sees
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An active token as a view sees it, from an RFC 7662 answer (local or remote)."""
+
+    sub: str
+    client_id: str
+    scopes: tuple[str, ...]
+    aal: Aal
+    session_id: str | None
+    amr: tuple[str, ...]
+    auth_time: int | None
+    exp: int | None
+    username: str | None
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_introspection(cls, body: Mapping[str, Any]) -> TokenInfo:
+        """Build from an active RFC 7662 response; ``ValueError`` when it lacks what we need."""
+        sub, client_id = body.get("sub"), body.get("client_id")
+        if not isinstance(sub, str) or not isinstance(client_id, str):
+            raise ValueError("introspection answer lacks sub or client_id")
+        scope = body.get("scope", "")
+        amr = body.get("amr", [])
+        return cls(
+            sub=sub,
+            client_id=client_id,
+            scopes=policy.parse_scope(scope if isinstance(scope, str) else ""),
+            aal=Aal(body.get("aal", "aal1")),
+            session_id=body.get("sid") if isinstance(body.get("sid"), str) else None,
+            amr=tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
+            auth_time=_int(body.get("auth_time")),
+            exp=_int(body.get("exp")),
+            username=body.get("username") if isinstance(body.get("username"), str) else None,
+            raw=dict(body),
+        )
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def current_token() -> TokenInfo:
+    """The token of the current request, inside a view protected by ``require``."""
+    token: TokenInfo | None = g.get(_G_KEY)
+    if token is None:
+        raise RuntimeError("current_token() is only available inside a view decorated with require()")
+    return token
+
+
+# --------------------------------------------------------------------------- challenges
+
+
+@dataclass(eq=False)
+class Challenge(Exception):
+    """A refusal to render as ``WWW-Authenticate`` + JSON (RFC 6750 section 3, RFC 9470 section 3)."""
+
+    status: int
+    error: str | None = None
+    description: str | None = None
+    scope: str | None = None
+    acr_values: str | None = None
+    max_age: int | None = None
+
+
+def _quote(value: str) -> str:
+    """RFC 9110 section 5.6.4 quoted-string; our values are ASCII already, escape the two specials."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def www_authenticate(challenge: Challenge, *, realm: str, resource_metadata: str | None) -> str:
+    """The ``Bearer`` challenge: parameters in RFC 6750 section 3 order, then RFC 9470/9728 ones."""
+    params: list[tuple[str, str]] = [("realm", realm)]
+    if challenge.error:
+        params.append(("error", challenge.error))
+    if challenge.description:
+        params.append(("error_description", challenge.description))
+    if challenge.scope:
+        params.append(("scope", challenge.scope))
+    if challenge.acr_values:
+        params.append(("acr_values", challenge.acr_values))
+    if challenge.max_age is not None:
+        params.append(("max_age", str(challenge.max_age)))
+    if resource_metadata:
+        params.append(("resource_metadata", resource_metadata))
+    return "Bearer " + ", ".join(f"{k}={_quote(v)}" for k, v in params)
+
+
+def metadata_url(resource: str) -> str:
+    """RFC 9728 section 3.1: the well-known segment goes between the host and the path."""
+    parts = urlsplit(resource)
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN + path, parts.query, ""))
+
+
+def _bearer_token() -> str:
+    """The token from ``Authorization: Bearer`` (RFC 6750 section 2.1, the only method offered).
+
+    Tokens in the query string end up in logs and Referer headers, so they are not read.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise Challenge(401)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise Challenge(401)
+    token = token.strip(" ")
+    if not token or " " in token:
+        raise Challenge(400, "invalid_request", "the Authorization header must be 'Bearer <token>'")
+    return token
+
+
+# --------------------------------------------------------------------------- validators
+
+
+class TokenValidator:
+    """Answers "which token is this, if active now?"; raises :class:`Challenge` otherwise."""
+
+    def validate(self, token: str) -> TokenInfo:
+        """The active token, or raise :class:`Challenge` (``invalid_token``, an aal challenge, or 503)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections (remote mode); the validator is not used afterwards."""
+
+
+class LocalValidator(TokenValidator):
+    """Runs the introspection pipeline in-process against the app's own database."""
+
+    def __init__(self, resource: str | None) -> None:
+        self.resource = resource
+
+    def validate(self, token: str) -> TokenInfo:
+        from ..core.introspection import AalTooLow, Inactive, check_token
+        from ..protocol.introspection_endpoint import checks_for
+        from .outage import _unavailable
+
+        audiences = [self.resource] if self.resource else []
+        try:
+            active = check_token(token, checks_for(current_app), audiences=audiences)
+        except AalTooLow as exc:
+            raise _aal_challenge(exc.required) from None
+        except Inactive as exc:
+            log.debug("bearer token refused: %s", exc.reason)
+            raise Challenge(401, "invalid_token", "the access token is not active") from None
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
+            # The host's routes have no outage handler of ours: answer like remote mode, "try
+            # later", never invalid_token for a token that may well be good.
+            log.warning("session database unavailable: %s", type(exc).__name__)
+            raise Challenge(503, "temporarily_unavailable", "token validation unavailable") from None
+        if active.token_type != "access_token":
+            raise Challenge(401, "invalid_token", "a refresh token is not a bearer access token")
+        return TokenInfo.from_introspection(active.response())
+
+
+def _aal_challenge(required: Aal) -> Challenge:
+    return Challenge(
+        401,
+        "insufficient_user_authentication",
+        f"authentication at {required.value} or higher is required",
+        acr_values=required.value,
+    )
+
+
+# --------------------------------------------------------------------------- the protector
+
+
+class ResourceProtector:
+    """Guards views with ``require(scope=..., aal=..., max_age=...)``.
+
+    ``resource`` is this resource server's identifier (an https URL, RFC 9728 section 1.2): it is
+    the audience whose ``OAUTH_SESSIONS_AUDIENCE_MIN_AAL`` applies in local mode, and the base
+    of the metadata URL named in every challenge.
+    """
+
+    def __init__(
+        self,
+        validator: TokenValidator,
+        *,
+        resource: str | None = None,
+        realm: str = "oauth_sessions",
+        authorization_servers: Iterable[str] = (),
+    ) -> None:
+        self.validator = validator
+        self.resource = resource
+        self.realm = realm
+        self.authorization_servers = list(authorization_servers)
+
+    @classmethod
+    def local(cls, app: Flask | None = None, *, resource: str | None = None,
+              realm: str = "oauth_sessions") -> ResourceProtector:
+        """Validate against this app's own ``OAuthSessions`` (same database, no HTTP)."""
+        protector = cls(LocalValidator(resource), resource=resource, realm=realm)
+        if app is not None:
+            from .extension import get_state
+
+            protector.authorization_servers = [get_state(app).settings.issuer]
+        return protector
+
+    @classmethod
+    def remote(cls, introspection_url: str, client_id: str, client_secret: str, *,
+               cache_ttl: float = 0, cache_size: int = 10_000, timeout: tuple[float, float] = (2.0, 5.0),
+               pool_size: int = 10, resource: str | None = None, realm: str = "oauth_sessions",
+               authorization_servers: Iterable[str] = ()) -> ResourceProtector:
+        """Validate through a remote introspection endpoint; ``cache_ttl`` is the revocation delay."""
+        try:
+            from .resource_remote import RemoteValidator
+        except ImportError as exc:
+            raise RuntimeError("remote mode needs requests: pip install 'oauth_sessions[resource]'"
+                               ) from exc
+        validator = RemoteValidator(introspection_url, client_id, client_secret, timeout=timeout,
+                                    pool_size=pool_size, cache_ttl=cache_ttl, cache_size=cache_size)
+        return cls(validator, resource=resource, realm=realm,
+                   authorization_servers=authorization_servers)
+
+    def require(self, scope: str | Iterable[str] | None = None, aal: Aal | str | None = None,
+                max_age: int | None = None) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
+        """Decorate a view: a bearer token active now, holding ``scope``, at ``aal`` or higher,
+        and (``max_age``) from an authentication at most that many seconds old."""
+        needed_scopes = policy.parse_scope(scope)
+        needed_aal = Aal(aal) if aal is not None else None
+
+        def decorator(view: Callable[P, R]) -> Callable[P, R | Response]:
+            @functools.wraps(view)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+                try:
+                    info = self.validator.validate(_bearer_token())
+                    check_grant(info, needed_scopes, needed_aal, max_age)
+                except Challenge as challenge:
+                    return self.challenge_response(challenge)
+                setattr(g, _G_KEY, info)
+                return view(*args, **kwargs)
+
+            return wrapper
+
+        return decorator
+
+    def close(self) -> None:
+        """Close the remote mode's connection pool (e.g. at shutdown or the end of a test)."""
+        self.validator.close()
+
+    def challenge_response(self, challenge: Challenge) -> Response:
+        """The HTTP answer to a refusal: status, ``WWW-Authenticate`` and the same error as JSON."""
+        body: dict[str, str] = {}
+        if challenge.error:
+            body["error"] = challenge.error
+            if challenge.description:
+                body["error_description"] = challenge.description
+        response = jsonify(body)
+        response.status_code = challenge.status
+        if challenge.status in (401, 403) or challenge.error == "invalid_request":
+            response.headers["WWW-Authenticate"] = www_authenticate(
+                challenge, realm=self.realm,
+                resource_metadata=metadata_url(self.resource) if self.resource else None,
+            )
+        if challenge.status == 503:
+            response.headers["Retry-After"] = "1"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    # ----------------------------------------------------------------------- RFC 9728
+
+    def metadata(self, *, scopes_supported: Iterable[str] = (), resource_name: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+        """The protected-resource metadata document (RFC 9728 section 2)."""
+        if not self.resource:
+            raise RuntimeError("set resource='https://…' on the ResourceProtector to publish metadata")
+        servers = self.authorization_servers
+        if not servers and isinstance(self.validator, LocalValidator):
+            from .extension import get_state
+
+            servers = [get_state().settings.issuer]
+        document: dict[str, Any] = {
+            "resource": self.resource,
+            "authorization_servers": list(servers),
+            "bearer_methods_supported": ["header"],
+        }
+        scopes = list(scopes_supported)
+        if scopes:
+            document["scopes_supported"] = scopes
+        if resource_name:
+            document["resource_name"] = resource_name
+        document.update(extra)
+        return document
+
+    def init_app(self, app: Flask, **metadata: Any) -> None:
+        """Serve the metadata at the RFC 9728 well-known URL of ``resource`` (path inserted)."""
+        if not self.resource:
+            raise RuntimeError("set resource='https://…' on the ResourceProtector to publish metadata")
+        path = urlsplit(metadata_url(self.resource)).path
+
+        def protected_resource_metadata() -> Response:
+            response = jsonify(self.metadata(**metadata))
+            response.headers["Cache-Control"] = "public, max-age=3600"
+            return response
+
+        app.add_url_rule(path, endpoint=f"oauth_sessions_prm_{id(self)}",
+                         view_func=protected_resource_metadata, methods=["GET"])
+
+
+def check_grant(info: TokenInfo, scopes: tuple[str, ...], aal: Aal | None, max_age: int | None) -> None:
+    """Scope first (a step-up cannot add a scope), then assurance, then authentication age."""
+    missing = [s for s in scopes if s not in info.scopes]
+    if missing:
+        raise Challenge(403, "insufficient_scope", "the access token lacks a required scope",
+                        scope=" ".join(scopes))
+    if aal is not None and info.aal < aal:
+        raise _aal_challenge(aal)
+    if max_age is not None and (info.auth_time is None or time.time() - info.auth_time > max_age):
+        raise Challenge(401, "insufficient_user_authentication",
+                        "a more recent authentication is required", max_age=max_age)

@@ -1,0 +1,189 @@
+"""``private_key_jwt`` client authentication (RFC 7523 section 2.2 and 3, OIDC Core section 9).
+
+The client proves itself with a JWT it signed with a key whose public half it registered
+(``jwks`` metadata). The checks, in order, each failing with 401 ``invalid_client``:
+
+1. ``client_assertion_type`` is the JWT bearer type and ``client_assertion`` is there;
+2. the unverified ``sub`` names a client registered for ``private_key_jwt`` with keys;
+3. the signature verifies under one of those keys, with an asymmetric algorithm only (so
+   ``none`` and HMAC-with-a-public-key confusions cannot pass);
+4. ``iss`` = ``sub`` = the client id; ``aud`` names this server (issuer, token or revocation
+   endpoint); ``exp`` is in the future but at most an hour away; ``iat``/``nbf`` not in
+   the future; ``jti`` present;
+5. the ``jti`` has not been seen before: it is recorded (hashed) in
+   ``auth.oauth_client_assertions`` until the assertion expires, which makes the assertion
+   one-time across every worker ("MUST only be used once", OIDC Core section 9).
+
+Only step 5 writes, and only for an assertion that passed every other check.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+
+from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import Engine, Table, delete, insert
+from sqlalchemy.exc import IntegrityError
+
+from ..jose.jwt_tokens import MAX_TOKEN_LENGTH, json_depth_within
+from ..storage.clients import OAuthClientWrapper
+from ..storage.models import OAuthClientAssertion
+
+__all__ = ["ASSERTION_TYPE", "AssertionLedger", "PrivateKeyJwt", "parse_client_jwks"]
+
+ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+SIGNING_ALGS: Final = ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
+MAX_LIFETIME: Final = 3600  # Authlib's own clients sign for one hour
+LEEWAY: Final = 30
+MAX_KEYS: Final = 10
+
+_ASSERTIONS = cast(Table, OAuthClientAssertion.__table__)
+
+
+def parse_client_jwks(value: Any) -> str:
+    """Validate a client's registered JWK Set (public keys only) and return its JSON text."""
+    data = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise ValueError("jwks must be a JWK Set object with a keys array")
+    keys = data["keys"]
+    if not 1 <= len(keys) <= MAX_KEYS:
+        raise ValueError(f"jwks must hold 1 to {MAX_KEYS} keys")
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") not in {"EC", "RSA", "OKP"}:
+            raise ValueError("jwks keys must be EC, RSA or OKP public keys")
+        if {"d", "p", "q", "dp", "dq", "qi", "k"} & set(key):
+            raise ValueError("jwks must contain public keys only")
+    try:
+        KeySet.import_key_set(cast(Any, data))
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError("jwks holds a key that cannot be imported") from exc
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+class AssertionLedger:
+    """One-time use of assertion ``jti`` values, shared by every worker through the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def consume(self, client_id: uuid.UUID, jti: str, expires_at: datetime,
+                *, now: datetime | None = None) -> bool:
+        """Record ``jti``; False when it was already recorded (a replay)."""
+        now = now or datetime.now(UTC)
+        digest = hashlib.sha256(f"{client_id}:{jti}".encode()).hexdigest()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(delete(_ASSERTIONS).where(_ASSERTIONS.c.client_id == client_id,
+                                                       _ASSERTIONS.c.expires_at < now))
+                conn.execute(insert(_ASSERTIONS).values(jti_hash=digest, client_id=client_id,
+                                                        expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
+
+    def purge(self, *, now: datetime | None = None) -> int:
+        """Forget expired ``jti`` values (their assertions can no longer be accepted anyway)."""
+        cutoff = now or datetime.now(UTC)
+        with self._engine.begin() as conn:
+            return int(conn.execute(delete(_ASSERTIONS).where(_ASSERTIONS.c.expires_at < cutoff))
+                       .rowcount)
+
+
+def _fail(description: str) -> InvalidClientError:
+    return InvalidClientError(status_code=401, description=description)
+
+
+def _b64_json_text(segment: str) -> str:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8")
+
+
+def _unverified_subject(assertion: str) -> str:
+    """``sub`` read before verification, only to find which client's keys to verify with.
+
+    Header and payload are bounded in size and nesting before either is parsed (here or by
+    joserfc), so no assertion can make a JSON decoder recurse out of the stack (issue 15 item 9).
+    """
+    parts = assertion.split(".")
+    if len(assertion) > MAX_TOKEN_LENGTH or len(parts) != 3:
+        raise _fail("client_assertion is not a JWT")
+    try:
+        header, payload = _b64_json_text(parts[0]), _b64_json_text(parts[1])
+    except (ValueError, UnicodeError):
+        raise _fail("client_assertion is not a JWT") from None
+    if not (json_depth_within(header) and json_depth_within(payload)):
+        raise _fail("client_assertion nests too deeply")
+    try:
+        claims = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise _fail("client_assertion is not a JWT") from None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    if not isinstance(sub, str):
+        raise _fail("client_assertion has no sub")
+    return sub
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class PrivateKeyJwt:
+    """An Authlib client-auth method: ``func(query_client, request) -> client | None``."""
+
+    def __init__(self, ledger: AssertionLedger, audiences: Callable[[], Sequence[str]]) -> None:
+        self._ledger = ledger
+        self._audiences = audiences
+
+    def __call__(self, query_client: Callable[[str], OAuthClientWrapper | None],
+                 request: OAuth2Request) -> OAuthClientWrapper | None:
+        form = request.form
+        if "client_assertion_type" not in form and "client_assertion" not in form:
+            return None  # another method's request
+        assertion = form.get("client_assertion")
+        if form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
+            raise _fail("client_assertion_type must be the JWT bearer type, with client_assertion")
+        client = query_client(_unverified_subject(assertion))
+        if client is None or client.info.token_endpoint_auth_method != "private_key_jwt" \
+                or not client.info.jwks:
+            raise _fail("client authentication failed")
+        try:
+            keys = KeySet.import_key_set(json.loads(client.info.jwks))
+            claims = jwt.decode(assertion, keys, algorithms=SIGNING_ALGS).claims
+        except (JoseError, ValueError, TypeError, KeyError, RecursionError):
+            raise _fail("client_assertion signature is invalid") from None
+        self._check_claims(client.get_client_id(), claims)
+        expires = datetime.fromtimestamp(float(claims["exp"]) + LEEWAY, UTC)
+        if not self._ledger.consume(client.info.id, str(claims["jti"]), expires):
+            raise _fail("client_assertion was already used")
+        return client
+
+    def _check_claims(self, client_id: str, claims: dict[str, Any]) -> None:
+        now = time.time()
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            raise _fail("client_assertion iss and sub must be the client_id")
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if not set(self._audiences()) & {a for a in audiences if isinstance(a, str)}:
+            raise _fail("client_assertion aud does not name this server")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool) or now >= exp + LEEWAY:
+            raise _fail("client_assertion has expired")
+        if exp > now + MAX_LIFETIME + LEEWAY:
+            raise _fail("client_assertion lives too long")
+        for name in ("iat", "nbf"):
+            value = claims.get(name)
+            if value is not None and (not _number(value) or value > now + LEEWAY):
+                raise _fail(f"client_assertion {name} is in the future")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not 0 < len(jti) <= 256:
+            raise _fail("client_assertion needs a jti")

@@ -1,0 +1,284 @@
+"""The authorization code grant with PKCE (RFC 6749 section 4.1, RFC 7636, OAuth 2.1).
+
+Two halves:
+
+* :func:`parse_authorization_request` checks an authorization request (section 4.1.1) in the
+  order RFC 6749 section 4.1.2.1 needs: first what makes redirecting safe (client, exact
+  redirect URI), and only then everything whose errors go back to the client by redirect.
+* :class:`AuthorizationCodeGrant` is the token-endpoint half (section 4.1.3): the code is looked
+  up by its SHA-256, every check runs on a read-only snapshot (a wrong verifier burns nothing),
+  and then ONE transaction marks the code used and creates the session.
+
+PKCE is required for every client with ``S256`` only: ``plain`` (and a missing method, which
+RFC 7636 section 4.3 defines as ``plain``) is refused, so a downgrade cannot be negotiated.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from ..core.policy import is_valid_scope_token, parse_scope, required_aal
+from ..core.types import Aal
+from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
+from ..storage.clients import ClientInfo, ClientStore
+
+if TYPE_CHECKING:
+    from ..core.settings import Settings
+
+__all__ = [
+    "AuthorizationCodeGrant",
+    "AuthorizationRequest",
+    "AuthorizeError",
+    "parse_authorization_request",
+]
+
+PKCE_PATTERN: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
+MAX_NONCE: Final = 512
+MAX_STATE: Final = 1024
+
+
+class AuthorizeError(Exception):
+    """An authorization-endpoint error. ``redirect_uri`` None: show it, never redirect."""
+
+    def __init__(self, error: str, description: str, *, redirect_uri: str | None = None,
+                 state: str | None = None, status: int = 400,
+                 client: ClientInfo | None = None) -> None:
+        super().__init__(f"{error}: {description}")
+        #: The client the error would be redirected to, if known (its ``verified`` flag decides
+        #: whether the redirect happens without the user's click).
+        self.client = client
+        self.error = error
+        self.description = description
+        self.redirect_uri = redirect_uri
+        self.state = state
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    client: ClientInfo
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str | None
+    nonce: str | None
+    code_challenge: str
+    prompt: frozenset[str]
+    max_age: int | None
+    acr_values: tuple[str, ...]
+    required_aal: Aal
+
+
+def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
+                                settings: Settings) -> AuthorizationRequest:
+    """Validate the request parameters (already checked for duplicates, size and charset)."""
+    if not params.get("client_id"):
+        raise AuthorizeError("invalid_request", "client_id is missing")
+    client = clients.get(params["client_id"])
+    if client is None:
+        raise AuthorizeError("invalid_request", "unknown client_id")
+    redirect_uri = params.get("redirect_uri")
+    if not redirect_uri:
+        raise AuthorizeError("invalid_request", "redirect_uri is required")
+    if not client.accepts_redirect_uri(redirect_uri):
+        raise AuthorizeError("invalid_request", "redirect_uri is not registered for this client")
+    state = params.get("state") or None
+
+    def fail(error: str, description: str) -> AuthorizeError:
+        return AuthorizeError(error, description, redirect_uri=redirect_uri, state=state,
+                              client=client)
+
+    if state is not None and len(state) > MAX_STATE:
+        raise fail("invalid_request", "state is too long")
+    if "request" in params:
+        raise fail("request_not_supported", "request objects are not supported")
+    if "request_uri" in params:
+        raise fail("request_uri_not_supported", "request_uri is not supported")
+    response_type = params.get("response_type")
+    if not response_type:
+        raise fail("invalid_request", "response_type is required")
+    if response_type != "code":
+        raise fail("unsupported_response_type", "only response_type=code is supported")
+    if params.get("response_mode", "query") != "query":
+        raise fail("invalid_request", "only response_mode=query is supported")
+    if "authorization_code" not in client.grant_types:
+        raise fail("unauthorized_client", "the client may not use the authorization code grant")
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if not challenge:
+        raise fail("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
+    if method != "S256":
+        raise fail("invalid_request", "code_challenge_method must be S256")
+    if not PKCE_PATTERN.fullmatch(challenge):
+        raise fail("invalid_request", "code_challenge is malformed")
+    scopes = parse_scope(params["scope"]) if params.get("scope") else client.scopes
+    if not scopes or not all(is_valid_scope_token(s) for s in scopes):
+        raise fail("invalid_scope", "scope is empty or malformed")
+    if not set(scopes) <= set(client.scopes):
+        raise fail("invalid_scope", "scope exceeds what the client is registered for")
+    prompt = frozenset(parse_scope(params.get("prompt")))
+    if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
+        raise fail("invalid_request", "prompt has an unknown value or combines none with others")
+    max_age: int | None = None
+    if "max_age" in params:
+        raw = params["max_age"]
+        if not raw.isdigit() or len(raw) > 10:
+            raise fail("invalid_request", "max_age must be a non-negative integer")
+        max_age = int(raw)
+    nonce = params.get("nonce") or None
+    if nonce is not None and len(nonce) > MAX_NONCE:
+        raise fail("invalid_request", "nonce is too long")
+    acr_values = parse_scope(params.get("acr_values"))
+    needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
+                          client_min_aal=client.min_aal)
+    asked = [Aal(v) for v in acr_values if v in {"aal1", "aal2", "aal3"}]
+    if asked:
+        # acr_values lists acceptable levels in order of preference (OIDC Core 3.1.2.1); the
+        # least of them is what satisfies the client.
+        needed = max(needed, min(asked))
+    return AuthorizationRequest(
+        client=client, redirect_uri=redirect_uri, scopes=scopes, state=state, nonce=nonce,
+        code_challenge=challenge, prompt=prompt, max_age=max_age, acr_values=acr_values,
+        required_aal=needed,
+    )
+
+
+# --------------------------------------------------------------------------- token endpoint
+
+
+def _components() -> dict[str, Any]:
+    from ..flask.extension import get_state
+
+    return get_state().components
+
+
+def _settings() -> Settings:
+    from ..flask.extension import get_state
+
+    return get_state().settings
+
+
+class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
+    """``grant_type=authorization_code`` at the token endpoint (RFC 6749 section 4.1.3)."""
+
+    GRANT_TYPE = "authorization_code"
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def validate_token_request(self) -> None:
+        """The checks, in order; none of them writes anything except the replay rule.
+
+        client → code known and the client's → redirect_uri → PKCE → not used (else revoke
+        what it produced, RFC 6749 section 4.1.2) → not expired → aal of the scopes.
+        """
+        wrapper = self.authenticate_token_endpoint_client()
+        self.request.client = wrapper
+        client: ClientInfo = wrapper.info
+        if "authorization_code" not in client.grant_types:
+            raise UnauthorizedClientError("the client may not use the authorization code grant")
+        form = self.request.form
+        code = form.get("code")
+        if not code:
+            raise InvalidRequestError("code is required")
+        authorizations: AuthorizationStore = _components()["authorizations"]
+        record = authorizations.find(code)
+        if record is None or record.client_id != client.id:
+            raise InvalidGrantError("authorization code is invalid")
+        _require_redirect_uri(form.get("redirect_uri"), record)
+        _require_pkce(form.get("code_verifier"), record)
+        if record.used_at is not None:
+            # Only after redirect_uri and PKCE: a leaked used code (from a log, a Referer) is
+            # not enough to end the victim's session; the replay that revokes must come from
+            # whoever holds the verifier, i.e. the client itself or the thief of the first use.
+            self._revoke_replayed(record)
+            raise InvalidGrantError("authorization code was already used")
+        if datetime.now(UTC) >= record.expires_at:
+            raise InvalidGrantError("authorization code has expired")
+        settings = _settings()
+        needed = required_aal(record.scopes, scope_min_aal=settings.scope_min_aal,
+                              client_min_aal=client.min_aal)
+        if record.aal < needed:
+            raise InvalidGrantError("the authentication level is below what the scopes require")
+        self.request.authorization_code = record
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: ClientInfo = self.request.client.info
+        record: AuthorizationRecord = self.request.authorization_code
+        components = _components()
+        sessions = components["sessions"]
+        settings = _settings()
+        amr = [_amr_entry(method, ts) for method, ts in record.amr]
+
+        def produce(conn: Any) -> tuple[uuid.UUID, Any]:
+            issued = sessions.create_session(
+                user_id=record.user_id, client_id=client.id, scopes=record.scopes,
+                aal=record.aal, amr=amr, factor_id=record.factor_id,
+                # the user's device at the authorization endpoint, not the client's server
+                user_agent=record.user_agent, ip=record.ip,
+                host_not_after=record.not_after, client_max_seconds=client.max_session_seconds,
+                conn=conn,
+            )
+            return issued.session.id, issued
+
+        authorizations: AuthorizationStore = components["authorizations"]
+        issued = authorizations.redeem(record, produce)
+        if issued is None:
+            self._revoke_replayed(record)
+            raise InvalidGrantError("authorization code was already used")
+        offline = "offline_access" in record.scopes or settings.always_issue_refresh_token
+        from .tokens import build_token_response
+
+        body = build_token_response(
+            session=issued.session, client=client, scopes=record.scopes,
+            refresh_token=issued.refresh_token if offline and client.may_refresh() else None,
+            amr=[method for method, _ in record.amr],
+            auth_time=int(record.auth_time.timestamp()), nonce=record.nonce,
+            include_id_token="openid" in record.scopes,
+        )
+        return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+
+    @staticmethod
+    def _revoke_replayed(record: AuthorizationRecord) -> None:
+        """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""
+        components = _components()
+        session_id = components["authorizations"].produced_session(record.id)
+        if session_id is not None:
+            components["sessions"].revoke(session_id, reason="authorization_code_replayed")
+
+
+def _require_redirect_uri(redirect_uri: str | None, record: AuthorizationRecord) -> None:
+    """RFC 6749 section 4.1.3: the same ``redirect_uri`` as in the authorization request."""
+    if not redirect_uri:
+        raise InvalidRequestError("redirect_uri is required")
+    if redirect_uri != record.redirect_uri:
+        raise InvalidGrantError("redirect_uri does not match the authorization request")
+
+
+def _require_pkce(verifier: str | None, record: AuthorizationRecord) -> None:
+    """RFC 7636 section 4.6, S256 only, compared in constant time."""
+    if not verifier:
+        raise InvalidRequestError("code_verifier is required (PKCE)")
+    if not PKCE_PATTERN.fullmatch(verifier):
+        raise InvalidRequestError("code_verifier is malformed")
+    expected = record.code_challenge or ""
+    if not hmac.compare_digest(create_s256_code_challenge(verifier), expected):
+        raise InvalidGrantError("code_verifier does not match the code_challenge")
+
+
+def _amr_entry(method: str, timestamp: int) -> Any:
+    from ..flask.host import AmrEntry
+
+    return AmrEntry(method=method, timestamp=datetime.fromtimestamp(timestamp, UTC))

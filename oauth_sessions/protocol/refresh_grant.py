@@ -1,0 +1,112 @@
+"""``grant_type=refresh_token`` at the token endpoint (RFC 6749 section 6), over the session store.
+
+The whole pipeline, in order (each step either passes or answers with an RFC 6749 error and
+writes nothing; only step 5 writes, and only as :meth:`SessionStore.rotate` decides):
+
+1. authenticate the client as registered (``client_secret_basic``, ``client_secret_post``, or
+   ``none`` for public clients; RFC 6749 section 2.3) -> ``invalid_client``;
+2. the client is registered for the refresh grant -> ``unauthorized_client``;
+3. a ``refresh_token`` parameter -> ``invalid_request`` (a repeated parameter, RFC 6749
+   section 3.2, never gets here: the blueprint's ``check_parameters`` refuses it for every
+   endpoint); a ``scope`` made of valid scope tokens (section 3.3) -> ``invalid_scope``;
+4. -- everything else is the store's, on the session row: token syntax and tag, session
+   exists, token bound to *this* client (section 6: "the refresh token is bound to the client
+   to which it was issued"), not expired, not inactive, aal policy, scope narrowing;
+5. rotation (compare-and-swap; replay inside the reuse interval; reuse revokes);
+6. the token response from :func:`oauth_sessions.protocol.tokens.build_token_response`, with the new
+   refresh token, an ID token when ``openid`` is among the scopes (OIDC Core section 12.2).
+
+Aal policy: a session whose aal is now below the client's ``min_aal`` is refused with
+``invalid_grant``. A scope whose ``SCOPE_MIN_AAL`` the session no longer meets is left out of
+the new tokens when the client asked for the default scope (the response's ``scope`` shows
+the narrower set, RFC 6749 section 5.1), and refused with ``invalid_scope`` when the client
+named it in ``scope``. Either way no token is minted above the session's current aal.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, UnauthorizedClientError
+from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
+from flask import request as flask_request
+
+from ..core.errors import OAuthSessionsError, to_oauth2_error
+from ..core.policy import is_valid_scope_token, parse_scope
+
+if TYPE_CHECKING:
+    from ..storage.clients import ClientInfo
+    from ..storage.sessions import RotationResult, SessionStore
+
+__all__ = ["RefreshTokenGrant", "refresh", "scope_is_well_formed"]
+
+_MAX_USER_AGENT = 1024
+
+
+def _store() -> SessionStore:
+    from ..flask.extension import get_state
+
+    store: SessionStore = get_state().components["sessions"]
+    return store
+
+
+class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
+    """The refresh grant: thin, every decision about the session is the store's."""
+
+    GRANT_TYPE = "refresh_token"
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def validate_token_request(self) -> None:
+        """Steps 1-3 of the module docstring: nothing here reads or writes a session."""
+        wrapper = self.authenticate_token_endpoint_client()
+        self.request.client = wrapper
+        client: ClientInfo = wrapper.info
+        if not client.may_refresh():
+            raise UnauthorizedClientError("the client may not use the refresh token grant")
+        if not self.request.form.get("refresh_token"):
+            raise InvalidRequestError("refresh_token is required")
+        if not scope_is_well_formed(self.request.form.get("scope")):
+            raise InvalidScopeError("scope contains characters RFC 6749 section 3.3 does not allow")
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """Steps 4-6: rotate, then build the response from the row the rotation returned."""
+        body = refresh(self.request.client.info, self.request.form["refresh_token"],
+                       scope=self.request.form.get("scope"),
+                       user_agent=flask_request.headers.get("User-Agent"),
+                       ip=flask_request.remote_addr)
+        return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+
+
+def scope_is_well_formed(scope: str | None) -> bool:
+    """Step 3's scope rule: absent, or made of RFC 6749 section 3.3 scope tokens only."""
+    return scope is None or all(is_valid_scope_token(s) for s in parse_scope(scope))
+
+
+def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_agent: str | None,
+            ip: str | None) -> dict[str, Any]:
+    """Steps 4-6 for an authenticated client: the token response body, or an ``OAuth2Error``.
+
+    Shared by the grant above and by :mod:`oauth_sessions.flask.hot_path`, so the rules of a refresh
+    live in one place whichever way the request came in. An empty ``scope`` means the granted
+    one; the user agent is kept to its first 1024 characters. Needs an app context.
+    """
+    scope = scope or None
+    user_agent = user_agent[:_MAX_USER_AGENT] if user_agent else None
+    try:
+        result = _store().rotate(refresh_token, client_id=client.id, scope=scope,
+                                 user_agent=user_agent, ip=ip, client_min_aal=client.min_aal)
+    except OAuthSessionsError as exc:
+        raise to_oauth2_error(exc) from None
+    return _token_body(result, client)
+
+
+def _token_body(result: RotationResult, client: ClientInfo) -> dict[str, Any]:
+    from ..flask.extension import get_state
+    from .tokens import build_token_response
+
+    with_id_token = get_state().settings.id_token_on_refresh and "openid" in result.scopes
+    return build_token_response(
+        session=result.session, client=client, scopes=result.scopes,
+        refresh_token=result.refresh_token, amr=[a.method for a in result.amr],
+        auth_time=int(result.auth_time.timestamp()), include_id_token=with_id_token,
+    )

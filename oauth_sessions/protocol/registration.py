@@ -1,0 +1,313 @@
+"""Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+
+Off unless ``OAUTH_SESSIONS_DYNAMIC_REGISTRATION`` is true. With
+``OAUTH_SESSIONS_REGISTRATION_INITIAL_ACCESS_TOKEN`` set, registering needs that bearer token
+(RFC 7591 section 3: "open" registration otherwise).
+
+What a dynamically registered client may ask for is a subset of what an administrator can
+give: the code grant (and refresh), the three authentication methods, the standard scopes and
+the ones named in ``SCOPE_MIN_AAL``. It can never get introspection rights or a lower aal.
+Unknown metadata is ignored (RFC 7591 section 2). Each client gets a registration access token
+(stored as a hash, like secrets) for ``GET``/``PUT``/``DELETE`` on its configuration URI
+(RFC 7592 section 2); deleting a client ends all its sessions. Every ``GET`` and ``PUT`` answer
+carries a fresh registration access token (section 3): only hashes are stored, so the old one
+is retired in the same compare-and-swap that stores the new one.
+
+Bodies are bounded before anything is read from them (issue 15 item 10): nesting at most
+:data:`MAX_DEPTH` levels, and no string anywhere (names, values, unknown fields) may hold a
+control character, NUL or lone surrogate. Such a body is ``invalid_client_metadata`` and
+nothing is written. A client registered here is never verified
+(:mod:`oauth_sessions.core.client_rules`): an operator vouches for it with ``verify-client``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any, Final
+
+from flask import Response, request
+
+from ..core.client_rules import (
+    MAX_CLIENT_NAME,
+    MAX_REDIRECT_URIS,
+    check_redirect_uris,
+    has_forbidden_characters,
+)
+from ..core.policy import is_valid_scope_token, join_scope, parse_scope
+from ..core.uris import validate_backchannel_logout_uri, validate_redirect_uri
+from ..flask.extension import get_state
+from ..storage.clients import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    ClientInfo,
+    ClientStore,
+    verify_client_secret,
+)
+from .client_auth import parse_client_jwks
+from .discovery import STANDARD_SCOPES
+
+__all__ = ["ClientMetadataError", "manage", "parse_client_metadata", "register"]
+
+#: The deepest metadata is a private_key_jwt client's ``jwks`` (object → keys → key → x5c).
+MAX_DEPTH: Final = 8
+
+
+class ClientMetadataError(ValueError):
+    """RFC 7591 section 3.2.2: ``invalid_redirect_uri`` or ``invalid_client_metadata``."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+def _uri_list(body: Mapping[str, Any], key: str, *, required: bool) -> list[str]:
+    value = body.get(key)
+    if value is None and not required:
+        return []
+    error = "invalid_redirect_uri" if key == "redirect_uris" else "invalid_client_metadata"
+    if not isinstance(value, list) or not value or len(value) > MAX_REDIRECT_URIS:
+        raise ClientMetadataError(error, f"{key} must be a list of 1 to {MAX_REDIRECT_URIS} URIs")
+    if not all(isinstance(v, str) for v in value):
+        raise ClientMetadataError(error, f"{key} must hold strings")
+    try:
+        return check_redirect_uris(value, kind=f"{key} entry")
+    except ValueError as exc:
+        raise ClientMetadataError(error, str(exc)) from None
+
+
+def _web_uri(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise ClientMetadataError("invalid_client_metadata", f"{key} must be an http(s) URL")
+    try:
+        return validate_redirect_uri(value)
+    except ValueError:
+        raise ClientMetadataError("invalid_client_metadata", f"{key} is not a valid URL") from None
+
+
+def _backchannel_uri(body: Mapping[str, Any], *, allow_loopback_http: bool) -> str | None:
+    """OIDC Back-Channel Logout 1.0 section 2.2; this server POSTs there, so SSRF rules apply."""
+    value = body.get("backchannel_logout_uri")
+    if value is None:
+        return None
+    try:
+        return validate_backchannel_logout_uri(value, allow_loopback_http=allow_loopback_http)
+    except (ValueError, TypeError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "backchannel_logout_uri must be a string"
+        raise ClientMetadataError("invalid_client_metadata", reason) from None
+
+
+def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
+                          allow_loopback_http: bool = False) -> dict[str, Any]:
+    """RFC 7591 section 2 metadata → keyword arguments of :meth:`ClientStore.create`.
+
+    ``allow_loopback_http`` (development deployments only) lets the back-channel logout URI be
+    a loopback ``http`` URL; pass the client store's own ``allow_loopback_http``.
+    """
+    if not isinstance(body, dict):
+        raise ClientMetadataError("invalid_client_metadata", "the body must be a JSON object")
+    redirect_uris = _uri_list(body, "redirect_uris", required=True)
+    method = body.get("token_endpoint_auth_method", "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "token_endpoint_auth_method must be one of " + ", ".join(AUTH_METHODS))
+    grants = body.get("grant_types", ["authorization_code"])
+    if (not isinstance(grants, list) or not grants or not set(grants) <= set(GRANT_TYPES)
+            or "authorization_code" not in grants):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "grant_types must be authorization_code, optionally refresh_token")
+    if body.get("response_types", ["code"]) != ["code"]:
+        raise ClientMetadataError("invalid_client_metadata", "response_types must be [\"code\"]")
+    scope = body.get("scope", "openid")
+    scopes = parse_scope(scope) if isinstance(scope, str) else ()
+    if not scopes or not all(is_valid_scope_token(s) and s in allowed_scopes for s in scopes):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "scope must list supported scopes only")
+    name = body.get("client_name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_CLIENT_NAME):
+        raise ClientMetadataError("invalid_client_metadata", "client_name must be a short string")
+    backchannel = _backchannel_uri(body, allow_loopback_http=allow_loopback_http)
+    session_required = body.get("backchannel_logout_session_required", True)
+    if not isinstance(session_required, bool):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "backchannel_logout_session_required must be a boolean")
+    jwks = None
+    if method == "private_key_jwt":
+        try:
+            jwks = parse_client_jwks(body.get("jwks"))
+        except (ValueError, TypeError):
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "private_key_jwt needs a jwks of public keys "
+                                      "(jwks_uri is not supported)") from None
+    return {
+        "name": name or "Unnamed client",
+        "redirect_uris": redirect_uris,
+        "scopes": join_scope(scopes),
+        "public": method == "none",
+        "grant_types": [g for g in GRANT_TYPES if g in grants],
+        "token_endpoint_auth_method": method,
+        "client_uri": _web_uri(body, "client_uri"),
+        "logo_uri": _web_uri(body, "logo_uri"),
+        "post_logout_redirect_uris": _uri_list(body, "post_logout_redirect_uris", required=False),
+        "backchannel_logout_uri": backchannel,
+        # OIDC Back-Channel Logout 1.0 section 2.2 (logout tokens carry sid either way).
+        "backchannel_logout_session_required": session_required,
+        "jwks": jwks,
+    }
+
+
+def _json(body: Mapping[str, Any], status: int, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status,
+                    {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
+                    mimetype="application/json")
+
+
+def _bearer_failure() -> Response:
+    return _json({"error": "invalid_token", "error_description": "a valid bearer token is required"},
+                 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _bearer() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _allowed_scopes() -> set[str]:
+    return {*STANDARD_SCOPES, *get_state().settings.scope_min_aal}
+
+
+def _configuration(info: ClientInfo, *, secret: str | None = None,
+                   registration_token: str | None = None) -> dict[str, Any]:
+    state = get_state()
+    body = info.as_metadata()
+    body["registration_client_uri"] = (f"{state.settings.issuer}{state.settings.url_prefix}"
+                                       f"/register/{info.client_id}")
+    if secret is not None:
+        body["client_secret"] = secret
+        body["client_secret_expires_at"] = 0  # RFC 7591 section 3.2.1: does not expire
+    if registration_token is not None:
+        body["registration_access_token"] = registration_token
+    return body
+
+
+def _body() -> Any:
+    """The JSON body, or ``None`` when it is not JSON; :class:`ClientMetadataError` when it is
+    nested too deep or holds characters no registration string may hold."""
+    if request.mimetype != "application/json":
+        return None
+    try:
+        body = json.loads(request.get_data(cache=True).decode("utf-8"))
+    except RecursionError:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  f"the body nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # not UTF-8 or not JSON
+        return None
+    _check_strings(body, 0)
+    return body
+
+
+def _check_strings(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  f"the body nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if has_forbidden_characters(value):
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "strings must not contain control characters, NUL or "
+                                      "lone surrogates")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, depth + 1)
+            _check_strings(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item, depth + 1)
+
+
+def _failure(exc: ClientMetadataError) -> Response:
+    return _json({"error": exc.error, "error_description": exc.description}, 400)
+
+
+def register() -> Response:
+    """``POST /register`` (RFC 7591 section 3)."""
+    state = get_state()
+    expected = state.settings.registration_initial_access_token
+    if expected is not None:
+        given = _bearer() or ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return _bearer_failure()
+    store: ClientStore = state.components["clients"]
+    try:
+        options = parse_client_metadata(_body(), _allowed_scopes(),
+                                        allow_loopback_http=store.allow_loopback_http)
+    except ClientMetadataError as exc:
+        return _failure(exc)
+    token = secrets.token_urlsafe(32)
+    try:
+        info, secret = store.create(registration_type="dynamic", registration_access_token=token,
+                                    verified=False, **options)
+    except ValueError as exc:  # the store's own rules (a reserved name, say)
+        return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
+    return _json(_configuration(info, secret=secret, registration_token=token), 201)
+
+
+def manage(client_id: str) -> Response:
+    """``GET``/``PUT``/``DELETE /register/<client_id>`` (RFC 7592 section 2)."""
+    store: ClientStore = get_state().components["clients"]
+    info = store.get(client_id, fresh=True)
+    token = _bearer()
+    # RFC 7592 section 2: an unknown client and a wrong token look the same (401).
+    if (info is None or token is None or info.registration_type != "dynamic"
+            or not verify_client_secret(token, info.registration_access_token_hash)):
+        return _bearer_failure()
+    if request.method == "GET":
+        return _answer_with_new_token(store, info)
+    if request.method == "DELETE":
+        store.delete(info.id)
+        return Response(status=204, headers={"Cache-Control": "no-store"})
+    try:
+        body = _body()
+        if not isinstance(body, dict) or body.get("client_id") != info.client_id:
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "the body must be a JSON object with this client_id")
+        options = parse_client_metadata(body, _allowed_scopes(),
+                                        allow_loopback_http=store.allow_loopback_http)
+        if options["public"] != info.is_public:
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "a client cannot change between public and confidential")
+        _update(store, info, options)
+    except ClientMetadataError as exc:
+        return _failure(exc)
+    except ValueError as exc:  # the store's own rules (a reserved name, say): nothing written
+        return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
+    updated = store.get(info.id, fresh=True)
+    assert updated is not None
+    return _answer_with_new_token(store, updated)
+
+
+def _answer_with_new_token(store: ClientStore, info: ClientInfo) -> Response:
+    """RFC 7592 section 3: the configuration with a registration access token. Only the old
+    token's hash is known, so a new one replaces it; a request that lost the race to another
+    one using the same token gets 401, as if the token were wrong."""
+    token = secrets.token_urlsafe(32)
+    if not store.replace_registration_token(info.id, info.registration_access_token_hash, token):
+        return _bearer_failure()
+    return _json(_configuration(info, registration_token=token), 200)
+
+
+def _update(store: ClientStore, info: ClientInfo, options: Mapping[str, Any]) -> None:
+    store.update_metadata(
+        info.id, client_name=options["name"], redirect_uris="\n".join(options["redirect_uris"]),
+        scope=options["scopes"], grant_types=" ".join(options["grant_types"]),
+        token_endpoint_auth_method=options["token_endpoint_auth_method"],
+        client_uri=options["client_uri"], logo_uri=options["logo_uri"],
+        post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
+        backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
+        backchannel_logout_session_required=options["backchannel_logout_session_required"])
+

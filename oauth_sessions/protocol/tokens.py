@@ -1,0 +1,103 @@
+"""The one place that mints the token response (RFC 6749 section 5.1) from a session.
+
+Both grants (authorization code and refresh) end here, so the claims of every access and ID
+token come from the session row and nowhere else.
+
+Access tokens (RFC 9068): ``aud`` is the issuer identifier. The provider's own protected
+resources (UserInfo) and resource servers that introspect or verify against this issuer accept
+that audience; RFC 8707 resource indicators are not supported, so there is no per-resource
+audience to choose.
+
+ID tokens (OIDC Core section 2): ``aud`` = ``azp`` = the client, ``sid`` the session,
+``acr`` the aal, ``amr``, ``auth_time``, ``nonce`` (when the request had one) and
+``at_hash`` over the access token returned alongside. Signed with
+``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (RS256 by default: OpenID Connect Discovery 1.0
+section 3 and Dynamic Client Registration 1.0 section 2), while access tokens use
+``OAUTH_SESSIONS_SIGNING_ALG``, which is cheaper to sign on every refresh.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..core.policy import join_scope
+from ..jose.jwt_tokens import build_access_token_claims, sign_access_token, sign_id_token
+from ..storage.signing_keys import get_keyset
+
+if TYPE_CHECKING:
+    from ..storage.clients import ClientInfo
+    from ..storage.sessions import SessionInfo
+
+__all__ = ["build_token_response"]
+
+
+def _state() -> Any:
+    from ..flask.extension import get_state
+
+    return get_state()
+
+
+def build_token_response(
+    *,
+    session: SessionInfo,
+    client: ClientInfo,
+    scopes: tuple[str, ...],
+    refresh_token: str | None,
+    amr: list[str],
+    auth_time: int,
+    nonce: str | None = None,
+    include_id_token: bool,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a successful token response.
+
+    ``session.aal`` is the assurance now; a refresh after a downgrade therefore mints tokens at
+    the lower level at once (design: effective aal is the lower of issued and current).
+    """
+    settings = _state().settings
+    keyset = get_keyset()
+    now = now or datetime.now(UTC)
+    aal = session.aal.value if session.aal is not None else "aal1"
+    scope = join_scope(scopes)
+    claims = build_access_token_claims(
+        issuer=settings.issuer,
+        subject=str(session.user_id),
+        audience=settings.issuer,
+        client_id=client.client_id,
+        scope=scope,
+        session_id=str(session.id),
+        aal=aal,
+        amr=list(amr),
+        auth_time=auth_time,
+        lifetime=settings.access_token_lifetime,
+        now=now,
+    )
+    access_token = sign_access_token(keyset, claims, now=now)
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_lifetime,
+        "scope": scope,
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    if include_id_token:
+        iat = int(now.timestamp())
+        id_claims: dict[str, Any] = {
+            "iss": settings.issuer,
+            "sub": str(session.user_id),
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": iat + settings.id_token_lifetime,
+            "iat": iat,
+            "auth_time": int(auth_time),
+            "sid": str(session.id),
+            "acr": aal,
+            "amr": list(amr),
+        }
+        if nonce:
+            id_claims["nonce"] = nonce
+        body["id_token"] = sign_id_token(keyset, id_claims, access_token=access_token,
+                                         alg=settings.id_token_signing_alg, now=now)
+    return body

@@ -1,0 +1,1 @@
+"""The ``auth`` schema: models, engines, migrations and the stores behind typed interfaces."""

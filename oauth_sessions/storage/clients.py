@@ -1,0 +1,497 @@
+"""OAuth clients: records in ``auth.oauth_clients``, secret hashing, and the Authlib wrapper.
+
+Client secrets are generated here (``secrets.token_urlsafe(32)``: 256 random bits), so they
+need no slow password hash: a SHA-256 digest is preimage-resistant far beyond any guessing
+budget, and it keeps client authentication at microseconds instead of the 30-100 ms of
+argon2/bcrypt on the two hottest endpoints (token and introspection). The stored form is
+``sha256$<hex>``; comparison is constant-time (``hmac.compare_digest``).
+
+Client records may be cached per worker for ``CLIENT_CACHE_SECONDS`` (default 5): a stale
+client record is harmless for that long: deleting a client (a soft delete, ``deleted_at``, as
+Supabase Auth does) ends its sessions in the same transaction, and every session read (never
+cached) ignores the sessions of a soft-deleted client, even when Supabase Auth did the delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from sqlalchemy import Engine, Table, delete, select, update
+
+from ..core import signals
+from ..core.client_rules import (
+    check_client_name,
+    check_client_scope,
+    check_redirect_uris,
+    name_is_taken,
+)
+from ..core.policy import is_valid_scope_token, join_scope, parse_scope
+from ..core.types import Aal
+from ..core.uris import (
+    MAX_URI_LENGTH,
+    is_loopback_http,
+    redirect_uri_matches,
+    validate_backchannel_logout_uri,
+)
+from ..core.uris import validate_redirect_uri as validate_redirect_uri
+from .models import OAuthClient, Session
+
+if TYPE_CHECKING:
+    from .sessions import SessionStore
+
+__all__ = [
+    "AUTH_METHODS",
+    "ClientInfo",
+    "ClientStore",
+    "OAuthClientWrapper",
+    "generate_client_secret",
+    "hash_client_secret",
+    "parse_client_id",
+    "verify_client_secret",
+]
+
+_O_AUTH_CLIENT = cast(Table, OAuthClient.__table__)
+_S = cast(Table, Session.__table__)
+
+SECRET_PREFIX: Final = "sha256$"
+#: RFC 7591 section 2 names; ``none`` is for public clients (RFC 6749 section 2.1) and
+#: ``private_key_jwt`` (OIDC Core section 9) for clients that registered public keys.
+AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
+GRANT_TYPES: Final = ("authorization_code", "refresh_token")
+MAX_REDIRECT_URI_LENGTH: Final = MAX_URI_LENGTH
+
+
+def generate_client_secret() -> str:
+    """A new client secret: 43 URL-safe characters, 256 bits of entropy."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_client_secret(secret: str) -> str:
+    """The stored form of a generated secret (fast on purpose, see the module docstring)."""
+    return SECRET_PREFIX + hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def verify_client_secret(secret: str, stored: str | None) -> bool:
+    """Constant-time check of ``secret`` against a stored ``sha256$`` hash."""
+    if not stored or not stored.startswith(SECRET_PREFIX) or not isinstance(secret, str):
+        return False
+    try:
+        candidate = hash_client_secret(secret)
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(candidate.encode("ascii"), stored.encode("ascii"))
+
+
+def parse_client_id(value: object) -> uuid.UUID | None:
+    """A client id is the canonical text of the row's UUID; anything else names no client."""
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    return parsed if str(parsed) == value else None
+
+
+def _split(text: str | None, sep: str = " ") -> tuple[str, ...]:
+    return tuple(v for v in (text or "").split(sep) if v)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """An immutable snapshot of one ``auth.oauth_clients`` row."""
+
+    id: uuid.UUID
+    name: str | None
+    type: str  # "public" | "confidential"
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    token_endpoint_auth_method: str
+    min_aal: Aal | None = None
+    max_session_seconds: int | None = None
+    can_introspect: bool = False
+    backchannel_logout_uri: str | None = None
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    #: OIDC Back-Channel Logout 1.0 section 2.2; logout tokens always carry ``sid`` anyway.
+    backchannel_logout_session_required: bool = True
+    registration_type: str = "manual"
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    created_at: datetime | None = None
+    secret_hash: str | None = field(default=None, repr=False)
+    registration_access_token_hash: str | None = field(default=None, repr=False)
+    #: Public JWK Set (JSON text) of a ``private_key_jwt`` client.
+    jwks: str | None = field(default=None, repr=False)
+    #: An operator vetted this client (revision 0005): only then are errors redirected to it.
+    verified: bool = False
+
+    @property
+    def client_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_public(self) -> bool:
+        return self.type == "public"
+
+    def may_refresh(self) -> bool:
+        return "refresh_token" in self.grant_types
+
+    def accepts_redirect_uri(self, uri: str) -> bool:
+        """Exact match with a registered redirect URI; for a public (native) client, a loopback
+        IP redirect URI matches on any port (RFC 8252 section 7.3)."""
+        return any(redirect_uri_matches(registered, uri, any_loopback_port=self.is_public)
+                   for registered in self.redirect_uris)
+
+    def as_metadata(self) -> dict[str, Any]:
+        """RFC 7591 section 2 client metadata (no secrets)."""
+        meta: dict[str, Any] = {
+            "client_id": self.client_id,
+            "client_name": self.name,
+            "redirect_uris": list(self.redirect_uris),
+            "grant_types": list(self.grant_types),
+            "response_types": ["code"],
+            "scope": " ".join(self.scopes),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+        }
+        if self.created_at is not None:
+            meta["client_id_issued_at"] = int(self.created_at.timestamp())
+        for key, value in (("client_uri", self.client_uri), ("logo_uri", self.logo_uri)):
+            if value:
+                meta[key] = value
+        if self.post_logout_redirect_uris:
+            meta["post_logout_redirect_uris"] = list(self.post_logout_redirect_uris)
+        if self.backchannel_logout_uri:
+            meta["backchannel_logout_uri"] = self.backchannel_logout_uri
+            meta["backchannel_logout_session_required"] = self.backchannel_logout_session_required
+        if self.jwks:
+            meta["jwks"] = json.loads(self.jwks)
+        return {k: v for k, v in meta.items() if v is not None}
+
+
+def _info(row: OAuthClient) -> ClientInfo:
+    return ClientInfo(
+        id=row.id,
+        name=row.client_name,
+        type=row.client_type,
+        redirect_uris=_split(row.redirect_uris, "\n"),
+        grant_types=_split(row.grant_types),
+        scopes=_split(row.scope),
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        min_aal=row.min_aal,
+        max_session_seconds=row.max_session_seconds,
+        can_introspect=bool(row.can_introspect),
+        backchannel_logout_uri=row.backchannel_logout_uri,
+        post_logout_redirect_uris=_split(row.post_logout_redirect_uris, "\n"),
+        backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
+        registration_type=row.registration_type,
+        client_uri=row.client_uri,
+        logo_uri=row.logo_uri,
+        created_at=row.created_at,
+        secret_hash=row.client_secret_hash,
+        registration_access_token_hash=row.registration_access_token_hash,
+        jwks=row.jwks,
+        verified=bool(row.verified),
+    )
+
+
+class ClientStore:
+    """Create, read, list, rotate and delete clients. Owns its transactions."""
+
+    def __init__(self, engine: Engine, *, cache_seconds: int = 5, sender: object | None = None,
+                 sessions: SessionStore | None = None,
+                 allow_loopback_http: bool | None = None) -> None:
+        """``allow_loopback_http``: accept ``http://127.0.0.1``-style back-channel logout URIs
+        (development only, see :mod:`oauth_sessions.core.uris`). By default it follows the issuer
+        of ``sessions``: on only when that issuer is itself a loopback http URL."""
+        if allow_loopback_http is None:
+            allow_loopback_http = sessions is not None and is_loopback_http(sessions.settings.issuer)
+        self.allow_loopback_http = allow_loopback_http
+        self._engine = engine
+        self._sender = sender
+        self._sessions = sessions
+        # Single-statement reads need no BEGIN/ROLLBACK round trips around them.
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._cache_seconds = cache_seconds
+        self._cache: dict[uuid.UUID, tuple[float, ClientInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writes
+
+    def create(
+        self,
+        *,
+        name: str,
+        redirect_uris: Sequence[str],
+        scopes: str | Iterable[str] = "openid",
+        public: bool = False,
+        grant_types: Sequence[str] | None = None,
+        token_endpoint_auth_method: str | None = None,
+        can_introspect: bool = False,
+        min_aal: Aal | str | None = None,
+        max_session_seconds: int | None = None,
+        registration_type: str = "manual",
+        client_uri: str | None = None,
+        logo_uri: str | None = None,
+        post_logout_redirect_uris: Sequence[str] = (),
+        backchannel_logout_uri: str | None = None,
+        backchannel_logout_session_required: bool = True,
+        registration_access_token: str | None = None,
+        jwks: Any = None,
+        verified: bool = False,
+        now: datetime | None = None,
+    ) -> tuple[ClientInfo, str | None]:
+        """Register a client; returns its record and the secret (``None`` for public clients).
+
+        The secret is shown once: only its hash is stored. ``verified`` says an operator vetted
+        it (the CLI and seed code); anything a stranger can register must leave it ``False``.
+        Every rule of :mod:`oauth_sessions.core.client_rules` applies (``ValueError`` otherwise).
+        """
+        if not redirect_uris:
+            raise ValueError("a client needs at least one redirect URI")
+        name = check_client_name(name)
+        if not verified and self.name_is_reserved(name):
+            raise ValueError("that name belongs to a verified app; choose another")
+        uris = check_redirect_uris(list(redirect_uris))
+        scope_list = parse_scope(scopes)
+        if not all(is_valid_scope_token(s) for s in scope_list):
+            raise ValueError("scopes must be RFC 6749 section 3.3 scope tokens")
+        check_client_scope(join_scope(scope_list))
+        grants = tuple(grant_types) if grant_types else GRANT_TYPES
+        if not set(grants) <= set(GRANT_TYPES):
+            raise ValueError(f"grant types must be among {', '.join(GRANT_TYPES)}")
+        method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
+        if method not in AUTH_METHODS:
+            raise ValueError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+        if public != (method == "none"):
+            raise ValueError("public clients authenticate with 'none', confidential ones never do")
+        if public and can_introspect:
+            raise ValueError("a public client cannot be allowed to introspect (it has no secret)")
+        if (method == "private_key_jwt") != (jwks is not None):
+            raise ValueError("private_key_jwt clients register a jwks, and only they do")
+        jwks_text = None
+        if jwks is not None:
+            from ..protocol.client_auth import parse_client_jwks
+
+            jwks_text = parse_client_jwks(jwks)
+        if max_session_seconds is not None and max_session_seconds <= 0:
+            raise ValueError("max_session_seconds must be positive")
+        post_logout_redirect_uris = check_redirect_uris(list(post_logout_redirect_uris),
+                                                        kind="post-logout redirect URI")
+        if backchannel_logout_uri is not None:  # fetched by this server: the SSRF rules apply
+            validate_backchannel_logout_uri(backchannel_logout_uri,
+                                            allow_loopback_http=self.allow_loopback_http)
+        now = now or datetime.now(UTC)
+        secret = generate_client_secret() if method in SECRET_METHODS else None
+        row = OAuthClient(
+            id=uuid.uuid4(),
+            client_secret_hash=hash_client_secret(secret) if secret else None,
+            registration_type=registration_type,
+            redirect_uris="\n".join(uris),
+            grant_types=" ".join(grants),
+            client_name=name,
+            client_uri=client_uri,
+            logo_uri=logo_uri,
+            created_at=now,
+            updated_at=now,
+            client_type="public" if public else "confidential",
+            token_endpoint_auth_method=method,
+            scope=join_scope(scope_list),
+            min_aal=Aal(min_aal) if min_aal else None,
+            max_session_seconds=max_session_seconds,
+            can_introspect=can_introspect,
+            post_logout_redirect_uris="\n".join(post_logout_redirect_uris) or None,
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required,
+            registration_access_token_hash=(
+                hash_client_secret(registration_access_token) if registration_access_token else None
+            ),
+            jwks=jwks_text,
+            verified=verified,
+        )
+        values = {c.key: getattr(row, c.key) for c in _O_AUTH_CLIENT.columns}
+        with self._engine.begin() as conn:
+            conn.execute(_O_AUTH_CLIENT.insert().values(**values))
+        return _info(row), secret
+
+    def rotate_secret(self, client_id: uuid.UUID, *, now: datetime | None = None) -> str | None:
+        """Replace a client's secret; the old one stops working at once here (other workers
+        within ``CLIENT_CACHE_SECONDS``). ``None``: no client that authenticates with a secret."""
+        secret = generate_client_secret()
+        table = _O_AUTH_CLIENT
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == client_id, table.c.deleted_at.is_(None),
+                       table.c.token_endpoint_auth_method.in_(SECRET_METHODS))
+                .values(client_secret_hash=hash_client_secret(secret),
+                        updated_at=now or datetime.now(UTC))
+            )
+        self._forget(client_id)
+        return secret if result.rowcount else None
+
+    def update_metadata(self, client_id: uuid.UUID, **values: Any) -> bool:
+        """Change columns of a client (RFC 7592 updates). Keys are column names.
+
+        URI columns pass the same checks as in :meth:`create` (``ValueError`` otherwise), so an
+        update cannot smuggle in what registration would refuse.
+        """
+        check_redirect_uris(_split(values.get("redirect_uris"), "\n"))
+        check_redirect_uris(_split(values.get("post_logout_redirect_uris"), "\n"),
+                            kind="post-logout redirect URI")
+        if "client_name" in values:
+            values["client_name"] = check_client_name(values["client_name"])
+            current = self.get(client_id, fresh=True)
+            if (current is not None and not current.verified
+                    and self.name_is_reserved(values["client_name"], except_id=client_id)):
+                raise ValueError("that name belongs to a verified app; choose another")
+        if "scope" in values:
+            check_client_scope(values["scope"])
+        if values.get("backchannel_logout_uri") is not None:
+            validate_backchannel_logout_uri(values["backchannel_logout_uri"],
+                                            allow_loopback_http=self.allow_loopback_http)
+        table = _O_AUTH_CLIENT
+        values.setdefault("updated_at", datetime.now(UTC))
+        with self._engine.begin() as conn:
+            result = conn.execute(update(table).where(table.c.id == client_id,
+                                                      table.c.deleted_at.is_(None)).values(**values))
+        self._forget(client_id)
+        return bool(result.rowcount)
+
+    def replace_registration_token(self, client_id: uuid.UUID, old_hash: str | None,
+                                   token: str) -> bool:
+        """Store the hash of a new RFC 7592 registration access token in place of ``old_hash``
+        (compare-and-swap: ``False`` if the stored hash is no longer ``old_hash``)."""
+        if old_hash is None:
+            return False
+        table = _O_AUTH_CLIENT
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == client_id, table.c.deleted_at.is_(None),
+                       table.c.registration_access_token_hash == old_hash)
+                .values(registration_access_token_hash=hash_client_secret(token)))
+        self._forget(client_id)
+        return bool(result.rowcount)
+
+    def set_verified(self, client_id: uuid.UUID, verified: bool = True) -> bool:
+        """Record that an operator vetted (or no longer vouches for) a client."""
+        return self.update_metadata(client_id, verified=verified)
+
+    def name_is_reserved(self, name: str, *, except_id: uuid.UUID | None = None) -> bool:
+        """Whether ``name`` reads like a verified client's name (:func:`name_is_taken`)."""
+        table = _O_AUTH_CLIENT
+        with self._reads.connect() as conn:
+            names = conn.execute(select(table.c.client_name).where(
+                table.c.verified.is_(True), table.c.id != (except_id or uuid.UUID(int=0)),
+            )).scalars().all()
+        return name_is_taken(name, (n for n in names if n))
+
+    def delete(self, client_id: uuid.UUID, *, now: datetime | None = None) -> bool:
+        """Delete a client as Supabase Auth does: set ``deleted_at``; its sessions end with it.
+
+        One transaction: the row is soft-deleted (it stays, so Supabase Auth's own records
+        that name it keep their meaning) and every session of the client is deleted (one
+        ``session_revoked`` signal each, ``reason="client_deleted"``, sent after the commit).
+        From then on the client is unknown to every endpoint (:meth:`get`), and a session a
+        racing request might still create is refused at its first use: every session read
+        ignores sessions of soft-deleted clients. ``False`` when there was no live client.
+        """
+        table = _O_AUTH_CLIENT
+        now = now or datetime.now(UTC)
+        with self._engine.begin() as conn:
+            result = conn.execute(update(table)
+                                  .where(table.c.id == client_id, table.c.deleted_at.is_(None))
+                                  .values(deleted_at=now, updated_at=now))
+            if result.rowcount and self._sessions is not None:
+                self._sessions.revoke_client(client_id, reason="client_deleted", conn=conn)
+            elif result.rowcount:
+                conn.execute(delete(_S).where(_S.c.oauth_client_id == client_id))
+        self._forget(client_id)
+        if result.rowcount:
+            signals.client_deleted.send(self._sender, client_id=client_id)
+        return bool(result.rowcount)
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, client_id: uuid.UUID | str, *, fresh: bool = False) -> ClientInfo | None:
+        """The client, or ``None``; a string that is not a canonical UUID names no client."""
+        key = client_id if isinstance(client_id, uuid.UUID) else parse_client_id(client_id)
+        if key is None:
+            return None
+        if not fresh and self._cache_seconds:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+        table = _O_AUTH_CLIENT
+        with self._reads.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == key,
+                                                   table.c.deleted_at.is_(None))).first()
+        info = _info(OAuthClient(**row._mapping)) if row is not None else None
+        if self._cache_seconds:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic() + self._cache_seconds, info)
+        return info
+
+    def list(self) -> list[ClientInfo]:
+        """Every live client (soft-deleted ones, ``deleted_at`` set, are left out)."""
+        table = _O_AUTH_CLIENT
+        with self._reads.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.deleted_at.is_(None))
+                                .order_by(table.c.created_at, table.c.id)).all()
+        return [_info(OAuthClient(**r._mapping)) for r in rows]
+
+    def _forget(self, client_id: uuid.UUID) -> None:
+        with self._lock:
+            self._cache.pop(client_id, None)
+
+
+class OAuthClientWrapper(ClientMixin):  # type: ignore[misc]
+    """Authlib's view of a :class:`ClientInfo` (RFC 6749 section 2 checks)."""
+
+    def __init__(self, info: ClientInfo) -> None:
+        self.info = info
+
+    def get_client_id(self) -> str:
+        return self.info.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        uris = self.info.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return join_scope(self.info.scopes)
+        allowed = set(self.info.scopes)
+        return join_scope(s for s in parse_scope(scope) if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string match (RFC 9700 section 4.1.3), loopback ports aside (RFC 8252 7.3)."""
+        return self.info.accepts_redirect_uri(redirect_uri)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return verify_client_secret(client_secret, self.info.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """The registered method and only it, at every endpoint (RFC 7591 section 2)."""
+        return method == self.info.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.info.grant_types

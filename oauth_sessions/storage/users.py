@@ -1,0 +1,43 @@
+"""The host's users as ``auth.users`` rows: sessions reference them by foreign key.
+
+A host app keeps its own user table; the library needs only a row with the same
+id in ``auth.users`` so that sessions can point at it and die with it. Call
+:func:`ensure_user` when a person signs in (it is idempotent and cheap).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from ..flask.extension import get_state
+from .models import User
+
+
+def ensure_user(user_id: uuid.UUID, *, email: str | None = None, app: Flask | None = None) -> bool:
+    """Make sure ``auth.users`` has ``user_id``; True when a row was created.
+
+    Two workers signing the same person in at once both succeed: the loser of the
+    insert race sees the primary-key conflict and reports that nothing was created.
+    """
+    engine = get_state(app).engine
+    table = User.__table__
+    assert isinstance(table, Table)
+    with engine.connect() as conn:
+        if conn.execute(select(table.c.id).where(table.c.id == user_id)).first() is not None:
+            return False
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table).values(id=user_id, email=email, created_at=now,
+                                              updated_at=now))
+    except IntegrityError:
+        with engine.connect() as conn:
+            if conn.execute(select(table.c.id).where(table.c.id == user_id)).first() is None:
+                raise  # a different conflict (e.g. the e-mail is taken by another id)
+        return False
+    return True
