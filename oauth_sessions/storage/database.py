@@ -12,9 +12,10 @@ port) consecutive transactions of one client connection run on different server 
 no server-side prepared statement may outlive its transaction: such a connection gets psycopg's
 ``prepare_threshold = None`` (no automatic ``PREPARE`` after five runs), and the library's own
 libpq statements (:mod:`~oauth_sessions.storage.rotation_pg`,
-:mod:`~oauth_sessions.storage.introspection_store`) run unnamed on it. ``auto`` (the default) finds a pooler by comparing the backend process id the
-server side announced at login (``BackendKeyData``) with ``pg_backend_pid()``: PgBouncer
-announces a made-up one, so they differ, and an unknown pooler counts as a transaction pooler.
+:mod:`~oauth_sessions.storage.introspection_store`) run unnamed on it. ``auto`` (the default)
+finds a pooler by comparing the backend process id the server side announced at login
+(``BackendKeyData``) with ``pg_backend_pid()``: PgBouncer announces a
+made-up one, so they differ, and an unknown pooler counts as a transaction pooler.
 """
 
 from __future__ import annotations
