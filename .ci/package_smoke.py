@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import importlib.util
 import json
 import re
 import secrets
 import sys
 from importlib import metadata
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import quickstart
 from protected_api import add_api
@@ -21,6 +22,7 @@ from protected_api import add_api
 import oauth_sessions
 
 assert "site-packages" in oauth_sessions.__file__, oauth_sessions.__file__
+assert importlib.util.find_spec("demo_server") is None, "the wheel must ship the library alone"
 assert oauth_sessions.__version__ == metadata.version("oauth_sessions") != "0.0.0+unknown"
 client = json.loads(sys.argv[1])
 redirect_uri = client["redirect_uris"][0] if "redirect_uris" in client else "http://127.0.0.1:9/cb"
@@ -31,16 +33,32 @@ add_api(app)  # the quickstart's protected-API step (docs/snippets/protected_api
 http = app.test_client()
 assert http.get("/.well-known/openid-configuration").status_code == 200
 assert http.get("/oauth/jwks").json["keys"], "no signing key published"
-assert http.post("/login", data={"email": "smoke@example.com"}).status_code == 302
-
 verifier = secrets.token_urlsafe(48)
 challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 params = {"response_type": "code", "client_id": client["client_id"], "redirect_uri": redirect_uri,
           "scope": "openid offline_access", "state": "s1", "code_challenge": challenge,
           "code_challenge_method": "S256", "nonce": "n1"}
-page = http.get("/oauth/authorize", query_string=params)
-assert page.status_code == 200, page.status_code
-text = page.get_data(as_text=True)
+
+
+def follow(url: str) -> tuple[str, str]:
+    """GET ``url`` and follow same-site redirects as a browser does: (final URL, page)."""
+    for _ in range(10):
+        page = http.get(url)
+        if page.status_code != 302:
+            assert page.status_code == 200, (url, page.status_code, page.get_data(as_text=True))
+            return url, page.get_data(as_text=True)
+        url = page.headers["Location"]
+    raise AssertionError("redirect loop from " + url)
+
+
+# As a browser: the first /oauth/authorize sends us to sign in, and signing in brings us back.
+start = "/oauth/authorize?" + urlencode(params)
+login_url, text = follow(start)
+assert urlsplit(login_url).path == "/login", login_url
+signed_in = http.post(login_url, data={"email": "smoke@example.com"})  # the form posts to itself
+assert signed_in.status_code == 302, signed_in.status_code
+assert signed_in.headers["Location"] == start, signed_in.headers["Location"]
+_, text = follow(signed_in.headers["Location"])
 action = html.unescape(re.search(r'action="([^"]+)"', text).group(1))
 fields = {html.unescape(k): html.unescape(v)
           for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', text)}
@@ -70,5 +88,5 @@ info = http.post("/oauth/introspect", headers={"Authorization": basic},
 assert info == {"active": False}, info
 denied = http.get("/api/me", headers=bearer)
 assert denied.status_code == 401 and "invalid_token" in denied.headers["WWW-Authenticate"], denied
-print("package smoke: wheel", oauth_sessions.__version__, "code flow, refresh, introspection, "
-      "protected API, revocation OK")
+print("package smoke: wheel", oauth_sessions.__version__, "sign-in round trip, code flow, refresh, "
+      "introspection, protected API, revocation OK")

@@ -1,4 +1,9 @@
-"""Sign-up, sign-in and sign-out pages."""
+"""Sign-up, sign-in and sign-out pages.
+
+Sign-up answers alike whether or not the address has an account (a neutral message and the
+sign-in page), and sign-in answers alike for a wrong password and an unknown address, so
+neither page tells anyone which addresses are registered.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from .nav import safe_next
 from .users import (
     MIN_PASSWORD_LENGTH,
     AccountError,
+    AddressTaken,
     SignInLocked,
     authenticate,
     create_account,
@@ -19,6 +25,9 @@ from .users import (
 )
 
 bp = Blueprint("accounts", __name__)
+SIGNED_UP_MESSAGE = ("Thank you. If this address did not have an account, it has one now: sign "
+                     "in with it and your password. An account that already existed is never "
+                     "changed by signing up.")
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -34,15 +43,18 @@ def signup() -> str | Response | tuple[str, int]:
         error = "The two passwords are not the same."
     else:
         try:
-            account = create_account(get_state().engine, passwords(), email, password)
+            create_account(get_state().engine, passwords(), email, password)
+        except AddressTaken:
+            pass  # the same answer as a new account, and the existing one is left as it was
         except AccountError as exc:
             error = str(exc)
     if error is not None:
         return render_template("signup.html", next_url=next_url, email=email, error=error,
                                min_length=MIN_PASSWORD_LENGTH), 400
-    sign_in(account)
-    flash("Welcome! Your account is ready.", "success")
-    return redirect(next_url)
+    # Not signed in straight away: that would tell a new address from a registered one
+    # (issue 15 item 15). A real provider would e-mail the address either way.
+    flash(SIGNED_UP_MESSAGE, "success")
+    return redirect(url_for("accounts.signin", next=next_url))
 
 
 @bp.route("/signin", methods=["GET", "POST"])

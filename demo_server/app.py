@@ -18,6 +18,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
+from oauth_sessions.flask.outage import DATABASE_ERRORS, database_error
+from oauth_sessions.storage.key_encryption import KeyEncryptor
 from oauth_sessions.storage.migrate import (
     AttachError,
     PrivilegeError,
@@ -25,21 +27,20 @@ from oauth_sessions.storage.migrate import (
     upgrade,
 )
 
-from . import accounts, api, developers, mfa, pages
+from . import access_log, accounts, api, developers, mfa, pages
 from .csrf import init_csrf
 from .db import create_demo_tables
 from .host_adapter import DemoHost
+from .instance import instance_dir, protect_sqlite_files, secret_file
 from .login import current_login
 from .seed import SeededClient, seed_clients, seed_user
 from .users import Passwords
 
 DEFAULT_CLIENT_APP_URL = "http://127.0.0.1:5001"
-
-
-def instance_dir() -> Path:
-    path = Path(os.environ.get("DEMO_INSTANCE_DIR", Path.cwd() / "instance"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+DEMO_KEY_ID = "demo1"
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+               "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")
+LIBRARY_FRAME_POLICY = "frame-ancestors 'none'"  # what the provider's blueprint sets alone
 
 
 def default_database_url() -> str:
@@ -54,19 +55,23 @@ def _secret_key() -> str:
     """
     if os.environ.get("SECRET_KEY"):
         return os.environ["SECRET_KEY"]
-    path = instance_dir() / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        key = secrets.token_hex(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
-        return key
+    return secret_file(instance_dir() / "secret_key", lambda: secrets.token_hex(32))
+
+
+def _encryption_settings() -> dict[str, Any]:
+    """Encryption at rest of session HMAC keys, under a key kept in ``instance/`` (0600).
+
+    A database copied without the instance folder then yields no HMAC key that could forge a
+    refresh token. ``OAUTH_SESSIONS_ENCRYPTION_KEYS`` / ``_KEY_ID`` in the config override it.
+    """
+    key = secret_file(instance_dir() / "encryption_key", KeyEncryptor.generate_key)
+    return {"OAUTH_SESSIONS_ENCRYPTION_KEYS": {DEMO_KEY_ID: key},
+            "OAUTH_SESSIONS_ENCRYPTION_KEY_ID": DEMO_KEY_ID}
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    access_log.install()  # no ID token in the request lines of GET /oauth/logout
     port = os.environ.get("PORT", "5000")
     issuer = os.environ.get("ISSUER", f"http://127.0.0.1:{port}")
     app.config.update(
@@ -76,9 +81,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OAUTH_SESSIONS_SCOPE_MIN_AAL={"payments": "aal2"},
         DEMO_CLIENT_APP_URL=os.environ.get("CLIENT_APP_URL", DEFAULT_CLIENT_APP_URL),
         DEMO_CREDENTIALS_FILE=str(instance_dir() / "demo-clients.json"),
+        **_encryption_settings(),
     )
     if config:
         app.config.update(config)
+    protect_sqlite_files(str(app.config["OAUTH_SESSIONS_DATABASE_URL"]))
     secure = str(app.config["OAUTH_SESSIONS_ISSUER"]).startswith("https://")
     app.config.update(
         # The provider and the client app both run on 127.0.0.1, and cookies ignore the port:
@@ -101,6 +108,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         state.engine.dispose()
         raise SystemExit(f"demo_server: {exc}") from None
     create_demo_tables(state.engine)
+    # Sessions stored before encryption was on (or under a retired key) get encrypted keys;
+    # the demo alone makes its first-party sessions, so those are included.
+    state.components["sessions"].rewrap_keys(first_party=True)
     app.extensions["demo_passwords"] = Passwords(app.config.get("DEMO_PASSWORD_PROFILE"))
     seed_user(state.engine, app.extensions["demo_passwords"])
     seeded = seed_clients(state.components["clients"], app.config["DEMO_CLIENT_APP_URL"],
@@ -135,12 +145,26 @@ def _install_page_hardening(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if response.mimetype == "text/html":
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")
+            # The provider's blueprint (the consent page) has already set the library's
+            # framing-only policy by the time this runs; the demo's full policy, which also
+            # forbids framing, replaces it (issue 15, "Also"). A page's own policy is kept.
+            if response.headers.get("Content-Security-Policy") in (None, LIBRARY_FRAME_POLICY):
+                response.headers["Content-Security-Policy"] = PAGE_POLICY
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    def _database_error(exc: Exception) -> Response:
+        # The library's outage answer: logged by class and SQLSTATE only, never the statement
+        # or its bound parameters (password hashes, session keys); 503 or 500 without detail.
+        response = database_error(exc)
+        if not _is_page(request.path):
+            return response
+        body = render_template("error.html", title="Something went wrong on our side",
+                               message="Please try again in a moment.")
+        return Response(body, status=response.status_code, mimetype="text/html")
+
+    for error in DATABASE_ERRORS:
+        app.register_error_handler(error, _database_error)
 
     @app.errorhandler(HTTPException)
     def _error_page(exc: HTTPException) -> Response | HTTPException:

@@ -6,9 +6,10 @@ Run it beside the provider: ``python -m demo_server.client_app`` (port 5001, or
 every endpoint through the provider's discovery document.
 
 It shows the whole life of a session from the app's side: authorization code with PKCE,
-the ID token's ``acr``/``amr``, calls to the provider's API, the RFC 9470 step-up when
-``/api/payments`` asks for aal2, refresh-token rotation, and introspection, which all start
-failing the moment the person revokes the session on the provider.
+the ID token's ``acr``/``amr``, calls to the provider's API, the way back to the provider
+when ``/api/payments`` wants what the token lacks (its ``payments`` scope, RFC 6750, and
+aal2, RFC 9470: one authorization request asks for both), refresh-token rotation, and
+introspection, which all start failing the moment the person revokes the session on the provider.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from .seed import THIRD_PARTY_APP_NAME
+
 SCOPE = "openid profile email offline_access"
+PAYMENTS_SCOPE = f"{SCOPE} payments"  # asked for only with acr_values=aal2: it needs aal2
 TIMEOUT = (3.0, 10.0)
 
 
@@ -59,6 +63,7 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    app.jinja_env.globals["app_name"] = THIRD_PARTY_APP_NAME
     provider_url = provider_url.rstrip("/")
     oauth = OAuth(app)
     provider = oauth.register(
@@ -87,7 +92,7 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
         extra: dict[str, str] = {}
         acr = request.args.get("acr_values")
         if acr in ("aal2", "aal3"):
-            extra["acr_values"] = acr
+            extra.update(acr_values=acr, scope=PAYMENTS_SCOPE)
         redirect_uri = url_for("callback", _external=True)
         response: Response = provider.authorize_redirect(redirect_uri, **extra)
         return response
@@ -123,7 +128,8 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
             "Authorization": f"Bearer {record['token']['access_token']}"})
         hint = None
         challenge = response.headers.get("WWW-Authenticate", "")
-        if "insufficient_user_authentication" in challenge:
+        if "insufficient_user_authentication" in challenge or (
+                'error="insufficient_scope"' in challenge and 'scope="payments"' in challenge):
             hint = "step_up"
         elif 'error="invalid_token"' in challenge:
             hint = "ended"
@@ -174,10 +180,18 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
         return redirect(url_for("index"))
 
     @app.post("/logout")
-    def logout() -> Response:
+    def logout() -> Response | str:
+        """Sign out here, then offer RP-initiated logout at the provider as a POST form, so
+        the ID token travels in a body and not in a URL that access logs print."""
+        record = current()
         vault.drop(session.get("vault_key"))
         session.clear()
-        return redirect(url_for("index"))
+        id_token = (record or {}).get("token", {}).get("id_token")
+        if not id_token:
+            return redirect(url_for("index"))
+        endpoint = provider.load_server_metadata().get("end_session_endpoint")
+        return render_template("client_logged_out.html", end_session_endpoint=endpoint,
+                               id_token=id_token)
 
     app.jinja_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
     return app

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 from oauth_sessions.core.types import UTCDateTime
-from oauth_sessions.storage.models import SCHEMA, User
+from oauth_sessions.storage.models import SCHEMA, OAuthClient, User
 
 demo_metadata = MetaData(schema=SCHEMA)
 
@@ -66,6 +66,21 @@ sign_in_throttle = Table(
     Column("locked_until", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
     comment="demo: consecutive failed password sign-ins per e-mail address",
+)
+
+
+client_owners = Table(
+    "demo_client_owners",
+    demo_metadata,
+    # Who registered a client on /developers: the page lists, rotates and deletes only theirs.
+    Column("client_id", Uuid, ForeignKey(OAuthClient.__table__.c.id, ondelete="CASCADE",
+                                         name="demo_client_owners_client_id_fkey"),
+           primary_key=True),
+    Column("user_id", Uuid, ForeignKey(User.__table__.c.id, ondelete="CASCADE",
+                                       name="demo_client_owners_user_id_fkey"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("demo_client_owners_user_id_idx", "user_id"),
+    comment="demo: the account that registered each self-service client",
 )
 
 

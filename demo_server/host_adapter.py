@@ -92,7 +92,7 @@ class DemoHost(HostAdapter):
         claims: dict[str, Any] = {}
         if "email" in scopes:
             claims.update(email=account.email, email_verified=False)
-        if "profile" in scopes:
-            claims.update(name=account.email.split("@", 1)[0],
-                          preferred_username=account.email)
+        # "profile" adds nothing: the demo keeps no display name, and nothing derived from the
+        # address (not even its local part) may stand in for one. The address is released
+        # under "email" alone, the permission the person saw on the consent page.
         return claims

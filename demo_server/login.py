@@ -17,11 +17,13 @@ from flask import g, request, session
 
 from oauth_sessions import Aal, get_state
 from oauth_sessions.core.errors import OAuthSessionsError
+from oauth_sessions.core.policy import clean_user_agent
 from oauth_sessions.storage.sessions import SessionInfo, SessionStore
 
 from .users import Account, get_account
 
 SESSION_ID_KEY = "sid"
+MAX_USER_AGENT = 512  # as the library keeps at /oauth/authorize
 AUTH_TIME_KEY = "auth_time"
 
 
@@ -54,7 +56,8 @@ def sign_in(account: Account, *, now: datetime | None = None) -> Login:
     """
     issued = session_store().create_session(
         user_id=account.id, client_id=None, scopes=(), aal=Aal.AAL1, amr=["pwd"],
-        user_agent=request.user_agent.string or None, ip=client_ip(), now=now,
+        user_agent=clean_user_agent(request.user_agent.string, MAX_USER_AGENT), ip=client_ip(),
+        now=now,
     )
     info = issued.session
     session.clear()

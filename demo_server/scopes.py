@@ -14,7 +14,8 @@ class ScopeText:
 SCOPE_TEXTS: dict[str, ScopeText] = {
     "openid": ScopeText("Know who you are",
                         "Sign you in with your account ID, and learn when and how you signed in."),
-    "profile": ScopeText("See your basic profile", "Your display name and account details."),
+    "profile": ScopeText("See your basic profile",
+                         "Your display name and profile details (this demo keeps none)."),
     "email": ScopeText("See your e-mail address", "The address you use for this account."),
     "offline_access": ScopeText(
         "Stay connected while you are away",

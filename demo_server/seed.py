@@ -21,6 +21,10 @@ from oauth_sessions.storage.clients import ClientInfo, ClientStore, verify_clien
 
 from .users import AccountError, Passwords, create_account, find_account
 
+#: The sample third-party app's one name: its own pages and the provider's consent, sessions
+#: and connected-apps pages all say it (issue 19 item 3).
+THIRD_PARTY_APP_NAME = "PhotoPrint"
+
 DEMO_EMAIL = "alice@example.com"
 DEMO_PASSWORD = "alice-demo-password"  # published on purpose: it is the demo's sample account
 
@@ -30,6 +34,9 @@ class SeededClient:
     key: str
     info: ClientInfo
     secret: str | None
+    # True when this start made the secret (first seeding, or a rotation after the file was
+    # lost): only then does the banner print it; later starts point at the file instead.
+    new_secret: bool = False
 
 
 def seed_user(engine: Engine, passwords: Passwords) -> None:
@@ -51,7 +58,7 @@ class ClientSpec:
 def client_specs(client_app_url: str) -> list[ClientSpec]:
     base = client_app_url.rstrip("/")
     return [
-        ClientSpec("confidential", "Demo client app", public=False, can_introspect=True,
+        ClientSpec("confidential", THIRD_PARTY_APP_NAME, public=False, can_introspect=True,
                    redirect_uris=(f"{base}/callback",),
                    scopes="openid profile email offline_access payments"),
         ClientSpec("public", "Demo public client (PKCE)", public=True, can_introspect=False,
@@ -70,7 +77,9 @@ def seed_clients(store: ClientStore, client_app_url: str, credentials_file: Path
         if info is None:
             info = next((c for c in store.list() if c.name == spec.name and c.verified), None)
         secret: str | None = record.get("client_secret")
+        new_secret = False
         if info is None:
+            new_secret = True
             info, secret = store.create(name=spec.name, redirect_uris=spec.redirect_uris,
                                         scopes=spec.scopes, public=spec.public,
                                         can_introspect=spec.can_introspect, verified=True)
@@ -82,8 +91,9 @@ def seed_clients(store: ClientStore, client_app_url: str, credentials_file: Path
                 store.update_metadata(info.id, redirect_uris="\n".join(spec.redirect_uris))
                 info = store.get(info.id, fresh=True) or info
             if not info.is_public and not (secret and verify_client_secret(secret, info.secret_hash)):
-                secret = store.rotate_secret(info.id)
-        seeded.append(SeededClient(spec.key, info, None if info.is_public else secret))
+                secret, new_secret = store.rotate_secret(info.id), True
+        seeded.append(SeededClient(spec.key, info, None if info.is_public else secret,
+                                   new_secret=new_secret and not info.is_public))
     _write(credentials_file, {s.key: {"client_id": str(s.info.id), "client_secret": s.secret}
                               for s in seeded})
     return seeded
@@ -106,7 +116,11 @@ def _write(path: Path, data: dict[str, dict[str, str | None]]) -> None:
     os.replace(tmp, path)
 
 
-def banner(issuer: str, seeded: list[SeededClient], client_app_url: str) -> str:
+def banner(issuer: str, seeded: list[SeededClient], client_app_url: str,
+           credentials_file: Path | None = None) -> str:
+    """What ``make demo`` prints. A client secret appears only on the start that made it:
+    terminal scrollback and process logs are kept longer, and read by more people, than a
+    0600 file (issue 15, "Also")."""
     lines = [
         f"oauth_sessions demo provider: {issuer}/",
         f"  demo account      {DEMO_EMAIL} / {DEMO_PASSWORD}",
@@ -115,8 +129,11 @@ def banner(issuer: str, seeded: list[SeededClient], client_app_url: str) -> str:
     for s in seeded:
         lines.append(f"  {s.info.name}  ({'public' if s.info.is_public else 'confidential'})")
         lines.append(f"    client_id       {s.info.id}")
-        if s.secret:
-            lines.append(f"    client_secret   {s.secret}")
+        if s.secret and s.new_secret:
+            lines.append(f"    client_secret   {s.secret}  (printed once; kept in "
+                         f"{credentials_file or 'the credentials file'}, mode 0600)")
+        elif s.secret:
+            lines.append(f"    client_secret   in {credentials_file or 'the credentials file'}")
         lines.append(f"    redirect_uris   {' '.join(s.info.redirect_uris)}")
         lines.append(f"    scopes          {' '.join(s.info.scopes)}")
     lines.append("  third-party app   make demo-client  (python -m demo_server.client_app), "

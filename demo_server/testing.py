@@ -14,6 +14,7 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -112,7 +113,8 @@ class DemoBrowser:
         self.get("/signup")
         response = self.post("/signup", {"email": email, "password": password,
                                          "password_confirm": password})
-        self.get("/")  # signing in renews the CSRF token: read the new one
+        if response.status_code == 302:  # sign-up does not sign in (issue 15 item 15)
+            self.sign_in(email, password)
         return response
 
     def sign_in(self, email: str, password: str) -> TestResponse:
@@ -120,6 +122,19 @@ class DemoBrowser:
         response = self.post("/signin", {"email": email, "password": password})
         self.get("/")  # signing in renews the CSRF token: read the new one
         return response
+
+    def step_up_with_new_factor(self) -> str:
+        """Enrol a TOTP factor and raise this browser's sign-in to aal2; returns the secret."""
+        import pyotp
+
+        page = self.get("/account/totp").get_data(as_text=True)
+        secret = page.split('id="totp-secret">', 1)[1].split("<", 1)[0].replace(" ", "")
+        totp_now = pyotp.TOTP(secret)
+        assert self.post("/account/totp", {"action": "verify", "code": totp_now.now()}).status_code == 302
+        later = totp_now.at(datetime.now(UTC) + timedelta(seconds=30))  # a code not used yet
+        response = self.post("/account/step-up", {"code": later, "next": "/"})
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        return secret
 
     def authorize(self, client: SeededClient, *, scope: str = "openid profile email offline_access",
                   approve: bool = True, extra: dict[str, str] | None = None) -> tuple[str, str]:

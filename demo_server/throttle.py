@@ -44,9 +44,18 @@ def count_failure(conn: Connection, table: Table, where: Any, now: datetime, *,
     return is_locked(conn, table, where, now)
 
 
-def count_keyed_failure(conn: Connection, table: Table, key: str, now: datetime, *,
-                        max_failures: int, lock_seconds: int) -> bool:
-    """:func:`count_failure` for a table keyed by ``key`` whose row may not exist yet."""
+def reserve_keyed_attempt(conn: Connection, table: Table, key: str, now: datetime, *,
+                          max_failures: int, lock_seconds: int) -> int | None:
+    """Count one attempt for ``key`` *before* its secret is checked; ``None`` while locked.
+
+    The caller then runs the slow check and clears the row on success. Reserving first, in one
+    conditional ``UPDATE``, is what makes the limit hold under concurrency: of any number of
+    simultaneous attempts at most ``max_failures`` get past this point before the lock (the
+    WHERE clause is re-checked against the row as committed by the others, on PostgreSQL as on
+    SQLite, which serialises writers). The attempt that reaches ``max_failures`` starts the lock
+    at once; if its secret turns out right, the caller's clearing ends it. Returns the attempt's
+    number (1 after a lock ran out: counting restarts).
+    """
     where = table.c.key == key
     if conn.execute(select(table.c.key).where(where)).first() is None:
         try:
@@ -54,5 +63,14 @@ def count_keyed_failure(conn: Connection, table: Table, key: str, now: datetime,
                 conn.execute(table.insert().values(key=key, failed_attempts=0, updated_at=now))
         except IntegrityError:  # another request inserted it first: count on its row
             pass
-    return count_failure(conn, table, where, now, max_failures=max_failures,
-                         lock_seconds=lock_seconds)
+    lock_ran_out = table.c.locked_until.is_not(None)
+    attempt = case((lock_ran_out, 1), else_=table.c.failed_attempts + 1)
+    lock_end = bindparam("lock_end", now + timedelta(seconds=lock_seconds), type_=UTCDateTime)
+    row = conn.execute(
+        update(table).where(where, not_locked(table, now))
+        .values(failed_attempts=attempt,
+                locked_until=case((attempt >= max_failures, lock_end), else_=None),
+                updated_at=now)
+        .returning(table.c.failed_attempts)
+    ).first()
+    return None if row is None else int(row.failed_attempts)

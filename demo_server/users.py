@@ -9,20 +9,24 @@ which addresses have accounts.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
+import bcrypt
 from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, Table, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from oauth_sessions.core.client_rules import has_forbidden_characters
 from oauth_sessions.storage.models import User
 
 from .db import sign_in_throttle, utcnow
-from .throttle import count_keyed_failure, is_locked
+from .throttle import reserve_keyed_attempt
 
 MIN_PASSWORD_LENGTH = 10  # NIST SP 800-63B 5.1.1.2 asks for at least 8
 MAX_PASSWORD_LENGTH = 1024  # hashing megabytes of input is a denial of service, not security
@@ -52,6 +56,11 @@ class AccountError(ValueError):
     """A sign-up or sign-in input the person can fix; ``str(exc)`` is safe to show."""
 
 
+class AddressTaken(AccountError):
+    """Sign-up for an address that has an account. Never shown: sign-up answers the same
+    either way (issue 15 item 15), so it cannot tell anyone which addresses are registered."""
+
+
 class SignInLocked(AccountError):
     """Too many wrong passwords for this address in a row; wait for the lock to end."""
 
@@ -65,6 +74,8 @@ class Account:
 def normalize_email(raw: str) -> str:
     """Trim and lowercase an address, and check its rough shape (one @, a dot in the domain)."""
     email = raw.strip().lower()
+    if has_forbidden_characters(email):  # NUL and other control characters (issue 15 item 11)
+        raise AccountError("Enter an e-mail address like name@example.com.")
     local, at, domain = email.partition("@")
     if not at or not local or "." not in domain.strip(".") or "@" in domain or " " in email:
         raise AccountError("Enter an e-mail address like name@example.com.")
@@ -81,7 +92,8 @@ def check_password_rules(password: str) -> None:
 
 
 def create_account(engine: Engine, passwords: Passwords, email: str, password: str) -> Account:
-    """Create an account; raises :class:`AccountError` for bad input or a taken address."""
+    """Create an account; raises :class:`AccountError` for bad input, :class:`AddressTaken`
+    for a taken address (after hashing the password all the same, so both cost the same)."""
     email = normalize_email(email)
     check_password_rules(password)
     now = utcnow()
@@ -93,8 +105,7 @@ def create_account(engine: Engine, passwords: Passwords, email: str, password: s
                 created_at=now, updated_at=now,
             ))
     except IntegrityError:
-        raise AccountError("An account with this e-mail address already exists. "
-                           "Sign in instead.") from None
+        raise AddressTaken("address taken") from None
     return account
 
 
@@ -121,26 +132,36 @@ def authenticate(engine: Engine, passwords: Passwords, email: str, password: str
 
     Raises :class:`SignInLocked` while the address is locked after ``SIGN_IN_MAX_FAILURES``
     wrong passwords in a row (NIST SP 800-63B section 5.2.2). Addresses without an account
-    are counted and locked the same way, so the lock tells nothing about who has one.
+    are counted and locked the same way, so the lock tells nothing about who has one. Each
+    attempt is counted before the password is hashed, so simultaneous guesses cannot all be
+    evaluated against one reading of the count (issue 15 item 4).
     """
     now = now or datetime.now(UTC)
     key = email.strip().lower()[:MAX_EMAIL_LENGTH]
-    where = sign_in_throttle.c.key == key
-    with engine.connect() as conn:
-        if is_locked(conn, sign_in_throttle, where, now):
-            raise SignInLocked(LOCKED_MESSAGE)
-    account = _check_password(engine, passwords, key, password)
-    locked = False
-    with engine.begin() as conn:  # raise only after the commit: the count must stick
-        if account is not None:
-            conn.execute(delete(sign_in_throttle).where(where))
-        else:
-            locked = count_keyed_failure(conn, sign_in_throttle, key, now,
-                                         max_failures=SIGN_IN_MAX_FAILURES,
-                                         lock_seconds=SIGN_IN_LOCK_SECONDS)
-    if locked:
+    if has_forbidden_characters(key):
+        # No account has such an address, and PostgreSQL cannot even compare text holding NUL:
+        # answer as for any unknown address, after the same hashing work (issue 15 item 11).
+        _spend_dummy_check(passwords, password)
+        return None
+    with engine.begin() as conn:  # the attempt is counted before the slow check (item 15.4)
+        attempt = reserve_keyed_attempt(conn, sign_in_throttle, key, now,
+                                        max_failures=SIGN_IN_MAX_FAILURES,
+                                        lock_seconds=SIGN_IN_LOCK_SECONDS)
+    if attempt is None:
         raise SignInLocked(LOCKED_MESSAGE)
-    return account
+    account = _check_password(engine, passwords, key, password)
+    if account is not None:
+        with engine.begin() as conn:
+            conn.execute(delete(sign_in_throttle).where(sign_in_throttle.c.key == key))
+        return account
+    if attempt >= SIGN_IN_MAX_FAILURES:
+        raise SignInLocked(LOCKED_MESSAGE)
+    return None
+
+
+def _spend_dummy_check(passwords: Passwords, password: str) -> None:
+    with contextlib.suppress(VerificationError, InvalidHashError):
+        passwords.hasher.verify(passwords.dummy_hash, password[:MAX_PASSWORD_LENGTH])
 
 
 def _check_password(engine: Engine, passwords: Passwords, email: str, password: str) -> Account | None:
@@ -152,17 +173,62 @@ def _check_password(engine: Engine, passwords: Passwords, email: str, password: 
             .where(func.lower(users_table.c.email) == email)
         ).first()
     stored = row.encrypted_password if row and row.encrypted_password else passwords.dummy_hash
-    try:
-        passwords.hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return None
+    if stored.startswith(BCRYPT_PREFIXES):
+        # Supabase Auth's own hashes: checked as they are and never rehashed, because Supabase
+        # Auth signs the same person in with the same column.
+        if not _bcrypt_matches(stored, password):
+            return None
+    else:
+        try:
+            passwords.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
     if row is None or not row.encrypted_password:
         return None
-    if passwords.hasher.check_needs_rehash(stored):
+    if not _may_sign_in(engine, row.id):
+        return None
+    if not stored.startswith(BCRYPT_PREFIXES) and passwords.hasher.check_needs_rehash(stored):
         with engine.begin() as conn:
             conn.execute(update(users_table).where(users_table.c.id == row.id)
                          .values(encrypted_password=passwords.hasher.hash(password), updated_at=utcnow()))
     return Account(id=row.id, email=row.email)
+
+
+#: The bcrypt variants Supabase Auth writes into ``auth.users.encrypted_password`` (Go: ``$2a$``).
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+def _bcrypt_matches(stored: str, password: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), stored.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):  # over bcrypt's 72 bytes, or a damaged hash
+        return False
+
+
+_ACCOUNT_STATE_COLUMNS = ("banned_until", "deleted_at")
+_account_state_columns: weakref.WeakKeyDictionary[Engine, tuple[str, ...]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _may_sign_in(engine: Engine, user_id: uuid.UUID) -> bool:
+    """False for a user Supabase Auth has banned (``banned_until`` in the future) or deleted.
+
+    Those columns exist only in Supabase Auth's ``auth.users``; where the table lacks them
+    (the demo's own database) every account may sign in.
+    """
+    if engine.dialect.name != "postgresql":
+        return True
+    if engine not in _account_state_columns:
+        present = {c["name"] for c in inspect(engine).get_columns("users", schema="auth")}
+        _account_state_columns[engine] = tuple(c for c in _ACCOUNT_STATE_COLUMNS if c in present)
+    columns = _account_state_columns[engine]
+    if columns != _ACCOUNT_STATE_COLUMNS:
+        return True
+    with engine.connect() as conn:
+        banned, deleted = conn.execute(text(
+            "SELECT banned_until > now(), deleted_at IS NOT NULL FROM auth.users WHERE id = :id"),
+            {"id": user_id}).one()
+    return not banned and not deleted
 
 
 def passwords() -> Passwords:

@@ -6,10 +6,12 @@ your app plugs in its real sign-in where ``/login`` is.
 
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from flask import Flask, redirect, render_template_string, request, session
 
 from oauth_sessions import Aal, OAuthSessions
+from oauth_sessions.core.uris import same_site_path
 from oauth_sessions.flask.host import AmrEntry, Authentication, HostAdapter
 from oauth_sessions.storage.users import ensure_user
 
@@ -29,7 +31,7 @@ class Host(HostAdapter):
                               amr=[AmrEntry("pwd", at)], auth_time=at)
 
     def login(self, next_url, prompt):
-        return redirect(f"/login?next={next_url}")
+        return redirect("/login?" + urlencode({"next": next_url}))  # next_url has its own query
 
     def step_up(self, next_url, required_aal):
         return "This example has no second factor.", 403
@@ -53,7 +55,6 @@ def create_app() -> Flask:
         uid = uuid.uuid5(uuid.NAMESPACE_URL, "mailto:" + request.form["email"])
         ensure_user(uid, email=request.form["email"])
         session.update(uid=str(uid), at=int(datetime.now(UTC).timestamp()))
-        nxt = request.args.get("next", "/")
-        return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/")
+        return redirect(same_site_path(request.args.get("next")))  # never another site
 
     return app

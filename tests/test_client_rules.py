@@ -250,3 +250,13 @@ def test_issue15_item7_dynamically_registered_clients_are_unverified(engine: Eng
     app = make_app(engine, dynamic_registration=True)
     body = _register(app.test_client(), METADATA).json
     assert get_state(app).components["clients"].get(body["client_id"]).verified is False
+
+
+def test_issue15_item8_a_deleted_verified_clients_name_is_free_again(engine: Engine) -> None:
+    app = make_app(engine)
+    store = get_state(app).components["clients"]
+    gone, _ = create_client(app, name="Retired App")
+    with pytest.raises(ValueError, match="belongs to a verified app"):
+        create_client(app, name="retired app", verified=False)
+    assert store.delete(gone.id)
+    assert create_client(app, name="retired app", verified=False)[0].name == "retired app"

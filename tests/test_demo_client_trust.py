@@ -5,6 +5,7 @@ where it returns to and whether anyone vetted the app."""
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import Flask
@@ -90,10 +91,50 @@ def test_issue15_item8_consent_shows_the_redirect_host_and_whether_the_app_is_ve
 
 def test_issue15_item8_the_seeded_clients_names_are_reserved(demo_app: Flask) -> None:
     store = get_state(demo_app).components["clients"]
-    for name in ("Demo client app", "demo client APP", "Demo  client app " + secrets.token_hex(0)):
+    for name in ("PhotoPrint", "photoPRINT", "  PhotoPrint " + secrets.token_hex(0)):
         try:
             store.create(name=name, redirect_uris=["https://evil.example/cb"])
         except ValueError as exc:
             assert "belongs to a verified app" in str(exc)
         else:
             raise AssertionError(f"{name!r} was accepted")
+
+
+def test_issue15_also_get_logout_keeps_the_id_token_out_of_the_access_log(
+        demo_app: Flask, caplog: Any) -> None:
+    """The demo's werkzeug access log prints the request line with id_token_hint redacted."""
+    import logging
+    import urllib.request
+
+    from demo_server.testing import LiveServer, free_port
+
+    server = LiveServer(demo_app, free_port())
+    secret_value = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0LXRva2Vu.c2ln"
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            try:
+                urllib.request.urlopen(f"{server.url}/oauth/logout?id_token_hint={secret_value}"
+                                       "&state=keep-me", timeout=10)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 400  # not a token of this provider
+    finally:
+        server.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/oauth/logout?id_token_hint=[redacted]&state=keep-me" in line for line in lines)
+    assert not any(secret_value in line for line in lines)
+
+
+def test_issue15_also_the_demo_client_logs_out_at_the_provider_by_post(demo_app: Flask) -> None:
+    """The client's sign-out page posts id_token_hint in a form body (never a URL)."""
+    from demo_server.client_app import create_client_app
+
+    client = seeded(demo_app, "confidential")
+    rp = create_client_app("http://provider.invalid", client.info.client_id, client.secret or "")
+    rp.config["TESTING"] = True
+    with rp.test_request_context():
+        from flask import render_template
+
+        page = render_template("client_logged_out.html", id_token="tok.en.value",
+                               end_session_endpoint="http://127.0.0.1:5000/oauth/logout")
+    assert '<form method="post" action="http://127.0.0.1:5000/oauth/logout"' in page
+    assert 'name="id_token_hint" value="tok.en.value"' in page and "?id_token_hint" not in page

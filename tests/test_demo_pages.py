@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 
+from demo_server.client_app import create_client_app
 from demo_server.pages import describe_device
 from demo_server.testing import (
     DemoBrowser,
@@ -24,7 +25,6 @@ from demo_server.testing import (
 )
 from demo_server.users import find_account
 from oauth_sessions import Aal, get_state
-from oauth_sessions.storage.clients import verify_client_secret
 
 ALICE = ("alice@example.com", "alice-demo-password")
 
@@ -54,7 +54,7 @@ def test_sessions_page_lists_device_ip_app_scopes_aal_and_times(demo_app: Flask)
     assert page.count("<tr data-session-id=") == 2
     assert f'data-session-id="{sid}" data-client-id="{client.info.id}"' in page
     assert "Chrome 120.0 on Linux" in page and "this browser" in page
-    assert "Demo client app" in page and "offline_access" in page and "aal1" in page
+    assert "PhotoPrint" in page and "offline_access" in page and "aal1" in page
     assert "127.0.0.1" in page
     assert "never" in page  # the browser session was never refreshed; the app's session was
 
@@ -134,7 +134,7 @@ def test_consent_page_names_the_app_and_each_scope_in_plain_words(demo_app: Flas
     page = browser.get(f"/oauth/authorize?response_type=code&client_id={client.info.id}"
                        f"&redirect_uri={client.info.redirect_uris[0]}&scope=openid%20email%20offline_access"
                        "&code_challenge=" + "a" * 43 + "&code_challenge_method=S256").get_data(as_text=True)
-    assert '<span class="client-name">Demo client app</span> wants to use your account' in page
+    assert '<span class="client-name">PhotoPrint</span> wants to use your account' in page
     for words in ("Know who you are", "See your e-mail address", "Stay connected while you are away"):
         assert words in page
     assert "See your basic profile" not in page  # not asked for
@@ -159,7 +159,7 @@ def test_a_scope_that_needs_aal2_sends_the_person_to_the_totp_step_up(demo_app: 
     assert response.headers["Location"].startswith("/account/step-up?next=/oauth/authorize")
 
 
-def test_api_me_needs_the_profile_scope_and_payments_needs_aal2(demo_app: Flask) -> None:
+def test_api_me_needs_the_profile_scope_and_payments_its_scope(demo_app: Flask) -> None:
     browser = _signed_in(demo_app)
     client = seeded(demo_app, "confidential")
     api = demo_app.test_client()
@@ -176,54 +176,10 @@ def test_api_me_needs_the_profile_scope_and_payments_needs_aal2(demo_app: Flask)
     me = api.get("/api/me", headers=auth)
     assert me.status_code == 200 and me.get_json()["email"] == ALICE[0] and me.get_json()["aal"] == "aal1"
     payments = api.get("/api/payments", headers=auth)
-    assert payments.status_code == 401
-    challenge = payments.headers["WWW-Authenticate"]
-    assert 'error="insufficient_user_authentication"' in challenge and 'acr_values="aal2"' in challenge
+    # The scope comes first (issue 15 item 2): a step-up cannot add "payments" to this token.
+    assert payments.status_code == 403
+    assert 'error="insufficient_scope"' in payments.headers["WWW-Authenticate"]
     assert get_state(demo_app).components["sessions"].list_for_user(_alice_id(demo_app))[0].aal == Aal.AAL1
-
-
-def test_developer_page_registers_a_client_and_shows_the_secret_once(demo_app: Flask) -> None:
-    browser = _signed_in(demo_app)
-    response = browser.post("/developers", {
-        "name": "Budget Buddy", "redirect_uris": "https://budget.example/cb\nhttp://127.0.0.1:9000/cb",
-        "scopes": ["openid", "email"], "extra_scopes": "reports:read", "client_type": "confidential"})
-    assert response.status_code == 200
-    assert response.headers["Cache-Control"] == "no-store"
-    page = response.get_data(as_text=True)
-    client_id = page.split('id="client-id">')[1].split("<")[0]
-    secret = page.split('id="client-secret">')[1].split("<")[0]
-    info = get_state(demo_app).components["clients"].get(client_id, fresh=True)
-    assert info.name == "Budget Buddy" and info.scopes == ("openid", "email", "reports:read")
-    assert info.redirect_uris == ("https://budget.example/cb", "http://127.0.0.1:9000/cb")
-    assert info.secret_hash != secret and verify_client_secret(secret, info.secret_hash)
-    assert secret not in browser.get("/developers").get_data(as_text=True)
-
-
-def test_developer_page_registers_a_public_client_without_secret(demo_app: Flask) -> None:
-    browser = _signed_in(demo_app)
-    page = browser.post("/developers", {"name": "Phone app", "redirect_uris": "com.example.app:/cb",
-                                        "scopes": ["openid"], "client_type": "public"}).get_data(as_text=True)
-    assert 'id="client-secret"' not in page
-    client_id = page.split('id="client-id">')[1].split("<")[0]
-    info = get_state(demo_app).components["clients"].get(client_id, fresh=True)
-    assert info.is_public and info.token_endpoint_auth_method == "none"
-
-
-@pytest.mark.parametrize(("form", "message"), [
-    ({"name": "", "redirect_uris": "https://a.example/cb", "scopes": ["openid"]}, "Give the app a name"),
-    ({"name": "A", "redirect_uris": "", "scopes": ["openid"]}, "Add at least one redirect URI"),
-    ({"name": "A", "redirect_uris": "https://a.example/cb#frag", "scopes": ["openid"]}, "fragment"),
-    ({"name": "A", "redirect_uris": "https://a.example/cb", "extra_scopes": 'bad"scope'},
-     "is not a valid scope name"),
-])
-def test_developer_page_explains_bad_input_and_registers_nothing(demo_app: Flask, form: dict[str, object],
-                                                                 message: str) -> None:
-    browser = _signed_in(demo_app)
-    before = len(get_state(demo_app).components["clients"].list())
-    response = browser.post("/developers", {"client_type": "confidential", **form})
-    assert response.status_code == 400
-    assert message in response.get_data(as_text=True)
-    assert len(get_state(demo_app).components["clients"].list()) == before
 
 
 @pytest.mark.parametrize(("user_agent", "expected"), [
@@ -272,3 +228,12 @@ def test_the_seeded_public_client_signs_in_with_pkce_and_no_secret(demo_app: Fla
     me = demo_app.test_client().get("/api/me", headers={
         "Authorization": f"Bearer {token.get_json()['access_token']}"})
     assert me.status_code == 200 and me.get_json()["client_id"] == str(public.info.id)
+
+
+def test_issue19_item3_the_third_party_app_has_one_name(demo_app: Flask) -> None:
+    """The client app's own pages and the provider's record of it say the same name."""
+    client = seeded(demo_app, "confidential")
+    assert client.info.name == "PhotoPrint"
+    page = create_client_app("http://127.0.0.1:9", str(client.info.id), client.secret or "") \
+        .test_client().get("/").get_data(as_text=True)
+    assert f"</span>{client.info.name}</a>" in page and "Demo client app" not in page

@@ -33,7 +33,9 @@ from oauth_sessions.jose.jwt_tokens import (
     SigningKey,
     build_access_token_claims,
     generate_signing_key,
+    is_low_s_signature,
     json_depth_within,
+    low_s_form,
     oidc_token_hash,
     rotate,
     sign_access_token,
@@ -100,12 +102,19 @@ def private_key_of(key: SigningKey) -> Any:
 
 
 def sign_by_hand(key: SigningKey, header: dict[str, Any], payload: dict[str, Any]) -> str:
-    """Sign with joserfc's own JWS serializer, independently of the module under test."""
+    """Sign with joserfc's own JWS serializer, independently of the module under test.
+
+    An ECDSA signature is put in its low-S form (the one form the verifier accepts, issue 15
+    item 14), which joserfc, like OpenSSL, produces only half of the time.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)  # "EdDSA" is deprecated by RFC 9864
-        return jws.serialize_compact(
+        token = jws.serialize_compact(
             header, json.dumps(payload), private_key_of(key), algorithms=[key.alg]
         )
+    signing_input, _, sig = token.rpartition(".")
+    raw = low_s_form(key.alg, base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    return signing_input + "." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def verify(keyset: KeySet, token: str, **kwargs: Any) -> dict[str, Any]:
@@ -343,7 +352,9 @@ def test_tampered_signature_is_rejected(alg: str) -> None:
     header, payload, signature = segments(sign_access_token(keyset, claims(), now=T0))
     raw = bytearray(base64.urlsafe_b64decode(signature + "=="))
     raw[len(raw) // 2] ^= 0x01
-    assert reason(keyset, f"{header}.{payload}.{b64(bytes(raw))}") == "bad signature"
+    # A flipped bit in s may also lift it above n/2 (issue 15 item 14): refused either way.
+    assert reason(keyset, f"{header}.{payload}.{b64(bytes(raw))}") in {
+        "bad signature", "malformed token: high-S ECDSA signature"}
     assert reason(keyset, f"{header}.{payload}.{b64(bytes(raw[:-1]))}") == "bad signature"
 
 
@@ -685,3 +696,39 @@ def test_issue15_item9_json_depth_bound_is_exact_and_ignores_brackets_in_strings
     assert json_depth_within('{"a": "' + "[" * 100 + '\\"' + "{" * 100 + '"}', limit=1)
     assert not json_depth_within('{"a": "\\\\", "b": [[1]]}', limit=2)
     assert json_depth_within('{"a": "\\\\", "b": [[1]]}', limit=3)
+
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def other_s(token: str) -> str:
+    """The same token with its ES256 signature ``(r, s)`` rewritten as ``(r, n - s)``."""
+    head, body, sig = token.split(".")
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    flipped = raw[:32] + (P256_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
+    return f"{head}.{body}." + base64.urlsafe_b64encode(flipped).decode().rstrip("=")
+
+
+def test_issue15_item14_es256_tokens_have_exactly_one_accepted_form() -> None:
+    """Issue 15 item 14: ECDSA accepts (r, s) and (r, n - s); we sign the low form only and
+    refuse the high one, so no token has a second accepted string. Twenty tokens make sure both
+    halves of OpenSSL's output (it picks either s) went through the signer."""
+    keyset = keyset_for("ES256")
+    for n in range(20):
+        token = sign_access_token(keyset, claims(jti=f"j{n}"), now=T0)
+        assert verify(keyset, token)["jti"] == f"j{n}"
+        assert reason(keyset, other_s(token)) == "malformed token: high-S ECDSA signature"
+
+
+def test_issue15_item14_low_s_boundary_is_half_the_order() -> None:
+    """s = n // 2 is the highest accepted value, n // 2 + 1 the lowest refused; s = 0 is no
+    signature; low_s_form maps a high s to n - s and leaves other algorithms alone."""
+    r = (1).to_bytes(32, "big")
+    half = P256_ORDER // 2
+    assert is_low_s_signature("ES256", r + half.to_bytes(32, "big"))
+    assert not is_low_s_signature("ES256", r + (half + 1).to_bytes(32, "big"))
+    assert not is_low_s_signature("ES256", r + bytes(32))
+    high = r + (half + 1).to_bytes(32, "big")
+    assert low_s_form("ES256", high) == r + (P256_ORDER - half - 1).to_bytes(32, "big")
+    assert is_low_s_signature("RS256", b"\xff" * 256) and low_s_form("RS256", b"\xff") == b"\xff"
+    assert is_low_s_signature("ES256", high[:-1])  # wrong length: the verifier's to refuse

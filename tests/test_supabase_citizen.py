@@ -11,18 +11,23 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from factories import basic_auth, make_app
+from sqlalchemy import Engine, insert, select, update
 from test_store_support import T0, add_client, add_user, make_store, new_session, recording
 
+from oauth_sessions import get_state
 from oauth_sessions.core import signals
 from oauth_sessions.core.errors import UnknownSession
-from oauth_sessions.storage.clients import ClientStore
+from oauth_sessions.storage.clients import ClientStore, OAuthClientWrapper, verify_client_secret
 from oauth_sessions.storage.introspection_store import StoreSessions
 from oauth_sessions.storage.key_encryption import KeyEncryptor, is_supabase_encrypted
 from oauth_sessions.storage.models import OAuthClient, Session
@@ -163,3 +168,34 @@ def test_issue17_item3_library_delete_is_a_soft_delete_that_ends_sessions(engine
                                             "oauth-sessions.client-deleted"]
     assert events[0][1]["reason"] == "client_deleted"
     assert clients.get(client) is None
+
+
+def test_issue17_a_client_supabase_auth_made_authenticates_and_refreshes(engine: Engine) -> None:
+    """Supabase's encodings: base64url SHA-256 secret hash, comma-separated grant types."""
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    stored = base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).rstrip(b"=").decode()
+    client_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(insert(CLIENTS).values(
+            id=client_id, client_secret_hash=stored, registration_type="dynamic",
+            redirect_uris="https://app.example/cb", grant_types="authorization_code,refresh_token",
+            client_name="made by Supabase Auth", created_at=T0, updated_at=T0,
+            client_type="confidential", token_endpoint_auth_method="client_secret_basic",
+            scope="openid profile"))
+    app = make_app(engine)
+    info = get_state(app).components["clients"].get(client_id)
+    assert info is not None and info.grant_types == ("authorization_code", "refresh_token")
+    wrapper = OAuthClientWrapper(info)
+    assert wrapper.check_client_secret(secret) and not wrapper.check_client_secret(secret + "x")
+    assert not verify_client_secret(secret, stored[:-1] + ("A" if stored[-1] != "A" else "B"))
+    store = get_state(app).components["sessions"]
+    issued = store.create_session(user_id=add_user(engine), client_id=client_id,
+                                  scopes="openid profile", aal="aal1", amr=["pwd"])
+    answer = app.test_client().post(
+        "/oauth/token", headers={"Authorization": basic_auth(str(client_id), secret)},
+        data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token})
+    assert answer.status_code == 200, answer.get_json()
+    wrong = app.test_client().post(
+        "/oauth/token", headers={"Authorization": basic_auth(str(client_id), "not-it")},
+        data={"grant_type": "refresh_token", "refresh_token": answer.get_json()["refresh_token"]})
+    assert wrong.status_code == 401 and wrong.get_json()["error"] == "invalid_client"

@@ -6,6 +6,7 @@ helper all ask the same questions here, so one rule has one answer.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -116,3 +117,18 @@ def session_inactive(
     if inactivity_seconds is None or last_activity is None:
         return False
     return now - last_activity >= timedelta(seconds=inactivity_seconds)
+
+
+def clean_user_agent(value: str | None, limit: int) -> str | None:
+    """A ``User-Agent`` header fit to store: control characters (NUL included) and lone
+    surrogates removed, then cut to ``limit`` characters; ``None`` when nothing is left.
+
+    The header is attacker-chosen text bound for a ``text`` column, and PostgreSQL refuses
+    NUL in text (issue 15 item 11), so it is cleaned where it is read, never refused: a
+    browser with an odd header still signs in.
+    """
+    if not value:
+        return None
+    kept = "".join(c for c in value if unicodedata.category(c) not in {"Cc", "Cs"})[:limit]
+    return kept or None
+

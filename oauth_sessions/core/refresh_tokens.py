@@ -22,6 +22,17 @@ Why this shape:
 * The full 32-byte tag is kept: truncation to 16 bytes would still be safe (Supabase does it)
   but saves only 21 characters, and the token already fits the 100-character budget.
 
+Supabase Auth's own refresh tokens ("version 0") are accepted as well, so that grants made by
+Supabase Auth's OAuth server keep working after a move to this library (issue 17)::
+
+    base64url_nopad(0x00 || session_id (16) || counter (uvarint) || tag (16) || checksum (4))
+
+where the tag is the first 16 bytes of HMAC-SHA256 under the same session key over everything
+before it and the checksum the first 4 bytes of SHA-256 over everything before it. The
+checksum is checked during parsing, so garbage is shed before any lookup. Rotation always
+answers in the ``osr1_`` format: the counter is the same column, so both formats follow the
+same rules, and only the library's own format is ever issued.
+
 Parsing is strict on purpose: there is exactly one spelling of each token. A lenient decoder
 (padding, ``+``/``/``, non-zero trailing bits, whitespace) would give an attacker many strings
 for one token, which breaks any later rate limit, log correlation or deny-list keyed on the
@@ -32,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 import secrets
@@ -52,6 +64,7 @@ __all__ = [
     "encode_refresh_token",
     "generate_hmac_key",
     "key_bytes",
+    "looks_like_refresh_token",
     "parse_refresh_token",
     "verify_tag",
 ]
@@ -118,11 +131,81 @@ class InvalidHmacKey(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ParsedRefreshToken:
-    """A syntactically valid token. Its claims mean nothing until :func:`verify_tag` passes."""
+    """A syntactically valid token. Its claims mean nothing until :func:`verify_tag` passes.
+
+    ``supabase_mac_input`` is set for a token in Supabase Auth's version 0 format: the bytes
+    its 16-byte tag covers. ``None`` for the library's own ``osr1_`` tokens.
+    """
 
     session_id: uuid.UUID
     counter: int
     tag: bytes = field(repr=False)
+    supabase_mac_input: bytes | None = field(default=None, repr=False)
+
+    @property
+    def is_supabase_format(self) -> bool:
+        return self.supabase_mac_input is not None
+
+
+_SUPABASE_VERSION: Final = 0
+_SUPABASE_TAG_LENGTH: Final = 16
+_SUPABASE_CHECKSUM_LENGTH: Final = 4
+_MAX_UVARINT_LENGTH: Final = 10
+#: 1 version byte + 16 session bytes + 1..10 counter bytes + 16 tag bytes + 4 checksum bytes.
+_SUPABASE_MIN_BYTES: Final = 1 + 16 + 1 + _SUPABASE_TAG_LENGTH + _SUPABASE_CHECKSUM_LENGTH
+_SUPABASE_MAX_BYTES: Final = _SUPABASE_MIN_BYTES - 1 + _MAX_UVARINT_LENGTH
+_SUPABASE_BODY: Final = re.compile("[A-Za-z0-9_-]+")
+
+
+def looks_like_refresh_token(token: str) -> bool:
+    """Whether ``token`` has the outward shape of a refresh token of either format.
+
+    Cheap and without cryptography; for telling refresh tokens from access tokens (JWTs
+    always contain a ``.``, base64url never does). Parse before trusting anything.
+    """
+    return token.startswith(TOKEN_PREFIX) or (
+        len(token) <= MAX_TOKEN_LENGTH and _SUPABASE_BODY.fullmatch(token) is not None)
+
+
+def _read_uvarint(data: bytes, start: int) -> tuple[int, int]:
+    """An unsigned LEB128 varint (Go's ``binary.Uvarint``) at ``start``: (value, end).
+
+    Only the minimal encoding is accepted (one spelling per value).
+    """
+    value = shift = 0
+    for index in range(start, min(len(data), start + _MAX_UVARINT_LENGTH)):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if byte == 0 and index > start:
+                raise MalformedRefreshToken("refresh token counter is not minimally encoded")
+            return value, index + 1
+        shift += 7
+    raise MalformedRefreshToken("refresh token counter is not a varint")
+
+
+def _parse_supabase(token: str) -> ParsedRefreshToken:
+    if not _SUPABASE_BODY.fullmatch(token):
+        raise MalformedRefreshToken("refresh token has an unknown format or version")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedRefreshToken("refresh token is not base64url") from exc
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+        raise MalformedRefreshToken("refresh token is not canonical base64url")
+    if not _SUPABASE_MIN_BYTES <= len(raw) <= _SUPABASE_MAX_BYTES or raw[0] != _SUPABASE_VERSION:
+        raise MalformedRefreshToken("refresh token has an unknown format or version")
+    body, checksum = raw[:-_SUPABASE_CHECKSUM_LENGTH], raw[-_SUPABASE_CHECKSUM_LENGTH:]
+    if not hmac.compare_digest(hashlib.sha256(body).digest()[:_SUPABASE_CHECKSUM_LENGTH],
+                               checksum):
+        raise MalformedRefreshToken("refresh token checksum does not match")
+    counter, end = _read_uvarint(body, 17)
+    if len(body) - end != _SUPABASE_TAG_LENGTH:
+        raise MalformedRefreshToken("refresh token has the wrong length")
+    if counter > MAX_COUNTER:
+        raise MalformedRefreshToken("refresh token counter is out of range")
+    return ParsedRefreshToken(uuid.UUID(bytes=body[1:17]), counter, body[end:],
+                              supabase_mac_input=body[:end])
 
 
 def generate_hmac_key() -> str:
@@ -192,7 +275,7 @@ def parse_refresh_token(token: str) -> ParsedRefreshToken:
     if len(token) > MAX_TOKEN_LENGTH:
         raise MalformedRefreshToken("refresh token is too long")
     if not token.startswith(TOKEN_PREFIX):
-        raise MalformedRefreshToken("refresh token has an unknown format or version")
+        return _parse_supabase(token)
     if len(token) != TOKEN_LENGTH:
         raise MalformedRefreshToken("refresh token has the wrong length")
     body = token[len(TOKEN_PREFIX) :]
@@ -219,5 +302,8 @@ def verify_tag(parsed: ParsedRefreshToken, key: bytes) -> bool:
     a guessed tag were right.
     """
     _check_key(key)
+    if parsed.supabase_mac_input is not None:
+        supabase = hmac.digest(key, parsed.supabase_mac_input, "sha256")[:_SUPABASE_TAG_LENGTH]
+        return hmac.compare_digest(supabase, parsed.tag)
     expected = _tag(key, parsed.session_id.bytes, parsed.counter)
     return hmac.compare_digest(expected, parsed.tag)

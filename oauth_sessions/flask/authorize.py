@@ -25,6 +25,7 @@ from flask import Response, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from ..core.policy import clean_user_agent
 from ..core.types import normalize_ip
 from ..core.uris import host_of
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
@@ -193,8 +194,7 @@ def _check_ticket(ticket: str, auth: Authentication, params: Mapping[str, str]) 
 
 
 def _user_agent() -> str | None:
-    value = request.headers.get("User-Agent")
-    return value[:512] if value else None
+    return clean_user_agent(request.headers.get("User-Agent"), 512)
 
 
 def _ip() -> str | None:

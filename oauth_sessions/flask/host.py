@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["AmrEntry", "Authentication", "ConsentRequest", "ErrorPage", "HostAdapter",
            "LogoutConfirmation", "LogoutOutcome"]
 
-try:  # the sessions engineer's record type; a local twin keeps this module importable alone
+try:  # the store's amr record type; a local twin keeps this module importable alone
     from ..storage.sessions import AmrEntry
 except ImportError:  # pragma: no cover - only before store.py exists
     @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class ConsentRequest:
     #: Hidden fields the form must post back unchanged (the request and a CSRF ticket).
     form_fields: tuple[tuple[str, str], ...] = field(default=())
     #: Where the browser goes after approval; the page should show its host
-    #: (:func:`oauth_sessions.uris.host_of`) beside whether ``client.verified`` (issue 15 item 8).
+    #: (:func:`oauth_sessions.core.uris.host_of`) beside whether ``client.verified`` (issue 15 item 8).
     redirect_uri: str = ""
 
 

@@ -80,7 +80,9 @@ __all__ = [
     "build_access_token_claims",
     "current_active",
     "generate_signing_key",
+    "is_low_s_signature",
     "json_depth_within",
+    "low_s_form",
     "oidc_token_hash",
     "rotate",
     "sign_access_token",
@@ -463,7 +465,8 @@ def _json_segment(value: Mapping[str, Any]) -> str:
 def _sign(key: _LoadedKey, typ: str, claims: Mapping[str, Any]) -> str:
     header = {"alg": key.record.alg, "kid": key.record.kid, "typ": typ}
     signing_input = f"{_json_segment(header)}.{_json_segment(claims)}"
-    signature = key.algorithm.sign(signing_input.encode("ascii"), key.private)
+    signature = low_s_form(key.record.alg,
+                           key.algorithm.sign(signing_input.encode("ascii"), key.private))
     return f"{signing_input}.{_b64encode(signature)}"
 
 
@@ -605,6 +608,42 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+#: Group orders of the ECDSA curves of RFC 7518 section 3.4 (SEC 2 / FIPS 186-4 D.1.2).
+_EC_ORDERS: Final[Mapping[str, int]] = {
+    "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ES384": int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+                 "581A0DB248B0A77AECEC196ACCC52973", 16),
+    "ES512": int("01FF" + "FFFFFFFF" * 7 + "FFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8"
+                 "899C47AEBB6FB71E91386409", 16),
+}
+
+
+def is_low_s_signature(alg: str, signature: bytes) -> bool:
+    """False for an ECDSA JWS signature ``r || s`` whose ``s`` is above half the group order.
+
+    ECDSA accepts ``(r, s)`` and ``(r, n - s)`` alike, so every signed token would have a second
+    accepted string; token strings are used as keys (caches, replay ledgers), so only the low
+    form (``s <= n/2``, what BIP 62 and libsecp256k1 call canonical) is accepted. Non-ECDSA
+    algorithms are not malleable this way and always pass.
+    """
+    order = _EC_ORDERS.get(alg)
+    half = len(signature) // 2
+    if order is None or half != (order.bit_length() + 7) // 8 or len(signature) % 2:
+        return True  # not ECDSA, or the wrong length, which the verifier itself refuses
+    return 0 < int.from_bytes(signature[half:], "big") <= order // 2
+
+
+def low_s_form(alg: str, signature: bytes) -> bytes:
+    """The accepted form of an ECDSA signature: OpenSSL signs with either ``s``, so half of
+    what it makes is turned into ``(r, n - s)`` (equally valid) before it leaves the provider."""
+    order = _EC_ORDERS.get(alg)
+    if order is None or is_low_s_signature(alg, signature):
+        return signature
+    half = len(signature) // 2
+    high = int.from_bytes(signature[half:], "big")
+    return signature[:half] + (order - high).to_bytes(half, "big")
+
+
 #: Deepest nesting of arrays and objects accepted in a JOSE header or JWT payload from outside.
 #: Ours nest two levels; RFC 7519 claims rarely more than four.
 MAX_JSON_DEPTH: Final = 32
@@ -700,6 +739,8 @@ def _verify_jws(
         # signed token has exactly one accepted string (token strings may be used as keys).
         raise error("malformed token: non-canonical signature encoding")
     signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+    if not is_low_s_signature(key.record.alg, signature):
+        raise error("malformed token: high-S ECDSA signature")
     if not key.algorithm.verify(signing_input, signature, key.public):
         raise error("bad signature")
 

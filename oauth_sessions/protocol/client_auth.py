@@ -104,8 +104,8 @@ def _fail(description: str) -> InvalidClientError:
     return InvalidClientError(status_code=401, description=description)
 
 
-def _b64_json_text(segment: str) -> str:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8")
+def _b64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _unverified_subject(assertion: str) -> str:
@@ -113,12 +113,16 @@ def _unverified_subject(assertion: str) -> str:
 
     Header and payload are bounded in size and nesting before either is parsed (here or by
     joserfc), so no assertion can make a JSON decoder recurse out of the stack (issue 15 item 9).
+
+    Both ECDSA forms ``(r, s)`` and ``(r, n - s)`` are accepted here, unlike for the provider's
+    own tokens: clients sign with common libraries that emit either, and the one-time ``jti``
+    already makes the second form of an assertion worthless.
     """
     parts = assertion.split(".")
     if len(assertion) > MAX_TOKEN_LENGTH or len(parts) != 3:
         raise _fail("client_assertion is not a JWT")
     try:
-        header, payload = _b64_json_text(parts[0]), _b64_json_text(parts[1])
+        header, payload = _b64(parts[0]).decode("utf-8"), _b64(parts[1]).decode("utf-8")
     except (ValueError, UnicodeError):
         raise _fail("client_assertion is not a JWT") from None
     if not (json_depth_within(header) and json_depth_within(payload)):

@@ -4,7 +4,9 @@ Client secrets are generated here (``secrets.token_urlsafe(32)``: 256 random bit
 need no slow password hash: a SHA-256 digest is preimage-resistant far beyond any guessing
 budget, and it keeps client authentication at microseconds instead of the 30-100 ms of
 argon2/bcrypt on the two hottest endpoints (token and introspection). The stored form is
-``sha256$<hex>``; comparison is constant-time (``hmac.compare_digest``).
+``sha256$<hex>``; comparison is constant-time (``hmac.compare_digest``). Supabase Auth's
+stored form (unpadded base64url of the SHA-256) verifies as well, so clients it registered keep
+working; its comma-separated ``grant_types`` are read too.
 
 Client records may be cached per worker for ``CLIENT_CACHE_SECONDS`` (default 5): a stale
 client record is harmless for that long: deleting a client (a soft delete, ``deleted_at``, as
@@ -14,6 +16,7 @@ cached) ignores the sessions of a soft-deleted client, even when Supabase Auth d
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -84,14 +87,22 @@ def hash_client_secret(secret: str) -> str:
 
 
 def verify_client_secret(secret: str, stored: str | None) -> bool:
-    """Constant-time check of ``secret`` against a stored ``sha256$`` hash."""
-    if not stored or not stored.startswith(SECRET_PREFIX) or not isinstance(secret, str):
+    """Constant-time check of ``secret`` against a stored hash.
+
+    Two stored forms verify: this library's ``sha256$<hex>``, and Supabase Auth's unpadded
+    base64url of SHA-256(secret), so clients that Supabase Auth registered keep working.
+    """
+    if not stored or not isinstance(stored, str) or not isinstance(secret, str):
         return False
     try:
-        candidate = hash_client_secret(secret)
+        digest = hashlib.sha256(secret.encode("utf-8")).digest()
     except UnicodeEncodeError:
         return False
-    return hmac.compare_digest(candidate.encode("ascii"), stored.encode("ascii"))
+    if stored.startswith(SECRET_PREFIX):
+        candidate = SECRET_PREFIX + digest.hex()
+    else:
+        candidate = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return hmac.compare_digest(candidate.encode("utf-8"), stored.encode("utf-8"))
 
 
 def parse_client_id(value: object) -> uuid.UUID | None:
@@ -187,7 +198,8 @@ def _info(row: OAuthClient) -> ClientInfo:
         name=row.client_name,
         type=row.client_type,
         redirect_uris=_split(row.redirect_uris, "\n"),
-        grant_types=_split(row.grant_types),
+        # Space-separated here, comma-separated where Supabase Auth wrote the row.
+        grant_types=_split(row.grant_types.replace(",", " ")),
         scopes=_split(row.scope),
         token_endpoint_auth_method=row.token_endpoint_auth_method,
         min_aal=row.min_aal,
@@ -395,7 +407,8 @@ class ClientStore:
         table = _O_AUTH_CLIENT
         with self._reads.connect() as conn:
             names = conn.execute(select(table.c.client_name).where(
-                table.c.verified.is_(True), table.c.id != (except_id or uuid.UUID(int=0)),
+                table.c.verified.is_(True), table.c.deleted_at.is_(None),
+                table.c.id != (except_id or uuid.UUID(int=0)),
             )).scalars().all()
         return name_is_taken(name, (n for n in names if n))
 

@@ -69,6 +69,7 @@ from ..core.errors import (
 from ..core.policy import narrow_scope, parse_scope, session_expired, session_inactive
 from ..core.refresh_tokens import (
     MalformedRefreshToken,
+    ParsedRefreshToken,
     encode_refresh_token,
     key_bytes,
     parse_refresh_token,
@@ -195,6 +196,15 @@ class RefreshTokenLookup(NamedTuple):
         return self.session.counter is not None and self.counter == self.session.counter
 
 
+def _foreign_first_party(parsed: ParsedRefreshToken, row: Sequence[Any]) -> bool:
+    """A Supabase-format token of a first-party session (``oauth_client_id`` NULL, column 2).
+
+    Those sessions are Supabase Auth's to refresh: rotating one here would move the counter
+    under Supabase Auth, which would then take its own next refresh for reuse.
+    """
+    return parsed.is_supabase_format and row[2] is None
+
+
 def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -296,7 +306,7 @@ class Rotator:
             if not rows or rows[0][14] is None:
                 raise UnknownSession()
             key = key_bytes(self._box.decrypt(rows[0][14], context=sid.bytes))
-            if not verify_tag(parsed, key):
+            if not verify_tag(parsed, key) or _foreign_first_party(parsed, rows[0]):
                 raise InvalidRefreshToken("refresh token tag does not verify")
             info, amr = _info(rows[0]), _amr(rows)
             if info.client_id != client_id:
@@ -355,7 +365,7 @@ class Rotator:
         except ValueError:
             log.warning("session %s has an unusable refresh-token key", parsed.session_id)
             return None
-        if not verify_tag(parsed, key):
+        if not verify_tag(parsed, key) or _foreign_first_party(parsed, rows[0]):
             return None
         return RefreshTokenLookup(_info(rows[0]), _amr(rows), parsed.counter)
 
