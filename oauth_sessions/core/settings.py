@@ -9,6 +9,7 @@ deployment fails before it serves a request instead of on the first token.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -230,13 +231,17 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     known = {s.name for s in SETTINGS}
     for key in config:
         if key.startswith(PREFIX) and key[len(PREFIX):] not in known:
+            guess = difflib.get_close_matches(key[len(PREFIX):], known, n=1)
             raise ConfigurationError(
-                f"{key} is not a setting of oauth_sessions; known settings: "
-                + ", ".join(PREFIX + n for n in sorted(known))
+                f"{key} is not a setting of oauth_sessions; "
+                + (f"did you mean {guess[0]}?" if guess else
+                   "known settings: " + ", ".join(PREFIX + n for n in sorted(known)))
             )
     for name in overrides:
         if name.upper() not in known:
-            raise ConfigurationError(f"unknown option {name!r} for OAuthSessions()")
+            guess = difflib.get_close_matches(name.upper(), known, n=1)
+            hint = f"; did you mean {guess[0].lower()}=?" if guess else ""
+            raise ConfigurationError(f"unknown option {name!r} for OAuthSessions(){hint}")
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         key = PREFIX + setting.name
