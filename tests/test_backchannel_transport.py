@@ -82,7 +82,7 @@ def test_a_name_resolving_to_an_internal_address_is_refused_before_connecting(
     monkeypatch: pytest.MonkeyPatch, address: str
 ) -> None:
     monkeypatch.setattr(backchannel.socket, "getaddrinfo", _fake_resolver(address))
-    monkeypatch.setattr(backchannel._OPENER, "open", _no_connection)
+    monkeypatch.setattr(backchannel.socket, "create_connection", _no_connection)
     with pytest.raises(backchannel.BlockedAddress):
         post_form("https://rp.example/logout", "t", timeout=2)
 
@@ -96,7 +96,7 @@ def test_a_name_resolving_to_a_public_address_passes_the_check(
 
 def test_a_refused_receiver_is_given_up_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backchannel.socket, "getaddrinfo", _fake_resolver("10.1.2.3"))
-    monkeypatch.setattr(backchannel._OPENER, "open", _no_connection)
+    monkeypatch.setattr(backchannel.socket, "create_connection", _no_connection)
     sender = backchannel.BackchannelSender(attempts=3, backoff=0, timeout=1)
     delivery = backchannel.Delivery(uri="https://rp.example/logout", client_id="c",
                                     session_id=uuid.uuid4(), make_token=lambda: "t")
@@ -119,7 +119,7 @@ def test_issue15_item13_ipv4_inside_ipv6_is_judged_at_delivery(
     """Issue 15 item 13: a name resolving to an IPv6 address that carries an internal IPv4
     address (Python calls several of them global) is refused before any connection."""
     monkeypatch.setattr(backchannel.socket, "getaddrinfo", _fake_resolver(address))
-    monkeypatch.setattr(backchannel._OPENER, "open", _no_connection)
+    monkeypatch.setattr(backchannel.socket, "create_connection", _no_connection)
     with pytest.raises(backchannel.BlockedAddress):
         post_form("https://rp.example/logout", "t", timeout=2)
 
@@ -136,3 +136,27 @@ def test_issue15_item13_ipv4_inside_ipv6_literals_are_refused_at_registration(ad
 def test_issue15_item13_ipv6_carrying_a_public_ipv4_still_passes(address: str) -> None:
     assert is_public_address(ipaddress.ip_address(address))
     assert validate_backchannel_logout_uri(f"https://[{address}]/l", allow_loopback_http=False)
+
+
+def test_issue15_item13_the_post_connects_to_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 item 13, second half: one resolution, and the connection goes to its answer
+    (a rebinding name answering 127.0.0.1 the second time gets no second chance)."""
+    answers = iter(["93.184.216.34", "127.0.0.1"])
+    asked: list[str] = []
+    connected: list[tuple[str, int]] = []
+
+    def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), 443))]
+
+    def create_connection(address: tuple[str, int], *args: object, **kwargs: object) -> None:
+        connected.append(address)
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(backchannel.socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(backchannel.socket, "create_connection", create_connection)
+    with pytest.raises(ConnectionRefusedError):
+        post_form("https://rp.example/logout", "t", timeout=2)
+    assert asked == ["rp.example"] and connected == [("93.184.216.34", 443)]

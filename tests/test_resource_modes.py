@@ -181,11 +181,12 @@ class _KeepAliveStub(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     ports: list[int] = []
+    answer: dict[str, Any] = {"active": True, "sub": "u", "client_id": "c", "scope": "profile"}
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self.ports.append(self.client_address[1])
-        body = json.dumps({"active": True, "sub": "u", "client_id": "c", "scope": "profile"}).encode()
+        body = json.dumps(self.answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -322,26 +323,11 @@ def test_local_mode_metadata_names_this_provider_as_the_authorization_server(eng
                         "bearer_methods_supported": ["header"], "scopes_supported": ["profile"]}
 
 
-class _RefreshAnswerStub(BaseHTTPRequestHandler):
+class _RefreshAnswerStub(_KeepAliveStub):
     """An introspection endpoint that calls every token active, of whatever ``token_type`` the
     test set (other servers than ours may report refresh tokens active to anyone)."""
 
-    token_type: str | None = "refresh_token"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        answer: dict[str, Any] = {"active": True, "sub": "u", "client_id": "c", "scope": "profile"}
-        if self.token_type is not None:
-            answer["token_type"] = self.token_type
-        body = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    ports: list[int] = []
 
 
 @pytest.mark.parametrize(("token_type", "status"), [
@@ -352,7 +338,8 @@ def test_issue15_item3_remote_mode_refuses_what_introspection_calls_no_access_to
         token_type: str | None, status: int) -> None:
     """Issue 15 item 3: remote mode read only ``active`` and so let a refresh token through as a
     bearer access token; local mode refused it. Now both refuse anything not an access token."""
-    _RefreshAnswerStub.token_type = token_type
+    _RefreshAnswerStub.answer = {**_KeepAliveStub.answer,
+                                 **({} if token_type is None else {"token_type": token_type})}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _RefreshAnswerStub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
