@@ -27,6 +27,8 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from .seed import THIRD_PARTY_APP_NAME
+
 SCOPE = "openid profile email offline_access"
 PAYMENTS_SCOPE = f"{SCOPE} payments"  # asked for only with acr_values=aal2: it needs aal2
 TIMEOUT = (3.0, 10.0)
@@ -61,6 +63,7 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    app.jinja_env.globals["app_name"] = THIRD_PARTY_APP_NAME
     provider_url = provider_url.rstrip("/")
     oauth = OAuth(app)
     provider = oauth.register(

@@ -21,6 +21,10 @@ from oauth_sessions.storage.clients import ClientInfo, ClientStore, verify_clien
 
 from .users import AccountError, Passwords, create_account, find_account
 
+#: The sample third-party app's one name: its own pages and the provider's consent, sessions
+#: and connected-apps pages all say it (issue 19 item 3).
+THIRD_PARTY_APP_NAME = "PhotoPrint"
+
 DEMO_EMAIL = "alice@example.com"
 DEMO_PASSWORD = "alice-demo-password"  # published on purpose: it is the demo's sample account
 
@@ -54,7 +58,7 @@ class ClientSpec:
 def client_specs(client_app_url: str) -> list[ClientSpec]:
     base = client_app_url.rstrip("/")
     return [
-        ClientSpec("confidential", "Demo client app", public=False, can_introspect=True,
+        ClientSpec("confidential", THIRD_PARTY_APP_NAME, public=False, can_introspect=True,
                    redirect_uris=(f"{base}/callback",),
                    scopes="openid profile email offline_access payments"),
         ClientSpec("public", "Demo public client (PKCE)", public=True, can_introspect=False,

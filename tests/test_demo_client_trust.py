@@ -91,7 +91,7 @@ def test_issue15_item8_consent_shows_the_redirect_host_and_whether_the_app_is_ve
 
 def test_issue15_item8_the_seeded_clients_names_are_reserved(demo_app: Flask) -> None:
     store = get_state(demo_app).components["clients"]
-    for name in ("Demo client app", "demo client APP", "Demo  client app " + secrets.token_hex(0)):
+    for name in ("PhotoPrint", "photoPRINT", "  PhotoPrint " + secrets.token_hex(0)):
         try:
             store.create(name=name, redirect_uris=["https://evil.example/cb"])
         except ValueError as exc:

@@ -108,7 +108,7 @@ def test_developer_page_registers_a_public_client_without_secret(demo_app: Flask
     ({"name": "A", "redirect_uris": "https://a.example/cb", "scopes": ["openid"],
       "extra_scopes": " ".join(f"scope{i:05d}" for i in range(400))},
      "the scopes take at most 2048 characters"),
-    ({"name": "Demo client app", "redirect_uris": "https://a.example/cb", "scopes": ["openid"]},
+    ({"name": "PhotoPrint", "redirect_uris": "https://a.example/cb", "scopes": ["openid"]},
      "that name belongs to a verified app"),
 ])
 def test_issue19_item10_issue15_item17_bad_input_is_explained_and_registers_nothing(

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 
+from demo_server.client_app import create_client_app
 from demo_server.pages import describe_device
 from demo_server.testing import (
     DemoBrowser,
@@ -53,7 +54,7 @@ def test_sessions_page_lists_device_ip_app_scopes_aal_and_times(demo_app: Flask)
     assert page.count("<tr data-session-id=") == 2
     assert f'data-session-id="{sid}" data-client-id="{client.info.id}"' in page
     assert "Chrome 120.0 on Linux" in page and "this browser" in page
-    assert "Demo client app" in page and "offline_access" in page and "aal1" in page
+    assert "PhotoPrint" in page and "offline_access" in page and "aal1" in page
     assert "127.0.0.1" in page
     assert "never" in page  # the browser session was never refreshed; the app's session was
 
@@ -133,7 +134,7 @@ def test_consent_page_names_the_app_and_each_scope_in_plain_words(demo_app: Flas
     page = browser.get(f"/oauth/authorize?response_type=code&client_id={client.info.id}"
                        f"&redirect_uri={client.info.redirect_uris[0]}&scope=openid%20email%20offline_access"
                        "&code_challenge=" + "a" * 43 + "&code_challenge_method=S256").get_data(as_text=True)
-    assert '<span class="client-name">Demo client app</span> wants to use your account' in page
+    assert '<span class="client-name">PhotoPrint</span> wants to use your account' in page
     for words in ("Know who you are", "See your e-mail address", "Stay connected while you are away"):
         assert words in page
     assert "See your basic profile" not in page  # not asked for
@@ -227,3 +228,12 @@ def test_the_seeded_public_client_signs_in_with_pkce_and_no_secret(demo_app: Fla
     me = demo_app.test_client().get("/api/me", headers={
         "Authorization": f"Bearer {token.get_json()['access_token']}"})
     assert me.status_code == 200 and me.get_json()["client_id"] == str(public.info.id)
+
+
+def test_issue19_item3_the_third_party_app_has_one_name(demo_app: Flask) -> None:
+    """The client app's own pages and the provider's record of it say the same name."""
+    client = seeded(demo_app, "confidential")
+    assert client.info.name == "PhotoPrint"
+    page = create_client_app("http://127.0.0.1:9", str(client.info.id), client.secret or "") \
+        .test_client().get("/").get_data(as_text=True)
+    assert f"</span>{client.info.name}</a>" in page and "Demo client app" not in page

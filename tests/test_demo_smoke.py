@@ -70,7 +70,7 @@ def test_flask_cli_of_the_demo_runs_the_library_commands(tmp_path: Path,
     app = create_app()
     result = app.test_cli_runner().invoke(args=["oauth-sessions", "list-clients"])
     assert result.exit_code == 0, result.output
-    assert "Demo client app" in result.output
+    assert "PhotoPrint" in result.output
     for command in (["oauth-sessions", "purge"], ["oauth-sessions", "rotate-keys"]):
         result = app.test_cli_runner().invoke(args=command)
         assert result.exit_code == 0, result.output

@@ -310,6 +310,18 @@ def test_unknown_settings_are_named(engine: Engine) -> None:
         OAuthSessions(app, engine=engine)
 
 
+def test_issue19_item7_a_misspelt_setting_gets_did_you_mean(engine: Engine) -> None:
+    app = Flask("x")
+    app.config["OAUTH_SESSIONS_ISSUER"] = "https://id.example"
+    app.config["OAUTH_SESSIONS_ACESS_TOKEN_TTL"] = 600
+    with pytest.raises(ConfigurationError) as caught:
+        OAuthSessions(app, engine=engine)
+    assert str(caught.value) == ("OAUTH_SESSIONS_ACESS_TOKEN_TTL is not a setting of oauth_sessions; "
+                                 "did you mean ACCESS_TOKEN_LIFETIME?")
+    with pytest.raises(ConfigurationError, match=r"did you mean access_token_lifetime=\?"):
+        OAuthSessions(Flask("y"), engine=engine, issuer="https://id.example", acess_token_ttl=600)
+
+
 def test_get_state_before_init_says_what_to_call() -> None:
     with pytest.raises(RuntimeError, match=r"call OAuthSessions\(app\)"):
         get_state(Flask("x"))

@@ -282,8 +282,8 @@ def test_introspection_answers_match(sides: tuple[Side, Side]) -> None:
 
     response = _same(hot, flask, active)
     assert response.get_json()["active"] is True and response.get_json()["aal"] == "aal1"
-    refresh = _same(hot, flask, lambda s: _introspect(s, s.session()))
-    assert refresh.get_json()["active"] is True and refresh.get_json()["token_type"] == "refresh_token"
+    # Issue 15 item 3: a refresh token is active only to its own client, on both paths.
+    assert _same(hot, flask, lambda s: _introspect(s, s.session())).get_json() == {"active": False}
     assert _same(hot, flask, lambda s: _introspect(s, "not-a-token")).get_json() == {"active": False}
 
     with hot.store.engine.begin() as conn:  # revoke every session: their access tokens die at once

@@ -133,8 +133,16 @@ def test_client_secret_post_works_as_well_when_registered(engine: Engine) -> Non
     assert response.json["active"] is True
 
 
-def test_the_current_refresh_token_is_active_and_a_superseded_one_is_not(engine: Engine) -> None:
+def own_client_provider(engine: Engine) -> Provider:
+    """A provider whose client may introspect, so that it can ask about its own refresh tokens."""
     p = provider(engine)
+    p.resource_server, p.rs_secret = p.client, p.secret
+    assert get_state(p.app).components["clients"].update_metadata(p.client.id, can_introspect=True)
+    return p
+
+
+def test_the_current_refresh_token_is_active_and_a_superseded_one_is_not(engine: Engine) -> None:
+    p = own_client_provider(engine)
     tokens = p.tokens()
     first = tokens["refresh_token"]
     body = p.answer(first, token_type_hint="refresh_token")
@@ -380,3 +388,18 @@ def test_username_is_reported_when_the_host_adapter_provides_it(engine: Engine) 
     body = p.answer(p.tokens()["access_token"])
     assert body["username"] == f"user-{p.user.hex[:6]}"
     assert "username" not in provider(engine).answer(p.tokens()["access_token"])
+
+
+def test_issue15_item3_refresh_tokens_are_active_only_to_their_own_client(engine: Engine) -> None:
+    """Issue 15 item 3, RFC 7662 section 4 (the server decides what a caller may learn): another
+    client, resource server included, gets exactly {"active": false} for a good refresh token,
+    while the token's own client sees it active and its access token stays visible to all."""
+    p = provider(engine)
+    tokens = p.tokens()
+    assert p.answer(tokens["refresh_token"]) == INACTIVE
+    assert p.answer(tokens["refresh_token"], token_type_hint="refresh_token") == INACTIVE
+    assert p.answer(tokens["access_token"])["active"] is True
+    own = own_client_provider(engine)
+    own_tokens = own.tokens()
+    body = own.answer(own_tokens["refresh_token"])
+    assert body["active"] is True and body["client_id"] == own.client.client_id

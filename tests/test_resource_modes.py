@@ -181,11 +181,12 @@ class _KeepAliveStub(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     ports: list[int] = []
+    answer: dict[str, Any] = {"active": True, "sub": "u", "client_id": "c", "scope": "profile"}
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self.ports.append(self.client_address[1])
-        body = json.dumps({"active": True, "sub": "u", "client_id": "c", "scope": "profile"}).encode()
+        body = json.dumps(self.answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -320,3 +321,35 @@ def test_local_mode_metadata_names_this_provider_as_the_authorization_server(eng
     document = p.http.get("/.well-known/oauth-protected-resource/v1").json
     assert document == {"resource": RESOURCE, "authorization_servers": ["http://127.0.0.1:5000"],
                         "bearer_methods_supported": ["header"], "scopes_supported": ["profile"]}
+
+
+class _RefreshAnswerStub(_KeepAliveStub):
+    """An introspection endpoint that calls every token active, of whatever ``token_type`` the
+    test set (other servers than ours may report refresh tokens active to anyone)."""
+
+    ports: list[int] = []
+
+
+@pytest.mark.parametrize(("token_type", "status"), [
+    ("refresh_token", 401), ("urn:ietf:params:oauth:token-type:id_token", 401), ("", 401),
+    ("Bearer", 200), ("bearer", 200), ("access_token", 200), (None, 200),
+])
+def test_issue15_item3_remote_mode_refuses_what_introspection_calls_no_access_token(
+        token_type: str | None, status: int) -> None:
+    """Issue 15 item 3: remote mode read only ``active`` and so let a refresh token through as a
+    bearer access token; local mode refused it. Now both refuse anything not an access token."""
+    _RefreshAnswerStub.answer = {**_KeepAliveStub.answer,
+                                 **({} if token_type is None else {"token_type": token_type})}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefreshAnswerStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        protector = remote(None, f"http://127.0.0.1:{server.server_port}", path="/introspect")
+        response = resource_app(protector).test_client().get("/api/profile", headers=bearer("t"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert response.status_code == status
+    if status == 401:
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]

@@ -6,6 +6,7 @@ first two are the HTTP side, :mod:`oauth_sessions.protocol.introspection_endpoin
     authenticate the caller           RFC 7662 section 2.1 (client_secret_basic / _post)
     caller may introspect             the client's ``can_introspect`` flag
     verify the token                  access JWT (RFC 9068 section 4) or ``osr1_`` refresh token
+    refresh token's own client        others get inactive for a refresh token (section 4)
     load the session by ``sid``       ONE primary-key SELECT, never cached
     session exists                    revoked = row deleted
     not_after not reached             "after which the session should be regarded as expired"
@@ -172,6 +173,7 @@ def check_token(
     hint: str | None = None,
     audiences: Collection[str] = (),
     caller_min_aal: Aal | None = None,
+    caller_client_id: str | None = None,
     now: datetime | None = None,
 ) -> ActiveToken:
     """Run the token steps of the pipeline; return the active token or raise :class:`Inactive`.
@@ -181,6 +183,7 @@ def check_token(
     """
     now = now or datetime.now(UTC)
     presented, session = verify_presented_token(token, hint, checks, now)
+    require_refresh_token_owner(presented, caller_client_id)
     session = require_session(session, checks.sessions, presented.session_id)
     require_not_expired(session, now)
     require_recent_activity(session, now, checks.settings.inactivity_timeout)
@@ -252,6 +255,19 @@ def _presented_refresh(found: RefreshSession) -> _Presented:
     client = str(session.client_id) if session.client_id is not None else ""
     return _Presented(REFRESH_TOKEN, session.id, client, tuple(session.scopes), session.aal, {},
                       found.amr, found.auth_time)
+
+
+def require_refresh_token_owner(presented: _Presented, caller_client_id: str | None) -> None:
+    """A refresh token is reported active only to its own client (RFC 7662 section 4 leaves the
+    choice to the server). A resource server has no use for a refresh token: no bearer may
+    present one, so "active" could only help someone who holds a stolen one check it, and would
+    tell another party the session, scopes and subject behind a credential it was never given.
+    ``caller_client_id`` None (the in-process resource helper) skips this step; that helper
+    refuses refresh tokens outright.
+    """
+    if (presented.token_type == REFRESH_TOKEN and caller_client_id is not None
+            and caller_client_id != presented.client_id):
+        raise Inactive("refresh token introspected by a client other than its own")
 
 
 def require_session(

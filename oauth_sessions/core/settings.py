@@ -9,6 +9,7 @@ deployment fails before it serves a request instead of on the first token.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -134,6 +135,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", None, _optional(_string),
             "SQLAlchemy URL of the database holding the auth schema; defaults to "
             "SQLALCHEMY_DATABASE_URI."),
+    Setting("DATABASE_POOLER", "auto", _choice("auto", "none", "session", "transaction"),
+            "What stands between the app and PostgreSQL: auto (detect; a pooler found counts as "
+            "transaction), none, session, or transaction (no server-side prepared statement "
+            "outlives its transaction). Applies to the engine the library makes."),
     Setting("URL_PREFIX", "/oauth", _url_prefix, "Where the OAuth endpoints are mounted."),
     Setting("ACCESS_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an access token lives."),
     Setting("ID_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an ID token lives."),
@@ -189,6 +194,7 @@ class Settings:
 
     issuer: str
     database_url: str | None = None
+    database_pooler: str = "auto"
     url_prefix: str = "/oauth"
     access_token_lifetime: int = 300
     id_token_lifetime: int = 300
@@ -225,13 +231,17 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     known = {s.name for s in SETTINGS}
     for key in config:
         if key.startswith(PREFIX) and key[len(PREFIX):] not in known:
+            guess = difflib.get_close_matches(key[len(PREFIX):], known, n=1)
             raise ConfigurationError(
-                f"{key} is not a setting of oauth_sessions; known settings: "
-                + ", ".join(PREFIX + n for n in sorted(known))
+                f"{key} is not a setting of oauth_sessions; "
+                + (f"did you mean {guess[0]}?" if guess else
+                   "known settings: " + ", ".join(PREFIX + n for n in sorted(known)))
             )
     for name in overrides:
         if name.upper() not in known:
-            raise ConfigurationError(f"unknown option {name!r} for OAuthSessions()")
+            guess = difflib.get_close_matches(name.upper(), known, n=1)
+            hint = f"; did you mean {guess[0].lower()}=?" if guess else ""
+            raise ConfigurationError(f"unknown option {name!r} for OAuthSessions(){hint}")
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         key = PREFIX + setting.name

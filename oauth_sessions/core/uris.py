@@ -29,8 +29,10 @@ from urllib.parse import urlsplit
 __all__ = [
     "LOOPBACK_HOSTS",
     "MAX_URI_LENGTH",
+    "embedded_ipv4",
     "host_of",
     "is_loopback_http",
+    "is_public_address",
     "redirect_uri_matches",
     "same_site_path",
     "validate_backchannel_logout_uri",
@@ -163,9 +165,42 @@ def validate_backchannel_logout_uri(uri: str, *, allow_loopback_http: bool) -> s
         if _legacy_ipv4(host):  # 2130706433, 0x7f.1, 127.1: resolvers read these as addresses
             raise ValueError("backchannel_logout_uri must not use a numeric host in that form") from None
         return uri  # a DNS name: see the module docstring
-    if not address.is_global:
+    if not is_public_address(address):
         raise ValueError("backchannel_logout_uri must not point at an internal address")
     return uri
+
+
+#: IPv6 prefixes whose last 32 bits are an IPv4 address a gateway or the kernel will reach:
+#: NAT64 (RFC 6052 well-known and RFC 8215 local-use) and IPv4-compatible (RFC 4291 2.5.5.1).
+_IPV4_IN_LAST_32_BITS: Final = (ipaddress.IPv6Network("64:ff9b::/96"),
+                                ipaddress.IPv6Network("64:ff9b:1::/48"),
+                                ipaddress.IPv6Network("::/96"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped, NAT64, IPv4-compatible, 6to4
+    (RFC 3056) and Teredo (RFC 4380, server and client)."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if any(address in network for network in _IPV4_IN_LAST_32_BITS):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global, and so is every IPv4 address inside it (``[64:ff9b::a9fe:a9fe]`` is the cloud
+    metadata address through NAT64, ``[2002:7f00:1::]`` loopback through 6to4, although Python
+    calls both global)."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        return all(inner.is_global for inner in embedded_ipv4(address))
+    return True
 
 
 def _legacy_ipv4(host: str) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..core.settings import ConfigurationError, Settings, load_settings
 from ..protocol.backchannel import BackchannelSender
-from ..storage.database import create_auth_engine
+from ..storage.database import create_auth_engine, watch_pooler
 from ..storage.migrate import check_privileges
 from .host import HostAdapter
 
@@ -78,7 +78,9 @@ class OAuthSessions:
                     "OAUTH_SESSIONS_DATABASE_URL (or SQLALCHEMY_DATABASE_URI) is required: "
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
-            engine = create_auth_engine(settings.database_url)
+            engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+        else:
+            watch_pooler(engine, settings.database_pooler)  # no-op if made by create_auth_engine
         try:
             check_privileges(engine)  # PrivilegeError names the grant and the role
         except DBAPIError as exc:  # unreachable now: requests answer 503 until it is back

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["AmrEntry", "Authentication", "ConsentRequest", "ErrorPage", "HostAdapter",
            "LogoutConfirmation", "LogoutOutcome"]
 
-try:  # the sessions engineer's record type; a local twin keeps this module importable alone
+try:  # the store's amr record type; a local twin keeps this module importable alone
     from ..storage.sessions import AmrEntry
 except ImportError:  # pragma: no cover - only before store.py exists
     @dataclass(frozen=True, slots=True)

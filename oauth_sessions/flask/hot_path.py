@@ -231,7 +231,8 @@ class HotPath:
         try:
             body: Mapping[str, Any] = check_token(
                 form["token"], checks_for(self.app), hint=form.get("token_type_hint"),
-                audiences=(caller.client_id,), caller_min_aal=caller.min_aal).response()
+                audiences=(caller.client_id,), caller_min_aal=caller.min_aal,
+                caller_client_id=caller.client_id).response()
         except Inactive as exc:
             log.debug("introspection: inactive (%s)", exc.reason)
             body = INACTIVE

@@ -61,6 +61,17 @@ class _TtlCache:
                 self._items.popitem(last=False)
 
 
+#: ``token_type`` values of an active access token: RFC 6750's "Bearer" (RFC 7662 section 2.2
+#: uses the RFC 6749 section 7.1 types), and "access_token", which some servers send.
+_ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token"})
+
+
+def _is_access_token(token_type: Any) -> bool:
+    """Absent is accepted (the member is optional); anything else must name an access token."""
+    return token_type is None or (isinstance(token_type, str)
+                                  and token_type.lower() in _ACCESS_TOKEN_TYPES)
+
+
 class RemoteValidator(TokenValidator):
     """Calls an RFC 7662 endpoint as an authenticated client (client_secret_basic)."""
 
@@ -96,6 +107,10 @@ class RemoteValidator(TokenValidator):
         body = self._introspect(token)
         if body.get("active") is not True:
             raise Challenge(401, "invalid_token", "the access token is not active")
+        if not _is_access_token(body.get("token_type")):
+            # Local mode refuses a refresh token too: an "active" answer for one is no
+            # permission to use it as a bearer credential (issue 15 item 3).
+            raise Challenge(401, "invalid_token", "the token is not an access token")
         try:
             info = TokenInfo.from_introspection(body)
         except ValueError:

@@ -23,16 +23,16 @@ price of one more write on every revocation.
 from __future__ import annotations
 
 import heapq
+import http.client
 import ipaddress
 import itertools
 import logging
 import secrets
 import socket
+import ssl
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..core import signals
-from ..core.uris import LOOPBACK_HOSTS
+from ..core.uris import LOOPBACK_HOSTS, is_public_address
 from ..jose.jwt_tokens import sign_jwt
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_LIFETIME", "BackchannelSender", "Delivery",
@@ -79,58 +79,75 @@ def sign_logout_token(keyset: Any, claims: dict[str, Any]) -> str:
     return sign_jwt(keyset, claims, typ=LOGOUT_TOKEN_TYP)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx then surfaces as HTTPError with its status
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that was checked, never to a second resolution of the name."""
+
+    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to the checked address; SNI and the certificate check still use the host name."""
+
+    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 class BlockedAddress(ValueError):
     """The receiver's host name resolves to an address this server must not call."""
 
 
-def check_resolved_host(host: str) -> None:
-    """Refuse a host name that resolves to an internal address (SSRF through DNS).
+def check_resolved_host(host: str) -> str:
+    """Resolve ``host`` once and return the address to connect to; refuse internal ones.
 
     Registration (:mod:`oauth_sessions.core.uris`) already refuses internal IP literals and
-    admits loopback only on a development deployment; a DNS name can only be judged when
-    it is resolved, so that happens here, just before the POST. The check and the connect
-    resolve separately, so a name that changes its answer in between (DNS rebinding) is a
-    residual risk; pinning the address would need a connection class of our own.
+    admits loopback only on a development deployment; a DNS name can only be judged when it is
+    resolved, so that happens here, just before the POST, and the POST then connects to the
+    very address judged here (no second resolution, so DNS rebinding cannot slip in between).
+    Every address of the answer must be public, not only the one used.
     """
     if host in LOOPBACK_HOSTS:
-        return  # a literal loopback host passed registration only in development
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return  # unresolvable: the POST fails the same way and is retried
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
-            raise BlockedAddress(f"{host} resolves to a non-public address")
+        return host  # a literal loopback host passed registration only in development
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)  # OSError: retried
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses or not all(is_public_address(a) for a in addresses):
+        raise BlockedAddress(f"{host} resolves to a non-public address")
+    return str(addresses[0])
 
 
 def post_form(uri: str, token: str, timeout: float) -> int:
-    """Section 2.5: ``application/x-www-form-urlencoded`` POST. Redirects are not followed, so a
-    client cannot bounce the provider's request to an address it did not register.
+    """Section 2.5: ``application/x-www-form-urlencoded`` POST to the checked address.
 
-    The standard library's client is enough here and keeps ``requests`` an optional extra
-    (it is only needed by the remote resource-server helper).
+    Redirects are not followed (``http.client`` follows none), so a client cannot bounce the
+    provider's request to an address it did not register; the ``Host`` header, TLS SNI and the
+    certificate check use the registered name. The standard library's client is enough here
+    and keeps ``requests`` an optional extra.
     """
-    check_resolved_host((urllib.parse.urlsplit(uri).hostname or "").rstrip("."))
+    parts = urllib.parse.urlsplit(uri)
+    host = (parts.hostname or "").rstrip(".")
+    address = check_resolved_host(host)
+    kind = _PinnedHTTPSConnection if parts.scheme.lower() == "https" else _PinnedHTTPConnection
+    connection = kind(host, parts.port, address, timeout)
     body = urllib.parse.urlencode({"logout_token": token}).encode("ascii")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked at client registration
-        uri, data=body, method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "Cache-Control": "no-store"})
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return int(exc.code)
+        connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                           body=body, headers={"Content-Type": "application/x-www-form-urlencoded",
+                                               "Cache-Control": "no-store"})
+        response = connection.getresponse()
+        response.read()
+        return int(response.status)
+    finally:
+        connection.close()
 
 
 @dataclass(eq=False)

@@ -67,6 +67,7 @@ def introspection_endpoint() -> Response:
             checks_for(current_app),
             hint=request.form.get("token_type_hint"),
             audiences=(caller.client_id,),
+            caller_client_id=caller.client_id,
             caller_min_aal=caller.min_aal,
         )
         body: Mapping[str, Any] = active.response()

@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - only while refresh_grant.py is being written
     RefreshTokenGrant = None  # type: ignore[assignment,misc]
 
-#: False only in a tree where the sessions engineer's ``refresh_grant.py`` is missing.
+#: False only when ``refresh_grant.py`` cannot be imported.
 REFRESH_GRANT_AVAILABLE = RefreshTokenGrant is not None
 
 

@@ -4,17 +4,41 @@ On SQLite the ``auth`` schema is translated away (``schema_translate_map``), for
 keys are switched on for every connection (SQLite ignores them otherwise, and
 cascading deletes are part of the security model), and in-memory databases share
 one connection so that every request sees the same data.
+
+On PostgreSQL every new connection learns whether a connection pooler stands between it and the
+server (:data:`POOLER_MODES`, the ``OAUTH_SESSIONS_DATABASE_POOLER`` setting). Behind a
+transaction pooler (PgBouncer ``pool_mode = transaction``, Supabase's pooler on its transaction
+port) consecutive transactions of one client connection run on different server connections, so
+no server-side prepared statement may outlive its transaction: such a connection gets psycopg's
+``prepare_threshold = None`` (no automatic ``PREPARE`` after five runs), and the library's own
+libpq statements (:mod:`~oauth_sessions.storage.rotation_pg`,
+:mod:`~oauth_sessions.storage.introspection_store`) run unnamed on it. ``auto`` (the default)
+finds a pooler by comparing the backend process id the server side announced at login
+(``BackendKeyData``) with ``pg_backend_pid()``: PgBouncer announces a
+made-up one, so they differ, and an unknown pooler counts as a transaction pooler.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import weakref
+from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from .models import SCHEMA
+
+log = logging.getLogger(__name__)
+
+#: ``auto``: detect per connection (a pooler found counts as ``transaction``); ``none``: direct to
+#: PostgreSQL; ``session``: a pooler that keeps one server connection per client connection (or
+#: one that tracks prepared statements itself, PgBouncer 1.21+ with ``max_prepared_statements``);
+#: ``transaction``: a pooler that may switch server connections between transactions.
+POOLER_MODES: Final = ("auto", "none", "session", "transaction")
+_FOUND: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_WATCHED: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 
 def normalize_url(url: str) -> str:
@@ -25,8 +49,12 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_auth_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine suited to the auth schema on ``url``."""
+def create_auth_engine(url: str, *, pooler: str = "auto", **kwargs: Any) -> Engine:
+    """Create an engine suited to the auth schema on ``url``.
+
+    ``pooler`` (one of :data:`POOLER_MODES`) says what stands between the app and PostgreSQL;
+    ignored on SQLite.
+    """
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -41,7 +69,65 @@ def create_auth_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    pg_engine = create_engine(url, **kwargs)
+    watch_pooler(pg_engine, pooler)
+    return pg_engine
+
+
+def watch_pooler(engine: Engine, mode: str) -> None:
+    """Make every new psycopg connection of ``engine`` follow pooler ``mode``; once per engine.
+
+    For engines the library did not make (``OAuthSessions(engine=...)``); connections the
+    engine's pool already holds are dropped, so none escapes the check.
+    """
+    if mode not in POOLER_MODES:
+        raise ValueError(f"pooler must be one of {', '.join(POOLER_MODES)}, got {mode!r}")
+    if engine.dialect.driver != "psycopg" or engine in _WATCHED:
+        return
+    had_connections = isinstance(engine.pool, QueuePool) and engine.pool.checkedin() > 0
+    _WATCHED[engine] = mode
+    told = False
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        nonlocal told
+        found = _detect(dbapi_connection) if mode == "auto" else mode
+        if found == "transaction":
+            dbapi_connection.prepare_threshold = None  # psycopg: never PREPARE on its own
+        if found != mode and not told:
+            told = True
+            log.info("the database connections go through a connection pooler: server-side "
+                     "prepared statements are off (OAUTH_SESSIONS_DATABASE_POOLER to choose)")
+        _FOUND[dbapi_connection] = found
+
+    event.listen(engine, "connect", on_connect)
+    if had_connections:
+        engine.dispose(close=False)
+
+
+def _detect(dbapi_connection: Any) -> str:
+    """``none`` when the backend pid libpq was given at login is the server's, else ``transaction``.
+
+    Runs in its own transaction, ended here, with ``prepare=False`` (nothing left on the server).
+    """
+    announced = dbapi_connection.pgconn.backend_pid
+    row = dbapi_connection.execute("SELECT pg_backend_pid()", prepare=False).fetchone()
+    if not dbapi_connection.autocommit:
+        dbapi_connection.rollback()
+    return "none" if row is not None and row[0] == announced else "transaction"
+
+
+def pooler_of(dbapi_connection: Any) -> str:
+    """What stands between this psycopg connection and PostgreSQL (``none`` if never checked)."""
+    return _FOUND.get(dbapi_connection, "none")
+
+
+def named_statements_allowed(dbapi_connection: Any) -> bool:
+    """Whether a server-side prepared statement may live on this connection past a transaction.
+
+    psycopg's own switch decides, so a connection made with ``prepare_threshold=None`` by hand
+    (psycopg's advice for PgBouncer) gets the same treatment as one found behind a pooler.
+    """
+    return getattr(dbapi_connection, "prepare_threshold", None) is not None
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

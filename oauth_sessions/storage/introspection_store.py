@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from ..core import policy
 from ..core.types import Aal
+from .database import named_statements_allowed
 
 if TYPE_CHECKING:
     from .sessions import SessionStore
@@ -96,12 +97,16 @@ _PG_SESSION_BY_ID: Final = (
 
 
 def _round_trip(pgconn: Any, statement: bytes, params: list[bytes] | None) -> Any:
-    """One libpq round trip: prepare (``params`` None) or execute the prepared read.
+    """One libpq round trip: prepare ``statement`` (``params`` None), execute the prepared read
+    (``statement`` empty), or run ``statement`` unnamed with ``params`` (behind a transaction
+    pooler: parse, bind and execute in one message flow, nothing left on the server).
 
     A single function so that a test or the benchmark can count every round trip it makes.
     """
     if params is None:
         return pgconn.prepare(_PG_STATEMENT, statement)
+    if statement:
+        return pgconn.exec_params(statement, params)
     return pgconn.exec_prepared(_PG_STATEMENT, params)
 
 
@@ -126,6 +131,9 @@ class _Row:
 @dataclass(eq=False, slots=True)
 class _Reserved:
     connection: Any  # a psycopg Connection, detached from the SQLAlchemy pool
+    #: Whether named statements may stay on it (not behind a transaction pooler:
+    #: :func:`oauth_sessions.storage.database.named_statements_allowed`); if not, each runs unnamed.
+    named: bool = True
     prepared: bool = False
     #: Names of the refresh path's statements prepared on it (:mod:`oauth_sessions.storage.rotation_pg`).
     statements: set[bytes] = field(default_factory=set)
@@ -170,7 +178,7 @@ class ReservedConnections:
         fairy = engine.raw_connection()
         connection = fairy.dbapi_connection  # psycopg's Connection (read before detaching)
         fairy.detach()
-        return _Reserved(connection)
+        return _Reserved(connection, named=named_statements_allowed(connection))
 
     def give(self, conn: _Reserved) -> None:
         with self._lock:
@@ -234,23 +242,28 @@ class StoreSessions:
         cProfile of the endpoint showed the per-call machinery around the query (pool checkout
         with its pre-ping, cursor, statement cache, row processing) costing several times the
         query itself. So the hot path runs a statement prepared once per connection with
-        ``PQexecPrepared``, outside any transaction block (PostgreSQL autocommits it: no
-        BEGIN/ROLLBACK), reading only the columns the pipeline needs, on a connection reserved
-        for it (:class:`ReservedConnections`). Disconnects are handled optimistically instead
-        of by a ping: on any surprise (a dead connection, a lost prepared statement) the
-        connection is dropped and ``SessionStore.get`` answers through the app's pool instead.
+        ``PQexecPrepared`` (behind a transaction pooler, unnamed with ``PQexecParams``),
+        outside any transaction block (PostgreSQL autocommits it: no BEGIN/ROLLBACK), reading
+        only the columns the pipeline needs, on a connection reserved for it
+        (:class:`ReservedConnections`). Disconnects are handled optimistically instead of by
+        a ping: on any surprise (a dead connection, a lost prepared statement) the connection is
+        dropped and ``SessionStore.get`` answers through the app's pool instead.
         """
         conn = reserved.take()
         try:
             pgconn = conn.connection.pgconn
             if pgconn.transaction_status != _IDLE:
                 raise _FastPathUnavailable("connection is inside a transaction")
-            if not conn.prepared:
-                if _round_trip(pgconn, _PG_SESSION_BY_ID, None).status != _COMMAND_OK:
-                    reserved.disabled = True
-                    raise _FastPathUnavailable("the statement cannot be prepared; fast path off")
-                conn.prepared = True
-            result = _round_trip(pgconn, b"", [str(session_id).encode("ascii")])
+            params = [str(session_id).encode("ascii")]
+            if not conn.named:
+                result = _round_trip(pgconn, _PG_SESSION_BY_ID, params)
+            else:
+                if not conn.prepared:
+                    if _round_trip(pgconn, _PG_SESSION_BY_ID, None).status != _COMMAND_OK:
+                        reserved.disabled = True
+                        raise _FastPathUnavailable("the statement cannot be prepared; fast path off")
+                    conn.prepared = True
+                result = _round_trip(pgconn, b"", params)
             if result.status != _TUPLES_OK:
                 raise _FastPathUnavailable("execute failed")
             values = [result.get_value(0, i) for i in range(8)] if result.ntuples else None

@@ -8,7 +8,10 @@ of the engine's reserved connections (shared with introspection,
 straight to libpq's ``PQexecPrepared`` with text parameters and text results, because psycopg's
 per-call machinery (cursor, adapters, loaders) cost more CPU than the statements themselves;
 times come back as epoch seconds and are decoded exactly (to the microsecond). The rare delete
-uses psycopg's ``Connection.execute``.
+uses psycopg's ``Connection.execute``. Behind a transaction pooler
+(:func:`oauth_sessions.storage.database.named_statements_allowed` says no) the read and the
+compare-and-swap run unnamed through ``PQexecParams`` instead, and psycopg's
+``prepare_threshold = None`` keeps the delete unprepared: no statement outlives its transaction.
 
 Failures: a reserved connection found dead by the read (nothing written yet) is replaced by a
 fresh one from the engine and the read retried once. Any other failure raises a psycopg error,
@@ -139,7 +142,10 @@ class PgStatements:
         return _row(result, 0) if result.ntuples else None
 
     def delete(self, sid: uuid.UUID) -> Any:
-        """The reuse answer's ``DELETE ... RETURNING`` (rare: psycopg's ordinary path)."""
+        """The reuse answer's ``DELETE ... RETURNING`` (rare: psycopg's ordinary path).
+
+        ``prepare=True`` is a no-op on a connection with ``prepare_threshold = None``.
+        """
         pg = self._conn.connection
         if not pg.autocommit:
             pg.autocommit = True
@@ -156,6 +162,8 @@ class PgStatements:
         if pgconn.transaction_status != pq.TransactionStatus.IDLE:
             # Only ever left like this by a failed call; autocommit statements need it idle.
             raise psycopg.InterfaceError("reserved connection is not idle")
+        if not self._conn.named:  # behind a transaction pooler: nothing outlives the statement
+            return self._check(pgconn.exec_params(sql, params), pgconn)
         if name not in self._conn.statements:
             prepared = pgconn.prepare(name, sql)
             if prepared.status not in _OK and pgconn.status == _CONNECTION_OK:

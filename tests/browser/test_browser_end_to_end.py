@@ -75,7 +75,7 @@ def test_signup_totp_authorize_step_up_and_revoke(page: Page, demo_servers: Demo
     # -- authorize the third-party app: consent names the app and each scope in plain words
     page.goto(client)
     page.get_by_role("link", name="Sign in with Demo provider").click()
-    expect(page.get_by_role("heading", name="Demo client app wants to use your account")).to_be_visible()
+    expect(page.get_by_role("heading", name="PhotoPrint wants to use your account")).to_be_visible()
     for text in ("Know who you are", "See your basic profile", "See your e-mail address",
                  "Stay connected while you are away"):
         expect(page.get_by_text(text)).to_be_visible()
@@ -118,7 +118,7 @@ def test_signup_totp_authorize_step_up_and_revoke(page: Page, demo_servers: Demo
     # -- the provider lists the app's session; the person revokes it
     page.goto(f"{provider}/account/sessions")
     row = page.locator(f"tr[data-session-id='{sid}']")
-    expect(row).to_contain_text("Demo client app")
+    expect(row).to_contain_text("PhotoPrint")
     expect(row).to_contain_text("aal2")
     expect(row).to_contain_text("offline_access")
     expect(page.locator("tr", has_text="this browser")).to_have_count(1)
@@ -127,7 +127,7 @@ def test_signup_totp_authorize_step_up_and_revoke(page: Page, demo_servers: Demo
     expect(page.get_by_text("The session was revoked")).to_be_visible()
     expect(page.locator(f"tr[data-session-id='{sid}']")).to_have_count(0)
     page.get_by_role("navigation").get_by_role("link", name="Connected apps").click()
-    expect(page.get_by_role("heading", name="Demo client app")).to_be_visible()
+    expect(page.get_by_role("heading", name="PhotoPrint")).to_be_visible()
     screenshot("07b-connected-apps")
 
     # -- the app's next refresh, introspection and API call all fail
