@@ -32,7 +32,7 @@ from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from flask import request as flask_request
 
 from ..core.errors import OAuthSessionsError
-from ..core.policy import clean_user_agent, is_valid_scope_token, parse_scope
+from ..core.policy import is_valid_scope_token, parse_scope
 from ..flask.state import get_state
 from .oauth_errors import to_oauth2_error
 from .tokens import build_token_response
@@ -92,7 +92,7 @@ def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_a
     one; the user agent is kept to its first 1024 characters. Needs an app context.
     """
     scope = scope or None
-    user_agent = clean_user_agent(user_agent, _MAX_USER_AGENT)
+    user_agent = user_agent[:_MAX_USER_AGENT] if user_agent else None
     try:
         result = _store().rotate(refresh_token, client_id=client.id, scope=scope,
                                  user_agent=user_agent, ip=ip, client_min_aal=client.min_aal)
