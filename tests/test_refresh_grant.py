@@ -263,3 +263,17 @@ def test_id_token_on_refresh_follows_the_setting(engine: Engine, setting: bool) 
     assert body["refresh_token"] and body["access_token"]
     without_openid = _session(p, client, scopes="profile offline_access")
     assert "id_token" not in _refresh(p, without_openid.refresh_token, client, secret).get_json()
+
+
+@pytest.mark.parametrize("agent", ["bad\x00agent/1", "bad\x01\x7fagent/1"])
+def test_issue15_item11_control_characters_in_a_refresh_user_agent_are_stripped(
+        provider: Provider, agent: str) -> None:
+    """A NUL in the User-Agent of a refresh must not reach a PostgreSQL text column (a 500)."""
+    client, secret = _register(provider)
+    issued = _session(provider, client)
+    data = {"grant_type": "refresh_token", "refresh_token": issued.refresh_token}
+    response = provider.http.post(provider.token_url, data=data,
+                                  headers={**_basic(client, secret), "User-Agent": agent})
+    assert response.status_code == 200, response.get_json()
+    info = provider.store.get(issued.session.id)
+    assert info is not None and info.counter == 1 and info.user_agent == "badagent/1"

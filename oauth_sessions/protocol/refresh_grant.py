@@ -32,7 +32,7 @@ from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from flask import request as flask_request
 
 from ..core.errors import OAuthSessionsError
-from ..core.policy import is_valid_scope_token, parse_scope
+from ..core.policy import clean_user_agent, is_valid_scope_token, parse_scope
 from ..flask.state import get_state
 from .oauth_errors import to_oauth2_error
 from .tokens import build_token_response
@@ -89,10 +89,10 @@ def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_a
 
     Shared by the grant above and by :mod:`oauth_sessions.flask.hot_path`, so the rules of a refresh
     live in one place whichever way the request came in. An empty ``scope`` means the granted
-    one; the user agent is kept to its first 1024 characters. Needs an app context.
+    one; the user agent is cleaned of control characters and kept to its first 1024. Needs an app context.
     """
     scope = scope or None
-    user_agent = user_agent[:_MAX_USER_AGENT] if user_agent else None
+    user_agent = clean_user_agent(user_agent, _MAX_USER_AGENT)
     try:
         result = _store().rotate(refresh_token, client_id=client.id, scope=scope,
                                  user_agent=user_agent, ip=ip, client_min_aal=client.min_aal)
