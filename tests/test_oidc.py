@@ -147,3 +147,29 @@ def test_private_signing_keys_are_encrypted_at_rest_when_keys_are_configured(eng
     assert all(s.startswith("enc1:k1:") and '"d"' not in s for s in stored)
     assert http.get("/oauth/userinfo",
                     headers={"Authorization": "Bearer " + body["access_token"]}).status_code == 200
+
+
+def test_issue16_userinfo_applies_the_aal_policy_with_an_rfc9470_challenge(engine: Engine) -> None:
+    """The design's enforcement table: /userinfo runs the aal policy, not only the signature.
+
+    A token issued at aal1 for ``profile`` meets a provider (same database and keys) whose policy
+    now wants aal2 for ``profile``: userinfo answers 401 ``insufficient_user_authentication``
+    with ``acr_values`` (RFC 9470 section 3), as the resource helper does.
+    """
+    _, _, _, _, body = _tokens(engine)
+    strict = make_app(engine, scope_min_aal={"profile": "aal2"})
+    bearer = {"Authorization": "Bearer " + body["access_token"]}
+    response = strict.test_client().get("/oauth/userinfo", headers=bearer)
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ") and 'error="insufficient_user_authentication"' in challenge
+    assert 'acr_values="aal2"' in challenge
+    assert response.json["error"] == "insufficient_user_authentication"
+    lenient = make_app(engine)
+    assert lenient.test_client().get("/oauth/userinfo", headers=bearer).status_code == 200
+
+
+def test_issue16_userinfo_refuses_a_refresh_token_as_bearer(engine: Engine) -> None:
+    _, http, _, _, body = _tokens(engine)
+    response = http.get("/oauth/userinfo", headers={"Authorization": "Bearer " + body["refresh_token"]})
+    assert response.status_code == 401 and 'error="invalid_token"' in response.headers["WWW-Authenticate"]

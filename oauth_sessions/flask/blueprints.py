@@ -21,6 +21,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Flask, Response, request
 from flask.typing import ResponseReturnValue
 
+from ..core.bearer import Challenge, www_authenticate
 from ..jose.jwt_tokens import InvalidAccessToken, kid_of, verify_access_token
 from ..protocol.discovery import openid_configuration
 from ..protocol.introspection_endpoint import introspection_endpoint
@@ -32,6 +33,7 @@ from .authorize import authorize
 from .openapi import openapi_document
 from .outage import install_outage_handlers
 from .parameters import check_parameters
+from .resource import LocalValidator, check_grant
 from .responses import NO_STORE, error_response, json_response
 from .security_headers import protect
 from .state import AppState, get_state
@@ -125,42 +127,33 @@ def _bearer_token() -> str | None:
     return None
 
 
-def _bearer_error(status: int, error: str | None, description: str | None = None) -> Response:
-    """RFC 6750 section 3: a ``WWW-Authenticate: Bearer`` challenge."""
-    parts = [f'realm="{_state().settings.issuer}"']
-    if error:
-        parts.append(f'error="{error}"')
-    if description:
-        parts.append(f'error_description="{description}"')
-    body = {"error": error, "error_description": description} if error else {}
-    return json_response(body, status, {"WWW-Authenticate": "Bearer " + ", ".join(parts)})
-
-
 def userinfo() -> ResponseReturnValue:
-    """``/userinfo`` (OIDC Core section 5.3): the token, its live session, then the claims."""
+    """``/userinfo`` (OIDC Core section 5.3): the token through the same checks as the resource
+    helper's local mode (the introspection pipeline: session alive and unexpired, client binding,
+    scopes granted, the aal policy with its RFC 9470 challenge), then ``openid``, then the claims.
+    """
     state = _state()
-    value = _bearer_token()
-    if value is None:
-        return _bearer_error(401, None)
-    claims = _verify_bearer(state, value)
-    if claims is None:
-        return _bearer_error(401, "invalid_token", "the access token is invalid or expired")
-    sessions = state.services.sessions
     try:
-        info = sessions.get(uuid.UUID(claims["sid"]))
-        if info is None:
-            raise LookupError
-        sessions.check_active(info)
-    except Exception:  # unknown, revoked, expired or inactive session: the token is dead
-        return _bearer_error(401, "invalid_token", "the session of this token has ended")
-    if str(info.user_id) != claims["sub"] or str(info.client_id) != claims["client_id"]:
-        return _bearer_error(401, "invalid_token", "the token does not match its session")
-    scopes = tuple(str(claims.get("scope", "")).split())
-    if "openid" not in scopes:
-        return _bearer_error(403, "insufficient_scope", "the openid scope is required")
-    body = dict(state.services.host.userinfo(info.user_id, scopes))
-    body["sub"] = claims["sub"]
+        value = _bearer_token()
+        if value is None:
+            raise Challenge(401)
+        info = LocalValidator(None).validate(value)
+        check_grant(info, ("openid",), None, None)
+    except Challenge as challenge:
+        return _challenge_response(state, challenge)
+    body = dict(state.services.host.userinfo(uuid.UUID(info.sub), info.scopes))
+    body["sub"] = info.sub
     return json_response(body)
+
+
+def _challenge_response(state: AppState, challenge: Challenge) -> Response:
+    """RFC 6750 section 3 (and RFC 9470): ``WWW-Authenticate: Bearer`` and the error as JSON."""
+    body = {"error": challenge.error, "error_description": challenge.description} if challenge.error else {}
+    headers = {"WWW-Authenticate": www_authenticate(challenge, realm=state.settings.issuer,
+                                                    resource_metadata=None)}
+    if challenge.status == 503:
+        headers["Retry-After"] = "1"
+    return json_response({k: v for k, v in body.items() if v}, challenge.status, headers)
 
 
 def jwks() -> ResponseReturnValue:
