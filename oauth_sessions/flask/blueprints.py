@@ -21,7 +21,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Flask, Response, request
 from flask.typing import ResponseReturnValue
 
-from ..core.bearer import Challenge, www_authenticate
+from ..core.bearer import Challenge
 from ..jose.jwt_tokens import InvalidAccessToken, kid_of, verify_access_token
 from ..protocol.discovery import openid_configuration
 from ..protocol.introspection_endpoint import introspection_endpoint
@@ -33,7 +33,7 @@ from .authorize import authorize
 from .openapi import openapi_document
 from .outage import install_outage_handlers
 from .parameters import check_parameters
-from .resource import LocalValidator, check_grant
+from .resource import LocalValidator, challenge_response, check_grant
 from .responses import NO_STORE, error_response, json_response
 from .security_headers import protect
 from .state import AppState, get_state
@@ -140,20 +140,10 @@ def userinfo() -> ResponseReturnValue:
         info = LocalValidator(None).validate(value)
         check_grant(info, ("openid",), None, None)
     except Challenge as challenge:
-        return _challenge_response(state, challenge)
+        return challenge_response(challenge, realm=state.settings.issuer)
     body = dict(state.services.host.userinfo(uuid.UUID(info.sub), info.scopes))
     body["sub"] = info.sub
     return json_response(body)
-
-
-def _challenge_response(state: AppState, challenge: Challenge) -> Response:
-    """RFC 6750 section 3 (and RFC 9470): ``WWW-Authenticate: Bearer`` and the error as JSON."""
-    body = {"error": challenge.error, "error_description": challenge.description} if challenge.error else {}
-    headers = {"WWW-Authenticate": www_authenticate(challenge, realm=state.settings.issuer,
-                                                    resource_metadata=None)}
-    if challenge.status == 503:
-        headers["Retry-After"] = "1"
-    return json_response({k: v for k, v in body.items() if v}, challenge.status, headers)
 
 
 def jwks() -> ResponseReturnValue:

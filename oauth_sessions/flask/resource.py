@@ -49,12 +49,14 @@ from ..core.introspection import AalTooLow, Inactive, check_token
 from ..core.types import Aal
 from ..protocol.introspection_endpoint import checks_for
 from .outage import _unavailable
+from .responses import NO_STORE
 from .state import get_state
 
 __all__ = [
     "Challenge",
     "ResourceProtector",
     "TokenInfo",
+    "challenge_response",
     "current_token",
     "metadata_url",
     "www_authenticate",
@@ -103,6 +105,29 @@ def _bearer_token() -> str:
     if not token or " " in token:
         raise Challenge(400, "invalid_request", "the Authorization header must be 'Bearer <token>'")
     return token
+
+
+def challenge_response(challenge: Challenge, *, realm: str,
+                       resource_metadata: str | None = None) -> Response:
+    """The HTTP answer to a refusal: status, ``WWW-Authenticate`` and the same error as JSON.
+
+    One answer for the resource helper and for ``/userinfo``: the challenge on 401 and 403 (and a
+    malformed header's 400), ``Retry-After`` on 503, never cached.
+    """
+    body: dict[str, str] = {}
+    if challenge.error:
+        body["error"] = challenge.error
+        if challenge.description:
+            body["error_description"] = challenge.description
+    response = jsonify(body)
+    response.status_code = challenge.status
+    if challenge.status in (401, 403) or challenge.error == "invalid_request":
+        response.headers["WWW-Authenticate"] = www_authenticate(
+            challenge, realm=realm, resource_metadata=resource_metadata)
+    if challenge.status == 503:
+        response.headers["Retry-After"] = "1"
+    response.headers.update(NO_STORE)
+    return response
 
 
 # --------------------------------------------------------------------------- validators
@@ -211,23 +236,10 @@ class ResourceProtector:
         self.validator.close()
 
     def challenge_response(self, challenge: Challenge) -> Response:
-        """The HTTP answer to a refusal: status, ``WWW-Authenticate`` and the same error as JSON."""
-        body: dict[str, str] = {}
-        if challenge.error:
-            body["error"] = challenge.error
-            if challenge.description:
-                body["error_description"] = challenge.description
-        response = jsonify(body)
-        response.status_code = challenge.status
-        if challenge.status in (401, 403) or challenge.error == "invalid_request":
-            response.headers["WWW-Authenticate"] = www_authenticate(
-                challenge, realm=self.realm,
-                resource_metadata=metadata_url(self.resource) if self.resource else None,
-            )
-        if challenge.status == 503:
-            response.headers["Retry-After"] = "1"
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        """The HTTP answer to a refusal of this protector (see :func:`challenge_response`)."""
+        return challenge_response(
+            challenge, realm=self.realm,
+            resource_metadata=metadata_url(self.resource) if self.resource else None)
 
     # ----------------------------------------------------------------------- RFC 9728
 
