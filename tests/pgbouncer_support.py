@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,18 +42,24 @@ class Bouncer:
     port: int
     mode: str
 
-    def url(self, database_url: str) -> str:
-        """``database_url`` (a PostgreSQL URL of the test server) through this PgBouncer."""
-        return make_url(database_url).set(host="127.0.0.1", port=self.port).render_as_string(
+    def url(self, database_url: str, host: str = "127.0.0.1") -> str:
+        """``database_url`` (a PostgreSQL URL of the test server) through this PgBouncer,
+        reached at ``host`` (one of the addresses it listens on)."""
+        return make_url(database_url).set(host=host, port=self.port).render_as_string(
             hide_password=False)
 
 
 @contextmanager
-def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int = 8) -> Iterator[Bouncer]:
+def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int = 8,
+              listen: Sequence[str] = ("127.0.0.1",),
+              query_wait_timeout: int | None = None) -> Iterator[Bouncer]:
     """Run PgBouncer in ``mode`` in front of the server of ``database_url``.
 
     ``server_pool`` is small on purpose: many client connections then share few server
-    connections, so a statement prepared through one client lands under another.
+    connections, so a statement prepared through one client lands under another. ``listen``:
+    the addresses it accepts clients on (the first is probed). ``query_wait_timeout``: seconds
+    a client may wait for a server connection before PgBouncer drops it (a starved pool then
+    shows as errors instead of a hang).
     """
     if not os.access(PGBOUNCER, os.X_OK):
         message = f"{PGBOUNCER} not found (apt-get install pgbouncer; .ci/run installs it)"
@@ -69,7 +75,7 @@ def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int 
         "[databases]",
         f"* = host={url.host or '127.0.0.1'} port={url.port or 5432}",
         "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
+        f"listen_addr = {','.join(listen)}",
         f"listen_port = {port}",
         "unix_socket_dir =",
         "auth_type = trust",
@@ -82,6 +88,8 @@ def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int 
         f"pidfile = {workdir / 'pgbouncer.pid'}",
         "ignore_startup_parameters = extra_float_digits,options",
     ]
+    if query_wait_timeout is not None:
+        lines.append(f"query_wait_timeout = {query_wait_timeout}")
     if os.geteuid() == 0:
         account = pwd.getpwnam("postgres")
         lines.append("user = postgres")
@@ -89,15 +97,20 @@ def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int 
         for child in workdir.iterdir():
             os.chown(child, account.pw_uid, account.pw_gid)
     (workdir / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([PGBOUNCER, str(workdir / "pgbouncer.ini")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # PgBouncer logs every login and close to stderr as well as to its logfile. A pipe that
+    # nobody reads fills up (64 KiB, a few hundred connections) and PgBouncer then blocks in
+    # write(2) with every client waiting: stderr goes to a file.
+    stderr_path = workdir / "pgbouncer.stderr"
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen([PGBOUNCER, str(workdir / "pgbouncer.ini")],
+                                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + 15
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"pgbouncer exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                pytest.fail(f"pgbouncer exited: {stderr_path.read_text(errors='replace')[-2000:]}")
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                socket.create_connection((listen[0], port), timeout=0.5).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -107,6 +120,4 @@ def pgbouncer(database_url: str, *, mode: str = "transaction", server_pool: int 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=15)
-        if proc.stderr is not None:
-            proc.stderr.close()
         shutil.rmtree(workdir, ignore_errors=True)

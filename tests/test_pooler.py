@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 from factories import (
     basic_auth,
@@ -226,3 +227,55 @@ def test_issue18_item1_the_extension_passes_the_setting_to_the_engine_it_makes(
             assert pooler_of(conn.connection.dbapi_connection) == "transaction"
     finally:
         engine.dispose()
+
+
+def test_issue18_one_server_connection_serves_every_request_path_with_sixteen_threads(
+        pg_url: str, pg_engine: Engine) -> None:
+    """No request holds a server connection while it waits for another, and none keeps one
+    between requests: through a PgBouncer with a single server connection (and a wait limit,
+    so starvation would show as errors rather than a hang) 16 threads refresh, introspect and
+    exchange codes at once. PgBouncer's log volume (every login and close) must not stall it
+    either: the helper once piped its stderr without reading it, and after about 64 KiB the
+    pooler blocked in write() with every client waiting."""
+    with pgbouncer(pg_url, mode="transaction", server_pool=1, query_wait_timeout=20) as bouncer:
+        engine = create_auth_engine(bouncer.url(pg_url))
+        try:
+            app = make_app(engine, refresh_token_reuse_interval=30)
+            client, secret, auth = _provider(app)
+            rs, rs_secret = create_client(app, name="rs", can_introspect=True)
+            assert rs_secret
+            rs_auth = basic_auth(rs.client_id, rs_secret)
+            users = [create_user(pg_engine) for _ in range(THREADS)]
+
+            def work(i: int) -> list[int]:
+                http = app.test_client()
+                statuses = []
+                issued = _tokens(app, client, secret, users[i])
+                token = issued["refresh_token"]
+                for _ in range(10):
+                    r = http.post("/oauth/token", headers={"Authorization": auth},
+                                  data={"grant_type": "refresh_token", "refresh_token": token})
+                    statuses.append(r.status_code)
+                    token = r.json["refresh_token"] if r.status_code == 200 else token
+                    r = http.post("/oauth/introspect", data={"token": r.json.get("access_token", "")},
+                                  headers={"Authorization": rs_auth})
+                    statuses.append(r.status_code if r.json.get("active") else -r.status_code)
+                return statuses
+
+            barrier = threading.Barrier(THREADS)
+
+            def run(i: int) -> list[int]:
+                barrier.wait()
+                return work(i)
+
+            with ThreadPoolExecutor(THREADS) as pool:
+                futures = [pool.submit(run, i) for i in range(THREADS)]
+                results = [f.result(timeout=180) for f in futures]
+            assert all(s == 200 for statuses in results for s in statuses), results
+            # Enough connections went through for the old pipe to have filled (~300 logins).
+            for _ in range(300):
+                with psycopg.connect(bouncer.url(pg_url).replace("+psycopg", ""),
+                                     prepare_threshold=None, connect_timeout=10) as raw:
+                    raw.execute("SELECT 1")
+        finally:
+            engine.dispose()

@@ -180,6 +180,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Enable RFC 7591 dynamic client registration."),
     Setting("REGISTRATION_INITIAL_ACCESS_TOKEN", None, _optional(_string),
             "If set, dynamic registration requires this bearer token."),
+    Setting("SIGNING_KEY_RELOAD_SECONDS", 60, _int_range(1, 3600),
+            "How long a worker trusts the signing keys it read before reading them again: a "
+            "rotation made by another worker or host is published and used by this one within "
+            "this time (old keys stay published for the longest token lifetime plus twice this)."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
     Setting("HOT_PATH", True, _bool,
@@ -214,6 +218,7 @@ class Settings:
     encryption_key_id: str | None = None
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
+    signing_key_reload_seconds: int = 60
     client_cache_seconds: int = 5
     hot_path: bool = True
 

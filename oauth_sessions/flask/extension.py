@@ -29,7 +29,7 @@ from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
 from ..storage.migrate import check_privileges
 from ..storage.sessions import SessionStore
-from ..storage.signing_keys import RELOAD_SECONDS, KeyStore
+from ..storage.signing_keys import KeyStore
 from .blueprints import register_blueprints
 from .cli import cli
 from .host import HostAdapter
@@ -116,9 +116,10 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     # Old keys stay published for the longest token life plus two reload periods, so a token
     # signed by a worker that has not yet seen a rotation still verifies everywhere.
     grace = timedelta(seconds=max(settings.access_token_lifetime, settings.id_token_lifetime)
-                      + 2 * RELOAD_SECONDS)
+                      + 2 * settings.signing_key_reload_seconds)
     keys = KeyStore(engine, alg=settings.signing_alg, publish_grace=grace, box=box,
-                    id_token_alg=settings.id_token_signing_alg)
+                    id_token_alg=settings.id_token_signing_alg,
+                    reload_seconds=settings.signing_key_reload_seconds)
     # ``username`` in active introspection answers comes from the host adapter's optional
     # ``username_for(user_id) -> str | None`` method (it costs the host a lookup: opt-in).
     username = getattr(host, "username_for", None)

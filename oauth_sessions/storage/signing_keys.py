@@ -1,11 +1,12 @@
 """Signing keys persisted in ``auth.oauth_signing_keys`` and the app's :class:`KeySet`.
 
 Workers are stateless: the keys live in the database, each worker parses them once into a
-:class:`~oauth_sessions.jose.jwt_tokens.KeySet` and re-reads the table at most every
-``RELOAD_SECONDS`` (or at once after a rotation it made itself, or when asked about a ``kid``
-it does not know). A rotation retires the active key but keeps it published for
-``publish_grace`` = the longest token lifetime plus two reload periods, so every token signed by
-the old key, even by a worker that has not yet seen the rotation, verifies until it expires.
+:class:`~oauth_sessions.jose.jwt_tokens.KeySet` and re-reads the table every ``reload_seconds``
+(``OAUTH_SESSIONS_SIGNING_KEY_RELOAD_SECONDS``, ``RELOAD_SECONDS`` by default), at once after a
+rotation it made itself, and when asked about a ``kid`` it does not know. A rotation retires
+the active key but keeps it published for ``publish_grace`` = the longest token lifetime plus
+two reload periods, so every token signed by the old key, even by a worker that has not yet
+seen the rotation, verifies until it expires.
 
 One active key per algorithm in use: ``alg`` (``OAUTH_SESSIONS_SIGNING_ALG``) signs access
 tokens and the other JWTs, ``id_token_alg`` (``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG``, RS256 by
@@ -37,7 +38,7 @@ __all__ = ["RELOAD_SECONDS", "KeyStore"]
 
 _O_AUTH_SIGNING_KEY = cast(Table, OAuthSigningKey.__table__)
 
-#: How long a worker trusts its parsed key set before reading the table again.
+#: How long a worker trusts its parsed key set before reading the table again, by default.
 RELOAD_SECONDS: Final = 60
 #: Unknown-kid reloads are rate limited so a stream of junk tokens cannot hammer the database.
 _MIN_FORCED_RELOAD_SECONDS: Final = 1.0
@@ -51,8 +52,10 @@ class KeyStore:
     """Reads, creates and rotates the signing keys; caches the parsed :class:`KeySet`."""
 
     def __init__(self, engine: Engine, *, alg: str, publish_grace: timedelta,
-                 box: SecretBox | None = None, id_token_alg: str | None = None) -> None:
+                 box: SecretBox | None = None, id_token_alg: str | None = None,
+                 reload_seconds: float = RELOAD_SECONDS) -> None:
         self._engine = engine
+        self.reload_seconds = reload_seconds
         self.alg = alg
         #: Alg of ID tokens; the same as ``alg`` unless configured otherwise.
         self.id_token_alg = id_token_alg or alg
@@ -143,14 +146,14 @@ class KeyStore:
             self._keyset = None
 
     def keyset(self, *, unknown_kid: str | None = None) -> KeySet:
-        """The parsed key set, re-read when older than ``RELOAD_SECONDS``.
+        """The parsed key set, re-read when older than ``reload_seconds``.
 
         ``unknown_kid``: a token named a kid we lack; re-read now (rate limited) in case
         another worker rotated since our last read.
         """
         current = self._keyset
         age = time.monotonic() - self._loaded_at
-        if current is not None and age < RELOAD_SECONDS:
+        if current is not None and age < self.reload_seconds:
             if unknown_kid is None or current.find(unknown_kid) is not None:
                 return current
             if time.monotonic() - self._forced_at < _MIN_FORCED_RELOAD_SECONDS:
