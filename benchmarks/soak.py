@@ -18,6 +18,11 @@ It then checks: no 5xx; every live session's ``refresh_token_counter`` equals th
 its caller saw; every revoked or replayed session is gone; "refresh token already used" was
 answered exactly as many times as replays were sent; worker RSS at start and end. Exit status 1
 when any of these fails.
+
+``--pooler`` puts a PgBouncer in transaction mode (``benchmarks/pgbouncer.py``, on its own port,
+8 server connections) between the workers and PostgreSQL, as a production deployment behind
+PgBouncer or Supabase's transaction port runs: the same traffic and the same audit (seeding and
+the audit go straight to PostgreSQL). Needs ``apt-get install pgbouncer``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +55,8 @@ from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from benchmarks.pgbouncer import INSTALL_HINT, PGBOUNCER, run_pgbouncer
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER = "http://127.0.0.1:9"
@@ -356,6 +363,7 @@ class Report:
     anomalies: list[str]
     rss_start: dict[int, int]
     rss_end: dict[int, int]
+    pooler: str = "none"
 
     @property
     def total(self) -> int:
@@ -379,8 +387,10 @@ class Report:
 
     def print(self) -> None:
         b = self.books
+        through = ("direct to PostgreSQL" if self.pooler == "none"
+                   else f"through PgBouncer ({self.pooler} pooling)")
         print(f"soak: {self.total} requests in {self.duration:.0f} s "
-              f"({self.total / self.duration:.0f} req/s)")
+              f"({self.total / self.duration:.0f} req/s), {through}")
         print("  by kind:  " + ", ".join(f"{k} {v}" for k, v in sorted(b.requests.items())))
         print("  statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(b.statuses.items())))
         print(f"  5xx: {len(b.server_errors)}   unexpected answers: {len(b.unexpected)}   "
@@ -394,11 +404,18 @@ class Report:
 
 
 def run(db_url: str, *, duration: float, callers: int = 8, workers: int = 2, threads: int = 4,
-        users: int = 50, seed_value: int = 9) -> Report:
-    """Seed ``db_url`` (an empty database), serve it, drive it for ``duration`` s, audit it."""
+        users: int = 50, seed_value: int = 9, pooler: bool = False) -> Report:
+    """Seed ``db_url`` (an empty database), serve it, drive it for ``duration`` s, audit it.
+
+    ``pooler``: the workers reach the database through a PgBouncer in transaction mode.
+    """
     seeded = seed(db_url, users)
     books = Books()
-    with gunicorn(db_url, workers, threads) as (base, master):
+    with ExitStack() as stack:
+        served_url = db_url
+        if pooler:
+            served_url = stack.enter_context(run_pgbouncer(db_url, mode="transaction")).url(db_url)
+        base, master = stack.enter_context(gunicorn(served_url, workers, threads))
         warm = Caller(base, seeded, Books(), random.Random(0))
         for _ in range(20):  # warm every worker up before the first memory reading
             warm.step()
@@ -415,7 +432,8 @@ def run(db_url: str, *, duration: float, callers: int = 8, workers: int = 2, thr
             list(pool.map(loop, range(callers)))
         elapsed = time.monotonic() - started
         rss_end = worker_rss(master)
-    return Report(elapsed, books, audit(db_url, books.expected), rss_start, rss_end)
+    return Report(elapsed, books, audit(db_url, books.expected), rss_start, rss_end,
+                  pooler="transaction" if pooler else "none")
 
 
 def audit(db_url: str, expected: dict[str, int | None]) -> list[str]:
@@ -445,7 +463,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--max-rss-growth-mib", type=float, default=32.0)
+    parser.add_argument("--pooler", action="store_true",
+                        help="serve through a PgBouncer in transaction mode started for the run")
     args = parser.parse_args(argv)
+    if args.pooler and not os.access(PGBOUNCER, os.X_OK):
+        print(f"soak --pooler needs PgBouncer: {PGBOUNCER} not found ({INSTALL_HINT})")
+        return 2
     admin_url = os.environ.get("SOAK_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     from oauth_sessions.storage.database import normalize_url
 
@@ -456,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(hide_password=False)
         report = run(url, duration=args.duration, callers=args.callers, workers=args.workers,
-                     threads=args.threads)
+                     threads=args.threads, pooler=args.pooler)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

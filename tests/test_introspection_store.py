@@ -123,6 +123,38 @@ def test_a_database_outage_answers_503_never_inactive_nor_500(pg_engine: Engine)
 
 
 @pytest.mark.postgres
+def test_a_connection_lost_while_preparing_does_not_turn_the_fast_read_off(
+        pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failover or restart can kill a fresh connection just as it prepares: that is no sign
+    that the server refuses PREPARE, so the next call prepares again on a new connection (once
+    seen after a failover: every introspection of the process went the slow way from then on)."""
+    p = provider(pg_engine)
+    token = p.tokens()["access_token"]
+    reserved = introspection_store.reserved_connections(get_state(p.app).engine)
+    monkeypatch.setattr(reserved, "_idle", [])  # only fresh connections from here on
+    calls: list[str] = []
+    original = introspection_store._round_trip
+
+    def lose_first_prepare(pgconn: Any, statement: bytes, params: Any) -> Any:
+        calls.append("prepare" if params is None else "execute")
+        if params is None and calls.count("prepare") == 1:
+            with pg_engine.connect() as admin:
+                admin.exec_driver_sql(f"SELECT pg_terminate_backend({pgconn.backend_pid})")
+        return original(pgconn, statement, params)
+
+    monkeypatch.setattr(introspection_store, "_round_trip", lose_first_prepare)
+    try:
+        assert p.answer(token)["active"] is True  # answered by SessionStore.get
+        assert reserved.disabled is False
+        assert p.answer(token)["active"] is True
+    finally:
+        reserved.disabled = False
+        for kept in reserved._idle:  # the patched list goes away with the test
+            kept.connection.close()
+    assert calls == ["prepare", "prepare", "execute"]
+
+
+@pytest.mark.postgres
 def test_a_server_that_cannot_prepare_turns_the_fast_read_off_for_good(
         pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind a pooler that refuses prepared statements, retrying would cost a connection per call."""

@@ -4,11 +4,13 @@ Authorize + code exchange, refreshes (some as concurrent duplicates), replays of
 introspection and revocation, from 8 callers against 2 workers x 4 threads. Afterwards: no 5xx,
 no unexpected answer, every session's counter equals the rotations its caller saw, reuse was
 detected exactly as often as replays were sent, and no worker grew by more than 32 MiB.
-The long run is ``python -m benchmarks.soak --duration 300``.
+Run direct and through a PgBouncer in transaction mode. The long run is
+``python -m benchmarks.soak --duration 300`` (``--pooler`` for the PgBouncer one).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,15 +18,24 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.pgbouncer import INSTALL_HINT, PGBOUNCER
 from benchmarks.soak import run
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def test_mixed_traffic_for_30_seconds_balances_the_books(pg_databases: object,
+@pytest.mark.parametrize("pooler", [False, True], ids=["direct", "pgbouncer-transaction"])
+def test_mixed_traffic_for_30_seconds_balances_the_books(pg_databases: object, pooler: bool,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    url = pg_databases.create("_soak")  # type: ignore[attr-defined]
-    report = run(url, duration=30, callers=8)
+    """The same traffic and audit direct to PostgreSQL and through PgBouncer in transaction
+    mode (issue 18: the soak passes through a transaction pooler)."""
+    if pooler and not os.access(PGBOUNCER, os.X_OK):
+        message = f"{PGBOUNCER} not found ({INSTALL_HINT}; .ci/run installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " and CI=true requires it", pytrace=False)
+        pytest.skip(message)
+    url = pg_databases.create("_soak_pooled" if pooler else "_soak")  # type: ignore[attr-defined]
+    report = run(url, duration=30, callers=8, pooler=pooler)
     with capsys.disabled():
         print()
         report.print()

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _IDLE: Final = pq.TransactionStatus.IDLE
 _COMMAND_OK: Final = pq.ExecStatus.COMMAND_OK
 _TUPLES_OK: Final = pq.ExecStatus.TUPLES_OK
+_CONNECTION_OK: Final = pq.ConnStatus.OK
 
 
 class _FastPathUnavailable(RuntimeError):
@@ -221,6 +222,9 @@ class StoreSessions:
             else:
                 if not conn.prepared:
                     if _round_trip(pgconn, _PG_SESSION_BY_ID, None).status != _COMMAND_OK:
+                        if pgconn.status != _CONNECTION_OK:
+                            # Lost (a restart, a failover): says nothing about PREPARE itself.
+                            raise _FastPathUnavailable("connection lost while preparing")
                         reserved.disabled = True
                         raise _FastPathUnavailable("the statement cannot be prepared; fast path off")
                     conn.prepared = True
