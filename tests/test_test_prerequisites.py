@@ -93,7 +93,9 @@ def test_root_installs_debians_chromium(machine: Machine) -> None:
                             "exit 0")
     done = machine.run(CI="true")
     assert done.returncode == 0, done.stderr
-    assert machine.apt_log.read_text().splitlines() == ["update -q -o DPkg::Lock::Timeout=300", "install -y -q -o DPkg::Lock::Timeout=300 chromium"]
+    lock = "-o DPkg::Lock::Timeout=300"
+    assert machine.apt_log.read_text().splitlines() == [f"update -q {lock}",
+                                                        f"install -y -q {lock} chromium"]
     assert done.stderr == "== installing Debian's chromium (needed by the test suite)\n"
 
 

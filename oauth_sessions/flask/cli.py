@@ -8,16 +8,47 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 import click
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
+from ..storage.database_errors import explain_database_error
 from .management import SessionView, sessions_manager
 from .state import get_state
 
+try:  # the refresh path's own statements raise the driver's errors unwrapped
+    from psycopg import Error as _PsycopgError
+except ImportError:  # pragma: no cover - psycopg is a dependency; optional for SQLite-only hosts
+    _DRIVER_ERRORS: tuple[type[Exception], ...] = ()
+else:
+    _DRIVER_ERRORS = (_PsycopgError,)
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, *_DRIVER_ERRORS)
 
-@click.group("oauth-sessions", help="Administer the oauth_sessions provider.")
+
+class _Commands(click.Group):
+    """The command group: a database error becomes one line saying what is wrong and what
+    fixes it (``createdb ...``, ``db upgrade``), exit status 1, never a driver traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except _DATABASE_ERRORS as exc:
+            raise click.ClickException(_database_problem(ctx, exc)) from None
+
+
+def _database_problem(ctx: click.Context, exc: BaseException) -> str:
+    info = ctx.find_object(ScriptInfo)
+    try:
+        url = get_state(info.load_app() if info is not None else None).engine.url
+    except Exception:  # no app to ask: the error still gets its one line
+        url = make_url("postgresql://")
+    return explain_database_error(exc, url)
+
+
+@click.group("oauth-sessions", cls=_Commands, help="Administer the oauth_sessions provider.")
 def cli() -> None:
     pass
 
