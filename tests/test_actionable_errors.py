@@ -184,3 +184,16 @@ def test_explanations(message: str, url: str, expected: str) -> None:
 
 def test_an_unknown_error_is_not_explained() -> None:
     assert explain_connect_error(_Refusal("something else"), "postgresql://db/x") is None
+
+
+def test_the_demo_still_needs_no_secret_key_of_its_own(tmp_path: Path) -> None:
+    """The library refuses an app without SECRET_KEY; the demo makes one in instance/."""
+    from demo_server.testing import make_demo_app
+    from oauth_sessions import get_state
+
+    app = make_demo_app(tmp_path / "instance", f"sqlite:///{tmp_path / 'demo.db'}")
+    try:
+        kept = (tmp_path / "instance" / "secret_key").read_text().strip()
+        assert app.secret_key == kept and len(kept) >= 32
+    finally:
+        get_state(app).engine.dispose()
