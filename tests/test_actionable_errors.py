@@ -197,3 +197,13 @@ def test_the_demo_still_needs_no_secret_key_of_its_own(tmp_path: Path) -> None:
         assert app.secret_key == kept and len(kept) >= 32
     finally:
         get_state(app).engine.dispose()
+
+
+def test_the_readmes_own_url_without_a_user_suggests_the_postgres_role(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGUSER", raising=False)
+    refusal = _Refusal('connection to server at "127.0.0.1", port 5432 failed: FATAL:  '
+                       'database "demo" does not exist')
+    assert explain_connect_error(refusal, "postgresql://127.0.0.1/demo") == (
+        'database "demo" does not exist on 127.0.0.1:5432: create it with: '
+        "createdb -h 127.0.0.1 -U postgres demo")
