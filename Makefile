@@ -31,7 +31,7 @@ $(INTEROP): tests/interop/package.json tests/interop/package-lock.json
 # Without npm (and not under CI=true) the interoperability tests are skipped, the rest run.
 test: $(STAMP)
 	@bash .ci/test-prerequisites
-	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(INTEROP); fi
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s --no-print-directory $(INTEROP); fi
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
