@@ -159,6 +159,7 @@ def host_app(url: str, *, id_token_alg: str | None = None) -> Flask:
     def after(response: Any) -> Any:  # e.g. a header set on every response
         return response
 
+    app.config["SECRET_KEY"] = "benchmark-only"  # init_app requires one (the consent page)
     OAuthSessions(app, **settings(url, id_token_alg))
     return app
 
