@@ -18,8 +18,8 @@ both measured endpoints, ``POST /oauth/introspect`` and ``POST /oauth/token`` (r
 * ``host``: ours the Flask way in, inside a host app with one no-op ``before_request`` and one
   ``after_request``, as every real provider has (CSRF, CORS, logging, tracing...).
   ``host-es256`` is the same with ID tokens signed ES256 instead of RS256.
-* ``wsgi``: ours through the mounted machine-to-machine WSGI app (``oauth_sessions.wsgi``),
-  where no Flask request hooks run. Only once that module exists.
+* ``wsgi``: ours through the machine-to-machine WSGI app (``oauth_sessions.wsgi.make_wsgi_app``)
+  of the same host app, where no Flask request hooks run. Only once that module exists.
 
 The database URL may point at PgBouncer (``BENCH_POOLER=transaction``): the floor then sends its
 statements unnamed, and ours detects the pooler by itself.
@@ -165,14 +165,11 @@ def host_app(url: str, *, id_token_alg: str | None = None) -> Flask:
 
 
 def wsgi_app(url: str) -> Any:
-    """Ours through the machine-to-machine WSGI app (no Flask request hooks run there).
+    """Ours through the machine-to-machine WSGI app (``oauth_sessions.wsgi.make_wsgi_app``) of
+    the same host app: none of its request hooks run there, which is the point."""
+    from oauth_sessions.wsgi import make_wsgi_app  # type: ignore[import-not-found,unused-ignore]
 
-    Written before that module existed: ``create_app(**options)`` is the assumed entry point;
-    if it turns out otherwise, gunicorn fails to start and the suite prints the target skipped.
-    """
-    from oauth_sessions import wsgi  # type: ignore[attr-defined]
-
-    return wsgi.create_app(**settings(url))
+    return make_wsgi_app(host_app(url))
 
 
 # --------------------------------------------------------------------------- plain Authlib
