@@ -264,6 +264,7 @@ def cluster() -> Iterator[Cluster]:
 
 def make_app(url: str) -> Flask:
     app = Flask("failover")
+    app.config["SECRET_KEY"] = "benchmark-only"  # init_app requires one (the consent page)
     OAuthSessions(app, issuer=ISSUER, database_url=url, refresh_token_reuse_interval=REUSE_INTERVAL)
     return app
 
