@@ -176,6 +176,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Application keys {key_id: base64url 32 bytes} that encrypt session HMAC keys at rest."),
     Setting("ENCRYPTION_KEY_ID", None, _optional(_string),
             "Which of ENCRYPTION_KEYS encrypts new values."),
+    Setting("SUPABASE_ENCRYPTION_KEYS", {}, _key_map,
+            "Supabase Auth's database-encryption root keys {key_id: base64url 32 bytes} (its "
+            "DB_ENCRYPTION_DECRYPTION_KEYS), to read session keys it stored in its aes-gcm-hkdf "
+            "JSON form."),
+    Setting("SUPABASE_ENCRYPTION_KEY_ID", None, _optional(_string),
+            "Which of SUPABASE_ENCRYPTION_KEYS rewrap_keys() writes Supabase's form under (its "
+            "DB_ENCRYPTION_ENCRYPTION_KEY_ID); None: that form is read, never rewritten."),
     Setting("DYNAMIC_REGISTRATION", False, _bool,
             "Enable RFC 7591 dynamic client registration."),
     Setting("REGISTRATION_INITIAL_ACCESS_TOKEN", None, _optional(_string),
@@ -212,6 +219,8 @@ class Settings:
     id_token_on_refresh: bool = True
     encryption_keys: dict[str, str] = field(default_factory=dict)
     encryption_key_id: str | None = None
+    supabase_encryption_keys: dict[str, str] = field(default_factory=dict)
+    supabase_encryption_key_id: str | None = None
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
     client_cache_seconds: int = 5
@@ -262,4 +271,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         )
     if key_id and not keys:
         raise ConfigurationError(f"{PREFIX}ENCRYPTION_KEY_ID is set but {PREFIX}ENCRYPTION_KEYS is empty")
+    roots, root_id = values["supabase_encryption_keys"], values["supabase_encryption_key_id"]
+    if root_id is not None and root_id not in roots:
+        raise ConfigurationError(
+            f"{PREFIX}SUPABASE_ENCRYPTION_KEY_ID must name one of {PREFIX}SUPABASE_ENCRYPTION_KEYS "
+            f"({', '.join(sorted(roots)) or 'none configured'}), got {root_id!r}"
+        )
     return Settings(**values)

@@ -26,7 +26,7 @@ from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine, watch_pooler
 from ..storage.introspection_store import StoreSessions
-from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
+from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import RELOAD_SECONDS, KeyStore
@@ -108,8 +108,7 @@ class OAuthSessions:
 def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAdapter,
                    backchannel: BackchannelSender) -> Services:
     """The per-app objects, built once by ``init_app``."""
-    box: SecretBox = (KeyEncryptor(settings.encryption_keys, settings.encryption_key_id or "")
-                      if settings.encryption_keys else PlainKeys())
+    box: SecretBox = secret_box(settings)
     sessions = SessionStore(engine, settings, box, sender=app)
     clients = ClientStore(engine, cache_seconds=settings.client_cache_seconds, sender=app,
                           sessions=sessions)
