@@ -46,6 +46,7 @@ ROOT_B = bytes(range(200, 232))
 SID = uuid.UUID("0b5e3a52-7c1d-4f6e-9a80-3d2c1b0a9f8e")
 NONCE = bytes(range(12))
 HMAC_KEY = generate_hmac_key()
+LIB = {"k1": bytes(32), "k2": bytes(range(1, 33))}
 
 
 def _b64url(raw: bytes) -> str:
@@ -179,6 +180,15 @@ def test_without_root_keys_the_error_names_the_setting(box: SecretBox) -> None:
         box.decrypt(stored, context=SID.bytes)
 
 
+def test_other_json_is_not_taken_for_supabase_form() -> None:
+    """A signing key's JWK is JSON with a JOSE ``alg``: it passes through as it always did."""
+    jwk = json.dumps({"alg": "ES256", "kty": "EC", "crv": "P-256", "d": "x", "x": "y", "y": "z"})
+    roots = SupabaseKeys({"root-a": ROOT_A}, "root-a")
+    for box in (PlainKeys(), PlainKeys(supabase=roots), KeyEncryptor(LIB, "k1", supabase=roots)):
+        assert box.decrypt(jwk, context=b"oauth_signing_keys:kid") == jwk
+        assert box.rewrap(jwk, context=SID.bytes, first_party=True) is None
+
+
 def test_settings_build_the_box_and_refuse_a_current_id_that_is_not_configured() -> None:
     base = {"OAUTH_SESSIONS_ISSUER": "https://issuer.example",
             "OAUTH_SESSIONS_SUPABASE_ENCRYPTION_KEYS": {"root-a": _b64url(ROOT_A)}}
@@ -193,8 +203,6 @@ def test_settings_build_the_box_and_refuse_a_current_id_that_is_not_configured()
 
 
 # -- the rewrap rule, value by value --------------------------------------------------------
-
-LIB = {"k1": bytes(32), "k2": bytes(range(1, 33))}
 OLD_JSON = supabase_form(HMAC_KEY, row_id=SID, root=ROOT_A, key_id="root-a")
 
 

@@ -107,10 +107,16 @@ def is_supabase_encrypted(stored: str) -> bool:
     """Whether ``stored`` is in Supabase Auth's encrypted form: a JSON object such as
     ``{"key_id": ..., "alg": "aes-gcm-hkdf", "data": ..., "nonce": ...}``.
 
-    A plain key is base64url and this library's form starts with ``enc1:``, so a leading
-    ``{`` is unambiguous.
+    A plain key is base64url and this library's form starts with ``enc1:``; other JSON (a
+    signing key's JWK, whose ``alg`` is a JOSE name) is not this form, so the ``alg`` decides.
     """
-    return stored.lstrip().startswith("{")
+    if not stored.startswith("{"):
+        return False
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("alg") == SUPABASE_ALG
 
 
 def _b64encode(data: bytes) -> str:
@@ -231,7 +237,7 @@ class KeyEncryptor:
         False for a value in Supabase Auth's encrypted form (a JSON object, ``aes-gcm-hkdf``):
         Supabase Auth reads that session, and it cannot read ``enc1:``.
         """
-        if is_supabase_encrypted(stored):
+        if stored.startswith("{"):
             return False
         if not stored.startswith(ENCRYPTED_PREFIX):
             return True
@@ -255,6 +261,8 @@ class KeyEncryptor:
         _check_context(context)
         if is_supabase_encrypted(stored):
             return _supabase_rewrap(self._supabase, stored, context)
+        if stored.startswith("{"):  # JSON of some other writer: not ours to rewrite
+            return None
         if stored.startswith(ENCRYPTED_PREFIX):
             if not self.needs_rewrap(stored):
                 return None
