@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
 from oauth_sessions.flask.outage import DATABASE_ERRORS, database_error
-from oauth_sessions.storage.key_encryption import KeyEncryptor
+from oauth_sessions.storage.key_encryption import KeyEncryptor, SupabaseKeys
 from oauth_sessions.storage.migrate import (
     AttachError,
     PrivilegeError,
@@ -107,7 +107,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # The message says what is wrong and what to do; a traceback would only hide it.
         state.engine.dispose()
         raise SystemExit(f"demo_server: {exc}") from None
-    create_demo_tables(state.engine)
+    roots = state.settings.supabase_encryption_keys
+    create_demo_tables(state.engine, supabase_keys=SupabaseKeys(roots) if roots else None)
     # Sessions stored before encryption was on (or under a retired key) get encrypted keys;
     # the demo alone makes its first-party sessions, so those are included.
     state.services.sessions.rewrap_keys(first_party=True)
