@@ -19,6 +19,161 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, text
 
+#: Supabase Auth's current ``auth`` as the library meets it (the tables it touches), written
+#: from supabase.md: enums, ``users`` (35 columns), ``oauth_clients``, ``sessions``,
+#: ``mfa_amr_claims``, ``refresh_tokens``, ``oauth_consents``, ``oauth_authorizations`` and
+#: the ledger ``schema_migrations`` that says Supabase Auth manages the schema.
+CURRENT_AUTH_DDL = (
+    "CREATE SCHEMA auth",
+    "CREATE TABLE auth.schema_migrations (version varchar(255) NOT NULL "
+    "CONSTRAINT schema_migrations_pkey PRIMARY KEY)",
+    "CREATE TYPE auth.aal_level AS ENUM ('aal1', 'aal2', 'aal3')",
+    "CREATE TYPE auth.oauth_registration_type AS ENUM ('dynamic', 'manual')",
+    "CREATE TYPE auth.oauth_client_type AS ENUM ('public', 'confidential')",
+    "CREATE TYPE auth.oauth_authorization_status AS ENUM "
+    "('pending', 'approved', 'denied', 'expired')",
+    "CREATE TYPE auth.oauth_response_type AS ENUM ('code')",
+    "CREATE TYPE auth.code_challenge_method AS ENUM ('s256', 'plain')",
+    """CREATE TABLE auth.users (
+        instance_id uuid, id uuid NOT NULL CONSTRAINT users_pkey PRIMARY KEY,
+        aud varchar(255), role varchar(255), email varchar(255), encrypted_password varchar(255),
+        email_confirmed_at timestamptz, invited_at timestamptz, confirmation_token varchar(255),
+        confirmation_sent_at timestamptz, recovery_token varchar(255),
+        recovery_sent_at timestamptz, email_change_token_new varchar(255),
+        email_change varchar(255), email_change_sent_at timestamptz,
+        last_sign_in_at timestamptz, raw_app_meta_data jsonb, raw_user_meta_data jsonb,
+        is_super_admin boolean, created_at timestamptz, updated_at timestamptz,
+        phone text DEFAULT NULL CONSTRAINT users_phone_key UNIQUE,
+        phone_confirmed_at timestamptz, phone_change text DEFAULT '',
+        phone_change_token varchar(255) DEFAULT '', phone_change_sent_at timestamptz,
+        confirmed_at timestamptz GENERATED ALWAYS AS (LEAST(email_confirmed_at,
+                                                            phone_confirmed_at)) STORED,
+        email_change_token_current varchar(255) DEFAULT '',
+        email_change_confirm_status smallint DEFAULT 0
+            CONSTRAINT users_email_change_confirm_status_check
+            CHECK (email_change_confirm_status >= 0 AND email_change_confirm_status <= 2),
+        banned_until timestamptz, reauthentication_token varchar(255) DEFAULT '',
+        reauthentication_sent_at timestamptz, is_sso_user boolean NOT NULL DEFAULT false,
+        deleted_at timestamptz, is_anonymous boolean NOT NULL DEFAULT false
+    )""",
+    "CREATE UNIQUE INDEX users_email_partial_key ON auth.users (email) WHERE is_sso_user = false",
+    "CREATE INDEX users_instance_id_idx ON auth.users (instance_id)",
+    "CREATE INDEX users_is_anonymous_idx ON auth.users (is_anonymous)",
+    """CREATE TABLE auth.oauth_clients (
+        id uuid NOT NULL CONSTRAINT oauth_clients_pkey PRIMARY KEY,
+        client_secret_hash text,
+        registration_type auth.oauth_registration_type NOT NULL,
+        redirect_uris text NOT NULL, grant_types text NOT NULL,
+        client_name text CONSTRAINT oauth_clients_client_name_length
+            CHECK (char_length(client_name) <= 1024),
+        client_uri text CONSTRAINT oauth_clients_client_uri_length
+            CHECK (char_length(client_uri) <= 2048),
+        logo_uri text CONSTRAINT oauth_clients_logo_uri_length
+            CHECK (char_length(logo_uri) <= 2048),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        deleted_at timestamptz,
+        client_type auth.oauth_client_type NOT NULL DEFAULT 'confidential',
+        token_endpoint_auth_method text NOT NULL
+            CONSTRAINT oauth_clients_token_endpoint_auth_method_check CHECK
+            (token_endpoint_auth_method IN ('client_secret_basic', 'client_secret_post', 'none'))
+    )""",
+    "CREATE INDEX oauth_clients_deleted_at_idx ON auth.oauth_clients (deleted_at)",
+    """CREATE TABLE auth.sessions (
+        id uuid NOT NULL CONSTRAINT sessions_pkey PRIMARY KEY,
+        user_id uuid NOT NULL CONSTRAINT sessions_user_id_fkey
+            REFERENCES auth.users(id) ON DELETE CASCADE,
+        created_at timestamptz, updated_at timestamptz, factor_id uuid, aal auth.aal_level,
+        not_after timestamptz, refreshed_at timestamp without time zone, user_agent text,
+        ip inet, tag text,
+        oauth_client_id uuid CONSTRAINT sessions_oauth_client_id_fkey
+            REFERENCES auth.oauth_clients(id) ON DELETE CASCADE,
+        refresh_token_hmac_key text, refresh_token_counter bigint,
+        scopes text CONSTRAINT sessions_scopes_length CHECK (char_length(scopes) <= 4096)
+    )""",
+    "CREATE INDEX sessions_not_after_idx ON auth.sessions (not_after DESC)",
+    "CREATE INDEX sessions_oauth_client_id_idx ON auth.sessions (oauth_client_id)",
+    "CREATE INDEX sessions_user_id_idx ON auth.sessions (user_id)",
+    "CREATE INDEX user_id_created_at_idx ON auth.sessions (user_id, created_at)",
+    "COMMENT ON TABLE auth.sessions IS 'Auth: Stores session data associated to a user.'",
+    "COMMENT ON COLUMN auth.sessions.not_after IS 'Auth: Not after is a nullable column that "
+    "contains a timestamp after which the session should be regarded as expired.'",
+    "COMMENT ON COLUMN auth.sessions.refresh_token_hmac_key IS "
+    "'Holds a HMAC-SHA256 key used to sign refresh tokens for this session.'",
+    "COMMENT ON COLUMN auth.sessions.refresh_token_counter IS "
+    "'Holds the ID (counter) of the last issued refresh token.'",
+    """CREATE TABLE auth.mfa_amr_claims (
+        session_id uuid NOT NULL CONSTRAINT mfa_amr_claims_session_id_fkey
+            REFERENCES auth.sessions(id) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+        authentication_method text NOT NULL,
+        id uuid NOT NULL CONSTRAINT amr_id_pk PRIMARY KEY,
+        CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey
+            UNIQUE (session_id, authentication_method)
+    )""",
+    """CREATE TABLE auth.refresh_tokens (
+        instance_id uuid, id bigserial NOT NULL CONSTRAINT refresh_tokens_pkey PRIMARY KEY,
+        token varchar(255) CONSTRAINT refresh_tokens_token_unique UNIQUE,
+        user_id varchar(255), revoked boolean, created_at timestamptz, updated_at timestamptz,
+        parent varchar(255),
+        session_id uuid CONSTRAINT refresh_tokens_session_id_fkey
+            REFERENCES auth.sessions(id) ON DELETE CASCADE
+    )""",
+    """CREATE TABLE auth.oauth_consents (
+        id uuid NOT NULL CONSTRAINT oauth_consents_pkey PRIMARY KEY,
+        user_id uuid NOT NULL CONSTRAINT oauth_consents_user_id_fkey
+            REFERENCES auth.users(id) ON DELETE CASCADE,
+        client_id uuid NOT NULL CONSTRAINT oauth_consents_client_id_fkey
+            REFERENCES auth.oauth_clients(id) ON DELETE CASCADE,
+        scopes text NOT NULL, granted_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz,
+        CONSTRAINT oauth_consents_user_client_unique UNIQUE (user_id, client_id),
+        CONSTRAINT oauth_consents_scopes_length CHECK (char_length(scopes) <= 2048),
+        CONSTRAINT oauth_consents_scopes_not_empty CHECK (char_length(trim(scopes)) > 0),
+        CONSTRAINT oauth_consents_revoked_after_granted
+            CHECK (revoked_at IS NULL OR revoked_at >= granted_at)
+    )""",
+    "CREATE INDEX oauth_consents_active_client_idx ON auth.oauth_consents (client_id) "
+    "WHERE revoked_at IS NULL",
+    "CREATE INDEX oauth_consents_active_user_client_idx ON auth.oauth_consents "
+    "(user_id, client_id) WHERE revoked_at IS NULL",
+    "CREATE INDEX oauth_consents_user_order_idx ON auth.oauth_consents (user_id, granted_at DESC)",
+    """CREATE TABLE auth.oauth_authorizations (
+        id uuid NOT NULL CONSTRAINT oauth_authorizations_pkey PRIMARY KEY,
+        authorization_id text NOT NULL CONSTRAINT oauth_authorizations_authorization_id_key UNIQUE,
+        client_id uuid NOT NULL CONSTRAINT oauth_authorizations_client_id_fkey
+            REFERENCES auth.oauth_clients(id) ON DELETE CASCADE,
+        user_id uuid CONSTRAINT oauth_authorizations_user_id_fkey
+            REFERENCES auth.users(id) ON DELETE CASCADE,
+        redirect_uri text NOT NULL, scope text NOT NULL, state text, resource text,
+        code_challenge text, code_challenge_method auth.code_challenge_method,
+        response_type auth.oauth_response_type NOT NULL DEFAULT 'code',
+        status auth.oauth_authorization_status NOT NULL DEFAULT 'pending',
+        authorization_code text CONSTRAINT oauth_authorizations_authorization_code_key UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL DEFAULT now() + interval '3 minutes',
+        approved_at timestamptz, nonce text,
+        CONSTRAINT oauth_authorizations_expires_at_future CHECK (expires_at > created_at)
+    )""",
+    *(f"ALTER TABLE auth.{t} ENABLE ROW LEVEL SECURITY"
+      for t in ("users", "sessions", "mfa_amr_claims", "refresh_tokens", "schema_migrations")),
+)
+
+#: Versions in the ledger: the migrations supabase.md names (OAuth tables, sessions' client
+#: column, scopes) and the newest of v2.196.0.
+SUPABASE_VERSIONS = ("20250731150234", "20250804100000", "20250904133000", "20251007112900",
+                     "20251111201300", "20260625000000")
+
+
+def create_current_auth(conn: Connection) -> None:
+    """Supabase Auth's current ``auth`` schema, managed (``schema_migrations`` filled in)."""
+    for statement in (*CURRENT_AUTH_DDL, *MFA_FACTORS_DDL):
+        conn.execute(text(statement))
+    for version in SUPABASE_VERSIONS:
+        conn.execute(text("INSERT INTO auth.schema_migrations (version) VALUES (:v)"),
+                     {"v": version})
+
+
 #: ``auth.mfa_factors`` with its two enums, the columns of supabase.md.
 MFA_FACTORS_DDL = (
     "CREATE TYPE auth.factor_type AS ENUM ('totp', 'webauthn', 'phone')",

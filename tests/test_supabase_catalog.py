@@ -20,7 +20,8 @@ import re
 from typing import Any, NamedTuple
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from supabase_fixture import create_current_auth
 
 pytestmark = pytest.mark.postgres
 
@@ -362,3 +363,17 @@ def test_the_comparison_sees_a_drift(pg_engine: Engine) -> None:
     for table in drifted:
         with pytest.raises(AssertionError):
             _compare("sessions", table, SESSIONS)
+
+
+def test_the_supabase_fixture_has_the_documented_shape(fresh_pg_url: str) -> None:
+    """``tests/supabase_fixture.py`` builds Supabase Auth's current ``auth`` to these same facts."""
+    engine = create_engine(fresh_pg_url)
+    try:
+        with engine.begin() as conn:
+            create_current_auth(conn)
+        with engine.connect() as conn:
+            assert auth_tables(conn) == set(TABLES) | {"oauth_authorizations", "schema_migrations"}
+            for table, expected in TABLES.items():
+                _compare(table, read_table(conn, table), expected)
+    finally:
+        engine.dispose()

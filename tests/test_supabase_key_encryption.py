@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 from typing import Any
 
@@ -370,3 +371,35 @@ def test_on_a_supabase_managed_database_a_plain_first_party_key_stays_plain(
     finally:
         with pg_engine.begin() as conn:
             conn.execute(text("DROP TABLE auth.schema_migrations"))
+
+
+def test_eight_threads_refreshing_a_supabase_keyed_session_advance_once(pg_engine: Engine) -> None:
+    """Decrypting Supabase's form per refresh changes nothing in the compare-and-swap."""
+    roots = {"root-a": _b64url(ROOT_A)}
+    store = SessionStore(pg_engine, make_settings(supabase_encryption_keys=roots,
+                                                  refresh_token_reuse_interval=60))
+    user, client = add_user(pg_engine), add_client(pg_engine)
+    session = new_session(store, user, client, now=T0).session
+    _set_key(pg_engine, session.id, supabase_form(HMAC_KEY, row_id=session.id, root=ROOT_A,
+                                                  key_id="root-a"))
+    token = _supabase_v0_token(session.id, 0, key_bytes(HMAC_KEY))
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def refresh() -> None:
+        barrier.wait()
+        try:
+            results.append(store.rotate(token, client_id=client).refresh_token)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(results) == 8 and len(set(results)) == 1
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(SESSIONS.c.refresh_token_counter)
+                            .where(SESSIONS.c.id == session.id)).scalar_one() == 1
