@@ -8,8 +8,11 @@ its ``aes-gcm-hkdf`` form bound to the row id).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import bcrypt
@@ -240,3 +243,120 @@ def add_totp_factor(conn: Connection, user_id: uuid.UUID, *, status: str = "veri
          "type": factor_type, "status": status, "at": when,
          "secret": stored_secret if stored_secret is not None else secret})
     return factor_id, secret
+
+
+SUPABASE_ROOT_KEY = bytes(range(160, 192))
+SUPABASE_ROOT_KEY_ID = "root-2026"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class SupabaseRows:
+    """What :func:`add_supabase_rows` wrote, for the tests to use and compare."""
+
+    user_id: uuid.UUID
+    email: str
+    factor_id: uuid.UUID
+    totp_secret: str
+    client_id: uuid.UUID  # made by Supabase Auth: base64url SHA-256 hash, comma-separated lists
+    client_secret: str
+    redirect_uri: str
+    deleted_client_id: uuid.UUID  # soft-deleted by Supabase Auth, its session left in place
+    deleted_client_secret: str
+    deleted_client_session_id: uuid.UUID
+    plain_session_id: uuid.UUID  # first-party, plain base64url key
+    plain_key: str
+    encrypted_session_id: uuid.UUID  # first-party, key in the aes-gcm-hkdf form
+    encrypted_key: str  # the plaintext (base64url) key inside it
+    oauth_session_id: uuid.UUID  # made by Supabase Auth's OAuth server for client_id
+    oauth_key: str
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def supabase_secret_hash(secret: str) -> str:
+    return _b64url(hashlib.sha256(secret.encode("ascii")).digest())
+
+
+def _client(conn: Connection, *, name: str, redirect_uris: str, deleted: datetime | None,
+            now: datetime) -> tuple[uuid.UUID, str]:
+    client_id, secret = uuid.uuid4(), _b64url(secrets.token_bytes(32))
+    conn.execute(text(
+        "INSERT INTO auth.oauth_clients (id, client_secret_hash, registration_type, "
+        "redirect_uris, grant_types, client_name, created_at, updated_at, deleted_at, "
+        "client_type, token_endpoint_auth_method) VALUES (:id, :hash, 'dynamic', :uris, "
+        "'authorization_code,refresh_token', :name, :now, :now, :deleted, 'confidential', "
+        "'client_secret_basic')"),
+        {"id": client_id, "hash": supabase_secret_hash(secret), "uris": redirect_uris,
+         "name": name, "now": now, "deleted": deleted})
+    return client_id, secret
+
+
+def _session(conn: Connection, user_id: uuid.UUID, *, key: str, client_id: uuid.UUID | None,
+             now: datetime, counter: int = 0, scopes: str | None = None) -> uuid.UUID:
+    session_id = uuid.uuid4()
+    conn.execute(text(
+        "INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, not_after, "
+        "refreshed_at, user_agent, ip, oauth_client_id, refresh_token_hmac_key, "
+        "refresh_token_counter, scopes) VALUES (:id, :user, :now, :now, 'aal1', NULL, :naive, "
+        "'supabase-js/2.50', '203.0.113.7', :client, :key, :counter, :scopes)"),
+        {"id": session_id, "user": user_id, "now": now,
+         "naive": now.astimezone(UTC).replace(tzinfo=None), "client": client_id,
+         "key": key, "counter": counter, "scopes": scopes})
+    conn.execute(text(
+        "INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, "
+        "authentication_method) VALUES (:id, :sid, :now, :now, 'password')"),
+        {"id": uuid.uuid4(), "sid": session_id, "now": now})
+    return session_id
+
+
+def add_supabase_rows(conn: Connection, *, now: datetime | None = None) -> SupabaseRows:
+    """Rows Supabase Auth would have written into :func:`create_current_auth`'s schema."""
+    now = now or datetime.now(UTC)
+    user_id, email = uuid.uuid4(), "ada@example.com"
+    conn.execute(text(
+        "INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password, "
+        "email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at) "
+        "VALUES ('00000000-0000-0000-0000-000000000000', :id, 'authenticated', "
+        "'authenticated', :email, :pw, :now, CAST(:app AS jsonb), CAST('{}' AS jsonb), :now, :now)"),
+        {"id": user_id, "email": email, "pw": bcrypt_hash(PASSWORD), "now": now,
+         "app": json.dumps({"provider": "email", "providers": ["email"]})})
+    factor_id, totp_secret = add_totp_factor(conn, user_id, created_at=now)
+    redirect_uri = "https://app.example/callback"
+    client_id, client_secret = _client(conn, name="Made by Supabase Auth", now=now,
+                                       redirect_uris=f"{redirect_uri},https://app.example/other",
+                                       deleted=None)
+    deleted_id, deleted_secret = _client(conn, name="Deleted in Supabase", now=now,
+                                         redirect_uris=redirect_uri, deleted=now)
+    plain_key = _b64url(secrets.token_bytes(32))
+    plain_session = _session(conn, user_id, key=plain_key, client_id=None, now=now, counter=3)
+    encrypted_key = _b64url(secrets.token_bytes(32))
+    encrypted_session = _session(conn, user_id, key="pending", client_id=None, now=now, counter=1)
+    conn.execute(text("UPDATE auth.sessions SET refresh_token_hmac_key = :k WHERE id = :id"),
+                 {"id": encrypted_session,
+                  "k": supabase_encrypt(encrypted_key, row_id=encrypted_session,
+                                        root=SUPABASE_ROOT_KEY, key_id=SUPABASE_ROOT_KEY_ID)})
+    oauth_key = _b64url(secrets.token_bytes(32))
+    oauth_session = _session(conn, user_id, key=oauth_key, client_id=client_id, now=now,
+                             counter=2, scopes="openid email")
+    deleted_session = _session(conn, user_id, key=_b64url(secrets.token_bytes(32)),
+                               client_id=deleted_id, now=now, scopes="openid")
+    for cid, scopes in ((client_id, "openid email"), (deleted_id, "openid")):
+        conn.execute(text("INSERT INTO auth.oauth_consents (id, user_id, client_id, scopes, "
+                          "granted_at) VALUES (:id, :user, :client, :scopes, :now)"),
+                     {"id": uuid.uuid4(), "user": user_id, "client": cid, "scopes": scopes,
+                      "now": now})
+    return SupabaseRows(
+        user_id=user_id, email=email, factor_id=factor_id, totp_secret=totp_secret,
+        client_id=client_id, client_secret=client_secret, redirect_uri=redirect_uri,
+        deleted_client_id=deleted_id, deleted_client_secret=deleted_secret,
+        deleted_client_session_id=deleted_session, plain_session_id=plain_session,
+        plain_key=plain_key, encrypted_session_id=encrypted_session,
+        encrypted_key=encrypted_key, oauth_session_id=oauth_session, oauth_key=oauth_key)
+
+
+def supabase_root_keys() -> dict[str, str]:
+    """``OAUTH_SESSIONS_SUPABASE_ENCRYPTION_KEYS`` for the rows above."""
+    return {SUPABASE_ROOT_KEY_ID: _b64url(SUPABASE_ROOT_KEY)}

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
-from supabase_fixture import create_current_auth
+from supabase_fixture import add_supabase_rows, create_current_auth
 
 pytestmark = pytest.mark.postgres
 
@@ -371,7 +371,10 @@ def test_the_supabase_fixture_has_the_documented_shape(fresh_pg_url: str) -> Non
     try:
         with engine.begin() as conn:
             create_current_auth(conn)
+            rows = add_supabase_rows(conn)  # and its rows fit Supabase's constraints
         with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM auth.sessions WHERE user_id = :u"),
+                                {"u": rows.user_id}).scalar_one() == 4
             assert auth_tables(conn) == set(TABLES) | {"oauth_authorizations", "schema_migrations"}
             for table, expected in TABLES.items():
                 _compare(table, read_table(conn, table), expected)
