@@ -14,13 +14,14 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import bcrypt
 import pyotp
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 #: Supabase Auth's current ``auth`` as the library meets it (the tables it touches), written
 #: from supabase.md: enums, ``users`` (35 columns), ``oauth_clients``, ``sessions``,
@@ -360,3 +361,33 @@ def add_supabase_rows(conn: Connection, *, now: datetime | None = None) -> Supab
 def supabase_root_keys() -> dict[str, str]:
     """``OAUTH_SESSIONS_SUPABASE_ENCRYPTION_KEYS`` for the rows above."""
     return {SUPABASE_ROOT_KEY_ID: _b64url(SUPABASE_ROOT_KEY)}
+
+
+def auth_catalog(engine: Engine) -> list[tuple[Any, ...]]:
+    """Every object in ``auth`` with its definition: tables, columns, constraints, indexes, types.
+
+    Triggers that PostgreSQL adds by itself on a table another schema's foreign key references
+    (``tgisinternal``) belong to that foreign key, not to ``auth``, and are left out.
+    """
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("""
+            SELECT 'rel', c.relname, c.relkind::text, c.relrowsecurity::text FROM pg_class c
+              WHERE c.relnamespace = 'auth'::regnamespace
+            UNION ALL
+            SELECT 'col', c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod),
+                   a.attnotnull::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+              WHERE c.relnamespace = 'auth'::regnamespace AND a.attnum > 0
+            UNION ALL
+            SELECT 'con', conname, pg_get_constraintdef(oid), conrelid::regclass::text
+              FROM pg_constraint WHERE connamespace = 'auth'::regnamespace
+            UNION ALL
+            SELECT 'idx', indexname, indexdef, tablename FROM pg_indexes WHERE schemaname = 'auth'
+            UNION ALL
+            SELECT 'typ', typname, typtype::text, '' FROM pg_type
+              WHERE typnamespace = 'auth'::regnamespace
+            UNION ALL
+            SELECT 'trg', tgname, tgrelid::regclass::text, '' FROM pg_trigger t
+              JOIN pg_class c ON c.oid = t.tgrelid
+              WHERE c.relnamespace = 'auth'::regnamespace AND NOT t.tgisinternal
+            ORDER BY 1, 2, 3, 4
+        """))]

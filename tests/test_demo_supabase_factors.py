@@ -19,7 +19,13 @@ from typing import Any
 import pyotp
 import pytest
 from sqlalchemy import Engine, text
-from supabase_fixture import add_totp_factor, bcrypt_hash, create_mfa_factors, supabase_encrypt
+from supabase_fixture import (
+    add_totp_factor,
+    auth_catalog,
+    bcrypt_hash,
+    create_mfa_factors,
+    supabase_encrypt,
+)
 
 from demo_server import totp
 from demo_server.db import DEMO_SCHEMA, create_demo_tables, factor_storage
@@ -70,44 +76,14 @@ def _aal(engine: Engine, user_id: uuid.UUID) -> list[tuple[str, uuid.UUID | None
             "SELECT aal, factor_id FROM auth.sessions WHERE user_id = :u"), {"u": user_id})]
 
 
-def _auth_catalog(engine: Engine) -> list[tuple[Any, ...]]:
-    """Every object in ``auth`` with its definition: tables, columns, constraints, indexes, types.
-
-    Triggers that PostgreSQL adds by itself on a table another schema's foreign key references
-    (``tgisinternal``) belong to that foreign key, not to ``auth``, and are left out.
-    """
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text("""
-            SELECT 'rel', c.relname, c.relkind::text, c.relrowsecurity::text FROM pg_class c
-              WHERE c.relnamespace = 'auth'::regnamespace
-            UNION ALL
-            SELECT 'col', c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod),
-                   a.attnotnull::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-              WHERE c.relnamespace = 'auth'::regnamespace AND a.attnum > 0
-            UNION ALL
-            SELECT 'con', conname, pg_get_constraintdef(oid), conrelid::regclass::text
-              FROM pg_constraint WHERE connamespace = 'auth'::regnamespace
-            UNION ALL
-            SELECT 'idx', indexname, indexdef, tablename FROM pg_indexes WHERE schemaname = 'auth'
-            UNION ALL
-            SELECT 'typ', typname, typtype::text, '' FROM pg_type
-              WHERE typnamespace = 'auth'::regnamespace
-            UNION ALL
-            SELECT 'trg', tgname, tgrelid::regclass::text, '' FROM pg_trigger t
-              JOIN pg_class c ON c.oid = t.tgrelid
-              WHERE c.relnamespace = 'auth'::regnamespace AND NOT t.tgisinternal
-            ORDER BY 1, 2, 3, 4
-        """))]
-
-
 def test_demo_tables_live_in_their_own_schema_and_no_ddl_runs_in_auth(
     supabase_db: tuple[str, Engine],
 ) -> None:
     _, engine = supabase_db
-    before = _auth_catalog(engine)
+    before = auth_catalog(engine)
     create_demo_tables(engine)
     create_demo_tables(engine)  # idempotent
-    assert _auth_catalog(engine) == before
+    assert auth_catalog(engine) == before
     with engine.connect() as conn:
         own = set(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
                                {"s": DEMO_SCHEMA}).scalars())
