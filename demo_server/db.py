@@ -162,6 +162,12 @@ def create_demo_tables(engine: Engine, *, supabase_keys: SupabaseKeys | None = N
                                             supabase_keys)
 
 
+def supabase_keys(engine: Engine) -> SupabaseKeys | None:
+    """Supabase Auth's root keys given to :func:`create_demo_tables` for this engine, if any."""
+    storage = _factor_storage.get(engine)
+    return None if storage is None else storage.supabase_keys
+
+
 def factor_storage(engine: Engine) -> FactorStorage:
     """Where TOTP factors are on this engine (decided by :func:`create_demo_tables`)."""
     try:

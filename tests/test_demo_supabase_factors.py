@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import argon2
 import pyotp
 import pytest
 from sqlalchemy import Engine, text
@@ -30,6 +31,7 @@ from supabase_fixture import (
 from demo_server import totp
 from demo_server.db import DEMO_SCHEMA, create_demo_tables, factor_storage
 from demo_server.testing import DemoBrowser, make_demo_app
+from demo_server.users import Passwords, authenticate
 from oauth_sessions import get_state
 from oauth_sessions.storage import migrate
 from oauth_sessions.storage.database import create_auth_engine
@@ -194,3 +196,26 @@ def test_enrolment_in_supabase_table_writes_a_row_supabase_reads(
     with engine.connect() as conn:
         assert conn.execute(text(f"SELECT count(*) FROM {DEMO_SCHEMA}.demo_factor_state "
                                  "WHERE factor_id = :f"), {"f": factor.id}).scalar_one() == 0
+
+
+def test_password_hash_in_supabase_encrypted_form_signs_in_given_the_root_keys(
+    supabase_db: tuple[str, Engine],
+) -> None:
+    """With its database encryption on, Supabase Auth stores the bcrypt hash itself sealed."""
+    _, engine = supabase_db
+    user = _user(engine, "sealed@example.com")
+    with engine.begin() as conn:
+        sealed = supabase_encrypt(bcrypt_hash(PASSWORD), row_id=user, root=ROOT, key_id="root-1")
+        conn.execute(text("UPDATE auth.users SET encrypted_password = :pw WHERE id = :id"),
+                     {"pw": sealed, "id": user})
+    passwords = Passwords(argon2.profiles.CHEAPEST)
+    create_demo_tables(engine)  # no root keys: nobody signs in with that hash
+    assert authenticate(engine, passwords, "sealed@example.com", PASSWORD) is None
+    root_text = base64.urlsafe_b64encode(ROOT).rstrip(b"=").decode()
+    create_demo_tables(engine, supabase_keys=SupabaseKeys({"root-1": root_text}))
+    assert authenticate(engine, passwords, "sealed@example.com", "wrong") is None
+    account = authenticate(engine, passwords, "sealed@example.com", PASSWORD)
+    assert account is not None and account.id == user
+    with engine.connect() as conn:  # never rewritten: Supabase Auth reads the same column
+        assert conn.execute(text("SELECT encrypted_password FROM auth.users WHERE id = :id"),
+                            {"id": user}).scalar_one() == sealed
