@@ -24,7 +24,7 @@ from ..protocol.client_auth import AssertionLedger
 from ..protocol.server import OAuthServer
 from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
-from ..storage.database import create_auth_engine, watch_pooler
+from ..storage.database import create_auth_engine, watch_pooler, with_library_schema
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
 from ..storage.migrate import check_privileges
@@ -82,9 +82,11 @@ class OAuthSessions:
                     "OAUTH_SESSIONS_DATABASE_URL (or SQLALCHEMY_DATABASE_URI) is required: "
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
-            engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+            engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler,
+                                        schema=settings.database_schema)
         else:
             watch_pooler(engine, settings.database_pooler)  # no-op if made by create_auth_engine
+            engine = with_library_schema(engine, settings.database_schema)
         try:
             check_privileges(engine)  # PrivilegeError names the grant and the role
         except DBAPIError as exc:  # unreachable now: requests answer 503 until it is back
