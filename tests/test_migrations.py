@@ -131,7 +131,7 @@ def test_attach_refuses_oauth_tables_of_an_unknown_shape_and_changes_nothing(
                 "redirect_uris text NOT NULL, grant_types text NOT NULL, client_name text, "
                 "created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"))
             conn.execute(text("ALTER TABLE auth.sessions ADD COLUMN oauth_client_id uuid"))
-        with pytest.raises(migrate.AttachError, match="auth.oauth_clients.registration_type"):
+        with pytest.raises(migrate.AttachError, match=r"auth\.oauth_clients\.registration_type"):
             migrate.upgrade(engine)
         assert migrate.current_revision(engine) is None
         with engine.connect() as conn:

@@ -224,7 +224,7 @@ def test_issue17_item1_managed_with_old_library_objects_in_auth_is_refused(
     with current_managed.begin() as conn:
         conn.execute(text("CREATE TABLE auth.oauth_signing_keys (kid text PRIMARY KEY)"))
     catalog = _catalog(current_managed)
-    with pytest.raises(migrate.SupabaseManagedError, match="auth.oauth_signing_keys"):
+    with pytest.raises(migrate.SupabaseManagedError, match=r"auth\.oauth_signing_keys"):
         migrate.upgrade(current_managed)
     assert _catalog(current_managed) == catalog
 

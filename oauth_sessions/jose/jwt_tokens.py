@@ -5,7 +5,7 @@
 * Keys are JWKs (RFC 7517) handled by joserfc; signatures are joserfc's JWA algorithm models
   (RFC 7518, RFC 8037) applied to the JWS compact serialization (RFC 7515 section 7.1).
 
-Pure code: no Flask, no database. The ``auth.oauth_signing_keys`` rows map 1:1 onto
+Pure code: no Flask, no database. The ``oauth_signing_keys`` rows (the library's schema) map 1:1 onto
 :class:`SigningKey`; whoever persists them builds a :class:`KeySet` once per change of the table.
 
 Why the compact serialization is assembled here rather than by ``joserfc.jws``: the hot path
@@ -161,7 +161,7 @@ def _require_aware(name: str, value: datetime | None) -> None:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """One row of ``auth.oauth_signing_keys``.
+    """One row of ``oauth_signing_keys`` (the library's schema).
 
     ``private_jwk`` is the JSON text of the private JWK with ``kid`` and ``alg`` inside, so the
     row alone says how to use it. ``activated_at`` None means published but not yet used to sign
@@ -353,7 +353,7 @@ class KeySet:
         named = f" for {wanted}" if wanted else ""
         raise RuntimeError(
             f"No active signing key{named}: store the keys returned by "
-            "oauth_sessions.jose.jwt_tokens.rotate(existing_keys, alg) in auth.oauth_signing_keys "
+            "oauth_sessions.jose.jwt_tokens.rotate(existing_keys, alg) in oauth_sessions.oauth_signing_keys "
             "and rebuild the KeySet."
         )
 

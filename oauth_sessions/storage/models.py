@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import (

@@ -24,6 +24,9 @@ runs: only the library's tables are created, in its own schema.
 
 Not reversible: the encodings change and columns leave ``auth`` (restore a backup instead).
 
+The SQL text here is built only from table and column names of this file and the configured
+schema name (checked as an identifier by the settings), never from data; values are bound.
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02
@@ -114,11 +117,25 @@ def _list(text: str | None, *seps: str) -> str:
     return ",".join(v for v in value.split(" ") if v)
 
 
-def _copy_metadata() -> sa.MetaData:
+def _sqlite_table(table: sa.Table, name: str | None = None) -> sa.Table:
+    """``table`` for SQLite, every table put in one schema (``auth``, which the engine translates
+    away): SQLAlchemy leaves out a foreign key to a table of another schema, and SQLite has but
+    one namespace."""
     copy = sa.MetaData()
-    for table in models.metadata.sorted_tables:
-        table.to_metadata(copy)
-    return copy
+    for other in models.metadata.sorted_tables:
+        if other is not table:
+            other.to_metadata(copy, schema="auth", referred_schema_fn=lambda *_: "auth")
+    return table.to_metadata(copy, schema="auth", referred_schema_fn=lambda *_: "auth", name=name)
+
+
+def _create(table: sa.Table) -> None:
+    bind = op.get_bind()
+    if _pg():
+        table.create(bind)
+        return
+    bind.execute(CreateTable(_sqlite_table(table)))
+    for index in table.indexes:
+        index.create(bind)
 
 
 def _sqlite_rebuild(table: sa.Table, keep: list[str]) -> None:
@@ -126,7 +143,7 @@ def _sqlite_rebuild(table: sa.Table, keep: list[str]) -> None:
     cannot add constraints or drop constrained columns). Foreign keys are off meanwhile
     (:func:`oauth_sessions.storage.migrate.upgrade`), so nothing cascades."""
     bind = op.get_bind()
-    temporary = table.to_metadata(_copy_metadata(), schema=None, name=f"_new_{table.name}")
+    temporary = _sqlite_table(table, name=f"_new_{table.name}")
     bind.execute(CreateTable(temporary))
     names = ", ".join(keep)
     bind.execute(sa.text(f"INSERT INTO _new_{table.name} ({names}) SELECT {names} "
@@ -144,14 +161,14 @@ def _library_tables() -> None:
         table = model.__table__
         assert isinstance(table, sa.Table)
         if not _has_table(table.name, schema):
-            table.create(bind)
-    for model in (models.OAuthSigningKey, models.OAuthClientAssertion):
-        table = model.__table__
+            _create(table)
+    for moved in (models.OAuthSigningKey, models.OAuthClientAssertion):
+        table = moved.__table__
         assert isinstance(table, sa.Table)
         if _pg() and _has_table(table.name, "auth"):
             op.execute(f'ALTER TABLE auth.{table.name} SET SCHEMA "{schema}"')
         elif not _has_table(table.name, schema):
-            table.create(bind)
+            _create(table)
     if _pg():
         for name in ("oauth_client_settings", "oauth_authorization_codes", "oauth_signing_keys",
                      "oauth_client_assertions"):
@@ -226,8 +243,8 @@ def _authorizations() -> None:
     if _pg():
         for column in table.columns:
             if isinstance(column.type, sa.Enum):
-                column.type.create(bind, checkfirst=True)  # type: ignore[attr-defined]
-    table.create(bind)
+                column.type.create(bind, checkfirst=True)
+    _create(table)
     if _pg():
         op.execute("ALTER TABLE auth.oauth_authorizations ALTER COLUMN expires_at "
                    "SET DEFAULT now() + '00:03:00'::interval")
