@@ -209,26 +209,27 @@ def check_privileges(engine: Engine) -> None:
              for table, privileges in REQUIRED_PRIVILEGES.items() for privilege in privileges]
     # A table in a schema the role may not use cannot even be looked up: USAGE comes first.
     usage = text(
-        "SELECT current_user, s FROM unnest(CAST(:schemas AS text[])) AS s "
+        "SELECT current_user AS role, 'SCHEMA ' || s AS table_name, 'USAGE' AS privilege "
+        "FROM unnest(CAST(:schemas AS text[])) AS s "
         "WHERE to_regnamespace(quote_ident(s)) IS NOT NULL "
         "AND NOT has_schema_privilege(quote_ident(s), 'USAGE')"
     )
     query = text(
-        "SELECT current_user, t, priv FROM (SELECT p.t, p.priv, CASE WHEN has_schema_privilege("
-        "to_regnamespace(split_part(p.t, '.', 1)), 'USAGE') THEN to_regclass(p.t) END AS rel "
+        "SELECT current_user AS role, t AS table_name, priv AS privilege FROM (SELECT p.t, "
+        "p.priv, CASE WHEN has_schema_privilege(to_regnamespace(split_part(p.t, '.', 1)), "
+        "'USAGE') THEN to_regclass(p.t) END AS rel "
         "FROM unnest(CAST(:tables AS text[]), CAST(:privs AS text[])) AS p(t, priv) "
         "WHERE to_regnamespace(split_part(p.t, '.', 1)) IS NOT NULL) AS checked "
         "WHERE rel IS NOT NULL AND NOT has_table_privilege(rel, priv)"
     )
     with engine.connect() as connection:
-        rows = [(role, f"SCHEMA {name}", "USAGE") for role, name in
-                connection.execute(usage, {"schemas": ["auth", schema]}).all()]
-        rows += [tuple(r) for r in connection.execute(query, {"tables": [t for t, _ in pairs],
-                                                              "privs": [p for _, p in pairs]})]
+        rows = [*connection.execute(usage, {"schemas": ["auth", schema]}).all(),
+                *connection.execute(query, {"tables": [t for t, _ in pairs],
+                                            "privs": [p for _, p in pairs]}).all()]
     if not rows:
         return
-    role = rows[0][0]
-    grants = "; ".join(f"GRANT {priv} ON {table} TO {role}" for _, table, priv in rows)
+    role = rows[0].role
+    grants = "; ".join(f"GRANT {r.privilege} ON {r.table_name} TO {role}" for r in rows)
     raise PrivilegeError(
         f"the database role {role} lacks privileges oauth_sessions needs: {grants}. Grant "
         "them, or connect as the role that owns the auth schema (see docs/guides/supabase.md)."

@@ -155,7 +155,6 @@ def _sqlite_rebuild(table: sa.Table, keep: list[str]) -> None:
 
 
 def _library_tables() -> None:
-    bind = op.get_bind()
     schema = _library()
     for model in (models.OAuthClientSettings, models.OAuthAuthorizationCode):
         table = model.__table__
