@@ -1,4 +1,4 @@
-"""Issue 17, "one layout, two owners": revision 0006 on PostgreSQL and SQLite.
+"""Issue 17, "one layout, two owners": revision 0007 on PostgreSQL and SQLite.
 
 * a fresh database gets Supabase Auth's shape in ``auth`` (no column of the library there) and
   the library's tables in its own schema (``oauth_sessions``, or the configured name);

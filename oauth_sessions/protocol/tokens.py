@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.policy import join_scope
 from ..flask.state import AppState, get_keyset, get_state
-from ..jose.jwt_tokens import build_access_token_claims, sign_access_token, sign_id_token
+from ..jose.access_tokens import build_access_token_claims, sign_access_token
+from ..jose.id_tokens import sign_id_token
 
 if TYPE_CHECKING:
     from ..storage.clients import ClientInfo

@@ -23,7 +23,7 @@ budget, and it keeps client authentication at microseconds instead of the 30-100
 argon2/bcrypt on the two hottest endpoints (token and introspection). The stored form is
 Supabase Auth's: unpadded base64url of SHA-256(secret); comparison is constant-time
 (``hmac.compare_digest``). The library's earlier form ``sha256$<hex>`` still verifies (revision
-0006 re-encodes every stored one, since both hold the same digest, so none should remain).
+0007 re-encodes every stored one, since both hold the same digest, so none should remain).
 
 Client records may be cached per worker for ``CLIENT_CACHE_SECONDS`` (default 5): a stale
 client record is harmless for that long: deleting a client (a soft delete, ``deleted_at``, as

@@ -2,7 +2,7 @@
 
 The version table is ``oauth_sessions_alembic_version`` in the library's own schema
 (:func:`library_schema`; a host app's own Alembic history, ``alembic_version``, is never
-touched). Databases migrated before revision 0006 kept it on the search path (``public``): it is
+touched). Databases migrated before revision 0007 kept it on the search path (``public``): it is
 moved into the library's schema first.
 
 Attaching to an existing database: if the ``auth`` tables already exist but this library has
@@ -10,7 +10,7 @@ never run there (no version table), :func:`upgrade` detects which revision the l
 matches, stamps it, and only then upgrades, so nothing is dropped or re-created. Where Supabase
 Auth manages ``auth`` (:func:`is_supabase_managed`) the library runs no DDL in ``auth`` at all:
 it checks the shape it needs (:func:`check_supabase_managed`), creates only its own schema and
-tables, and treats revisions 0001-0005 (the ``auth`` objects) as Supabase Auth's.
+tables, and treats revisions 0001-0006 (the ``auth`` objects) as Supabase Auth's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ VERSION_TABLE = "oauth_sessions_alembic_version"
 SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
 #: The last revision that only created or changed ``auth`` objects: on a Supabase-managed
 #: database those objects are Supabase Auth's, so an attach starts after it.
-MANAGED_BASE = "0005"
+MANAGED_BASE = "0006"
 
 
 def library_schema(bind: Connection | Engine) -> str | None:
@@ -70,7 +70,7 @@ def head_revision() -> str:
 
 
 def _legacy_version_table(connection: Connection) -> bool:
-    """A version table where revisions before 0006 kept it (the search path), not yet moved."""
+    """A version table where revisions before 0007 kept it (the search path), not yet moved."""
     if connection.dialect.name != "postgresql":
         return False
     schema = library_schema(connection)
@@ -125,8 +125,8 @@ REQUIRED_PRIVILEGES: dict[str, tuple[str, ...]] = {
 }
 
 #: Columns that earlier revisions of this library added to Supabase's tables in ``auth``,
-#: and tables they created there: 0006 moves them out. A table of Supabase's name without
-#: them was made by Supabase Auth (or by revision 0006).
+#: and tables they created there: 0007 moves them out. A table of Supabase's name without
+#: them was made by Supabase Auth (or by revision 0007).
 OWN_COLUMNS = {
     "oauth_clients": {"scope", "min_aal", "max_session_seconds", "can_introspect"},
     "oauth_authorizations": {"aal", "amr", "auth_time", "used_at"},
@@ -322,7 +322,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Step back to ``revision``; columns and tables added after it are dropped with their data.
 
-    Revision 0006 is not reversible (see its docstring).
+    Revision 0007 is not reversible (see its docstring).
     """
     with engine.begin() as connection:
         _prepare(connection)

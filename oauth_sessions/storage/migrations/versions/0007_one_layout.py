@@ -27,8 +27,8 @@ Not reversible: the encodings change and columns leave ``auth`` (restore a backu
 The SQL text here is built only from table and column names of this file and the configured
 schema name (checked as an identifier by the settings), never from data; values are bound.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -51,8 +51,8 @@ from oauth_sessions.storage.supabase_shape import (
     users_columns,
 )
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -64,7 +64,7 @@ OWN_CLIENT_COLUMNS = ("scope", "min_aal", "max_session_seconds", "can_introspect
 CODE_COLUMNS = ("id", "client_id", "user_id", "redirect_uri", "scope", "state", "nonce",
                 "code_challenge", "code_challenge_method", "authorization_code", "status", "aal",
                 "amr", "factor_id", "auth_time", "not_after", "created_at", "expires_at",
-                "used_at", "session_id", "user_agent", "ip")
+                "used_at", "session_id", "user_agent", "ip", "replaces_session_id")
 #: Marks a stored secret hash that no secret can match (not base64url: Supabase Auth's
 #: comparison of base64url(SHA-256(secret)) with it always fails).
 UNUSABLE_SECRET_PREFIX = "!private_key_jwt:"
@@ -307,7 +307,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     raise NotImplementedError(
-        "revision 0006 cannot be downgraded: it moved the library's data out of auth and "
+        "revision 0007 cannot be downgraded: it moved the library's data out of auth and "
         "re-encoded the clients as Supabase Auth writes them; restore a backup taken before "
         "the upgrade instead"
     )
