@@ -59,8 +59,8 @@ def wipe_postgres(url: str) -> None:
     try:
         with engine.begin() as conn:
             if conn.execute(text("SELECT to_regclass('auth.users')")).scalar() is not None:
-                conn.execute(text("TRUNCATE auth.users, auth.oauth_clients, auth.oauth_signing_keys "
-                                  "CASCADE"))
+                conn.execute(text("TRUNCATE auth.users, auth.oauth_clients, "
+                                  "oauth_sessions.oauth_signing_keys CASCADE"))
             for table in ("demo_sign_in_throttle", "demo_factor_state"):
                 if conn.execute(text("SELECT to_regclass(:t)"),
                                 {"t": f"{DEMO_SCHEMA}.{table}"}).scalar():
