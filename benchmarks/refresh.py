@@ -291,7 +291,7 @@ def main() -> None:
                              "access and a refresh token); 'ours-openid' sessions add openid, so "
                              "each of their refreshes also signs an ID token")
     parser.add_argument("--flask-path", action="store_true",
-                        help="also measure ours with the hot path off (OAUTH_SESSIONS_HOT_PATH=False)")
+                        help="also measure ours-flask (the same Flask way in since the hot path was removed)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -372,7 +372,7 @@ def main() -> None:
           f"{n['rps'] / t['rps']:.2f}, ours-openid / authlib = {n['rps'] / a['rps']:.2f}")
     if "ours-flask" in results:
         f = results["ours-flask"]
-        print(f"hot path off: ours-flask / trivial = {f['rps'] / t['rps']:.2f}, "
+        print(f"Flask way in: ours-flask / trivial = {f['rps'] / t['rps']:.2f}, "
               f"ours-flask / authlib = {f['rps'] / a['rps']:.2f}")
     print(f"server CPU per request (gunicorn + this database's PostgreSQL backends, lowest of the "
           f"rounds): trivial / ours = {cpu['trivial'] / cpu['ours']:.2f}, "

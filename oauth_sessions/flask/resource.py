@@ -47,8 +47,7 @@ from ..core import policy
 from ..core.bearer import Challenge, TokenInfo, TokenValidator, aal_challenge, www_authenticate
 from ..core.introspection import AalTooLow, Inactive, check_token
 from ..core.types import Aal
-from ..protocol.introspection_endpoint import checks_for
-from .outage import _unavailable
+from .outage import is_unavailable
 from .responses import NO_STORE
 from .state import get_state
 
@@ -142,14 +141,14 @@ class LocalValidator(TokenValidator):
     def validate(self, token: str) -> TokenInfo:
         audiences = [self.resource] if self.resource else []
         try:
-            active = check_token(token, checks_for(current_app), audiences=audiences)
+            active = check_token(token, get_state(current_app).services.introspection, audiences=audiences)
         except AalTooLow as exc:
             raise aal_challenge(exc.required) from None
         except Inactive as exc:
             log.debug("bearer token refused: %s", exc.reason)
             raise Challenge(401, "invalid_token", "the access token is not active") from None
         except Exception as exc:
-            if not _unavailable(exc):
+            if not is_unavailable(exc):
                 raise
             # The host's routes have no outage handler of ours: answer like remote mode, "try
             # later", never invalid_token for a token that may well be good.
