@@ -4,13 +4,16 @@
 Flask ``app``, exactly these routes (the full path, ``SCRIPT_NAME`` + ``PATH_INFO``, so it
 answers the same URLs wherever it is mounted)::
 
-    POST {prefix}/token          protocol/token_endpoint.py   (both grants)
-    POST {prefix}/introspect     protocol/introspection_endpoint.py
-    POST {prefix}/revoke         protocol/revocation.py
+    POST {prefix}/token                          protocol/token_endpoint.py   (both grants)
+    POST {prefix}/introspect                     protocol/introspection_endpoint.py
+    POST {prefix}/revoke                         protocol/revocation.py
+    GET  {prefix}/jwks                           protocol/jwks.py
+    GET  /.well-known/openid-configuration       protocol/discovery.py
+    GET  /.well-known/oauth-authorization-server protocol/discovery.py
 
 with the same handlers as the Flask blueprint, so the status, headers and body of every answer
-are the blueprint's (``tests/test_wsgi_app.py`` compares them). Anything else is 404, a wrong
-method 405.
+are the blueprint's (``tests/test_wsgi_app.py`` compares them). ``HEAD`` is answered where
+``GET`` is, as Flask does. Anything else is 404, a wrong method 405.
 
 **No Flask request hooks run here**: not the host's ``before_request``/``after_request``/
 ``teardown_request`` functions, not its error handlers, not Flask's request signals, not a
@@ -61,7 +64,7 @@ def make_wsgi_app(app: Flask) -> MachineApp:
 
 
 class MachineApp:
-    """The token, introspection and revocation endpoints of one provider, without Flask's request cycle."""
+    """The machine-to-machine endpoints of one provider, without Flask's request cycle."""
 
     def __init__(self, app: Flask) -> None:
         state = get_state(app)  # raises, saying how to fix it, when the extension is missing
@@ -71,6 +74,9 @@ class MachineApp:
             prefix + "/token": ("POST", services.token_endpoint),
             prefix + "/introspect": ("POST", services.introspection_endpoint),
             prefix + "/revoke": ("POST", services.revocation_endpoint),
+            prefix + "/jwks": ("GET", services.jwks_endpoint),
+            "/.well-known/openid-configuration": ("GET", services.discovery_endpoint),
+            "/.well-known/oauth-authorization-server": ("GET", services.discovery_endpoint),
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -79,14 +85,16 @@ class MachineApp:
         if route is None:
             return NotFound()(environ, start_response)
         method, handler = route
-        if environ.get("REQUEST_METHOD") != method:
-            return MethodNotAllowed(valid_methods=[method])(environ, start_response)
+        asked = environ.get("REQUEST_METHOD")
+        if asked != method and not (asked == "HEAD" and method == "GET"):
+            allowed = [method, "HEAD"] if method == "GET" else [method]
+            return MethodNotAllowed(valid_methods=allowed)(environ, start_response)
         answer = self._answer(handler, Request(environ))
         # In the order the blueprint sends them: the answer's, the length, the security headers.
         headers = with_security_headers([*answer.headers, ("Content-Length", str(len(answer.body)))])
         start_response(f"{answer.status} {HTTP_STATUS_CODES.get(answer.status, 'UNKNOWN').upper()}",
                        headers)
-        return [answer.body]
+        return [answer.body] if asked != "HEAD" else []
 
     def _answer(self, handler: Handler, request: Request) -> Answer:
         try:

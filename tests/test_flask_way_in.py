@@ -145,7 +145,7 @@ def test_a_proxy_fix_in_front_decides_the_recorded_address_either_way_in(engine:
 
 @pytest.mark.parametrize("where", ["config", "option"])
 def test_the_removed_hot_path_setting_says_what_replaced_it(engine: Engine, where: str) -> None:
-    with pytest.raises(ConfigurationError, match="HOT_PATH was removed: .*oauth_sessions.wsgi"):
+    with pytest.raises(ConfigurationError, match=r"HOT_PATH was removed: .*oauth_sessions\.wsgi"):
         if where == "config":
             app = Flask("t")
             app.config["OAUTH_SESSIONS_HOT_PATH"] = False

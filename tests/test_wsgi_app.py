@@ -82,7 +82,7 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 
 def _comparable(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
     headers = response.headers.to_wsgi_list()
-    assert int(response.headers["Content-Length"]) == len(response.data)
+    assert int(response.headers["Content-Length"]) == len(response.data) or response.request.method == "HEAD"
     body: Any = response.data
     if response.headers["Content-Type"] == "application/token-introspection+jwt":
         return response.status_code, headers, body.rsplit(b".", 1)[0]  # ES256 signs at random
@@ -385,15 +385,35 @@ def test_revocation_refusals_and_no_ops_are_answered_alike(provider: Provider, c
         assert p.store.find_refresh_session(token) is not None
 
 
+# --------------------------------------------------------------------------- keys and metadata
+
+
+@pytest.mark.parametrize("path", ["/oauth/jwks", "/.well-known/openid-configuration",
+                                  "/.well-known/oauth-authorization-server"])
+def test_keys_and_metadata_are_answered_alike(provider: Provider, path: str) -> None:
+    response = _same(provider, lambda http: http.get(path))
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+    head = _same(provider, lambda http: http.head(path))  # HEAD where GET is, as Flask does
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == response.headers["Content-Length"]
+
+
+def test_a_repeated_query_parameter_at_jwks_is_refused_alike(provider: Provider) -> None:
+    response = _same(provider, lambda http: http.get("/oauth/jwks?a=1&a=2"))
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+
+
 # --------------------------------------------------------------------------- mounting
 
 
 def test_routes_outside_the_machine_endpoints_are_404_and_wrong_methods_405(provider: Provider) -> None:
     http = Client(make_wsgi_app(provider.app))
     assert http.get("/oauth/authorize").status_code == 404
-    assert http.get("/oauth/userinfo").status_code == 404
+    assert http.get("/oauth/userinfo").status_code == 404  # a browser-facing endpoint: Flask's
     wrong = http.get("/oauth/token")
     assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+    assert http.post("/oauth/jwks").headers["Allow"] == "GET, HEAD"
 
 
 def test_mounted_with_the_dispatcher_the_machine_paths_skip_the_host_hooks(provider: Provider) -> None:
@@ -411,5 +431,6 @@ def test_mounted_with_the_dispatcher_the_machine_paths_skip_the_host_hooks(provi
     http = p.app.test_client()
     assert _refresh(p, http, p.session()).status_code == 200
     assert _revoke(p, http, p.session()).status_code == 200
+    assert http.get("/oauth/jwks").status_code == 200
     assert seen == []
-    assert http.get("/oauth/jwks").status_code == 200 and seen == ["hook"]  # the Flask way
+    assert http.get("/oauth/userinfo").status_code == 401 and seen == ["hook"]  # the Flask way

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -31,6 +32,7 @@ __all__ = [
     "aal_challenge",
     "basic_credentials",
     "bearer_token",
+    "check_grant",
     "www_authenticate",
 ]
 
@@ -173,3 +175,20 @@ class TokenValidator:
 
     def close(self) -> None:
         """Release connections (remote mode); the validator is not used afterwards."""
+
+
+def check_grant(info: TokenInfo, scopes: tuple[str, ...], aal: Aal | None, max_age: int | None) -> None:
+    """What a protected resource requires of an active token, as a :class:`Challenge` when unmet.
+
+    Scope first (a step-up cannot add a scope, RFC 6750 section 3.1 ``insufficient_scope``),
+    then assurance (RFC 9470), then authentication age (``max_age``, RFC 9470 section 3).
+    """
+    missing = [s for s in scopes if s not in info.scopes]
+    if missing:
+        raise Challenge(403, "insufficient_scope", "the access token lacks a required scope",
+                        scope=" ".join(scopes))
+    if aal is not None and info.aal < aal:
+        raise aal_challenge(aal)
+    if max_age is not None and (info.auth_time is None or time.time() - info.auth_time > max_age):
+        raise Challenge(401, "insufficient_user_authentication",
+                        "a more recent authentication is required", max_age=max_age)

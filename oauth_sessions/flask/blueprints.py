@@ -6,23 +6,20 @@ At the app root: ``/.well-known/openid-configuration`` and
 ``/.well-known/oauth-authorization-server`` (RFC 8414 section 3: the well-known suffix is
 inserted after the host, so an issuer with a path needs the host to route it too).
 
-``/token``, ``/revoke`` and ``/introspect`` are the protocol handlers' (``protocol/``), reached
-through views of a few lines; the same handlers serve the WSGI app (:mod:`oauth_sessions.wsgi`).
+``/token``, ``/revoke``, ``/introspect``, ``/userinfo``, ``/jwks`` and the metadata are the
+protocol handlers' (``protocol/``), reached through views of a few lines; the machine endpoints'
+handlers serve the WSGI app (:mod:`oauth_sessions.wsgi`) too.
 Before any other endpoint runs, :func:`oauth_sessions.flask.parameters.check_parameters` refuses
 what no endpoint can use (the handlers run the same checks themselves).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, request
 from flask.typing import ResponseReturnValue
 
-from ..core.bearer import Challenge
-from ..protocol.discovery import openid_configuration
 from ..protocol.http import from_werkzeug
 from ..protocol.logout import end_session
 from ..protocol.registration import manage, register
@@ -30,8 +27,7 @@ from .authorize import authorize
 from .openapi import openapi_document
 from .outage import install_outage_handlers
 from .parameters import check_parameters
-from .resource import LocalValidator, challenge_response, check_grant
-from .responses import json_response, to_response
+from .responses import to_response
 from .security_headers import protect
 from .state import AppState, get_state
 
@@ -63,41 +59,19 @@ def introspect() -> ResponseReturnValue:
     return to_response(_state().services.introspection_endpoint(from_werkzeug(request)))
 
 
-def _bearer_token() -> str | None:
-    """RFC 6750 section 2.1 (header) or 2.2 (form body); one method only."""
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, value = header.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token") or None
-    return None
-
-
 def userinfo() -> ResponseReturnValue:
-    """``/userinfo`` (OIDC Core section 5.3): the token through the same checks as the resource
-    helper's local mode (the introspection pipeline: session alive and unexpired, client binding,
-    scopes granted, the aal policy with its RFC 9470 challenge), then ``openid``, then the claims.
-    """
-    state = _state()
-    try:
-        value = _bearer_token()
-        if value is None:
-            raise Challenge(401)
-        info = LocalValidator(None).validate(value)
-        check_grant(info, ("openid",), None, None)
-    except Challenge as challenge:
-        return challenge_response(challenge, realm=state.settings.issuer)
-    body = dict(state.services.host.userinfo(uuid.UUID(info.sub), info.scopes))
-    body["sub"] = info.sub
-    return json_response(body)
+    """``/userinfo`` (OIDC Core section 5.3): :class:`~oauth_sessions.protocol.userinfo.UserinfoEndpoint`."""
+    return to_response(_state().services.userinfo_endpoint(from_werkzeug(request)))
 
 
 def jwks() -> ResponseReturnValue:
-    """``/jwks`` (RFC 7517 section 5): published keys, retired ones through their grace."""
-    body = _state().services.keys.keyset().jwks()
-    return Response(json.dumps(body), 200, {"Cache-Control": "public, max-age=300"},
-                    mimetype="application/json")
+    """``/jwks`` (RFC 7517 section 5): :class:`~oauth_sessions.protocol.jwks.JwksEndpoint`."""
+    return to_response(_state().services.jwks_endpoint(from_werkzeug(request)))
+
+
+def openid_configuration() -> ResponseReturnValue:
+    """Both well-known metadata URLs (RFC 8414, OIDC Discovery 1.0): the discovery handler."""
+    return to_response(_state().services.discovery_endpoint(from_werkzeug(request)))
 
 
 # --------------------------------------------------------------------------- registration
@@ -128,4 +102,5 @@ def register_blueprints(app: Flask, state: AppState) -> None:
     wk.add_url_rule("/.well-known/oauth-authorization-server", "oauth_authorization_server",
                     openid_configuration, methods=["GET"])
     install_outage_handlers(wk)
+    wk.after_request(protect)  # the same headers as every provider answer (and the WSGI app's)
     app.register_blueprint(wk)

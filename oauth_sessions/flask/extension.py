@@ -21,10 +21,13 @@ from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
 from ..protocol.backchannel import BackchannelSender, connect_signals
 from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, PrivateKeyJwt
+from ..protocol.discovery import DiscoveryEndpoint
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
+from ..protocol.jwks import JwksEndpoint
 from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
 from ..protocol.token_endpoint import TokenEndpoint
+from ..protocol.userinfo import UserinfoEndpoint
 from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine, watch_pooler
@@ -151,6 +154,9 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         token_endpoint=TokenEndpoint(server),
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
+        userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer),
+        jwks_endpoint=JwksEndpoint(keys),
+        discovery_endpoint=DiscoveryEndpoint(settings, keys),
     )
 
 

@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     from ..core.introspection import TokenChecks
     from ..jose.jwt_tokens import KeySet
     from ..protocol.backchannel import BackchannelSender
+    from ..protocol.discovery import DiscoveryEndpoint
     from ..protocol.introspection_endpoint import IntrospectionEndpoint
+    from ..protocol.jwks import JwksEndpoint
     from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
     from ..protocol.token_endpoint import TokenEndpoint
+    from ..protocol.userinfo import UserinfoEndpoint
     from ..storage.authorizations import AuthorizationStore, ConsentStore
     from ..storage.clients import ClientStore
     from ..storage.sessions import SessionStore
@@ -53,6 +56,9 @@ class Services:
     token_endpoint: TokenEndpoint
     introspection_endpoint: IntrospectionEndpoint
     revocation_endpoint: RevocationEndpoint
+    userinfo_endpoint: UserinfoEndpoint
+    jwks_endpoint: JwksEndpoint
+    discovery_endpoint: DiscoveryEndpoint
 
 
 @dataclass(frozen=True, slots=True)
