@@ -35,7 +35,7 @@ from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
-from ..storage.rotation import AmrEntry
+from ..storage.session_rows import AmrEntry
 from .tokens import build_token_response
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from ..jose.jwt_tokens import KeySet, build_access_token_claims, sign_access_tok
 if TYPE_CHECKING:
     from ..core.settings import Settings
     from ..storage.clients import ClientInfo
-    from ..storage.sessions import SessionInfo
+    from ..storage.session_rows import SessionInfo
 
 __all__ = ["build_token_response"]
 
