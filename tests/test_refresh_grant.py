@@ -21,7 +21,7 @@ from test_store_support import ISSUER, T0, add_user
 from oauth_sessions import OAuthSessions, get_state
 from oauth_sessions.core.refresh_tokens import parse_refresh_token
 from oauth_sessions.core.types import Aal
-from oauth_sessions.jose.jwt_tokens import verify_access_token
+from oauth_sessions.jose.access_tokens import verify_access_token
 from oauth_sessions.storage.clients import ClientInfo, ClientStore
 from oauth_sessions.storage.sessions import SessionStore
 

@@ -47,7 +47,7 @@ from sqlalchemy import Engine, Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from ..core.bearer import MalformedCredentials, basic_credentials
-from ..jose.jwt_tokens import MAX_TOKEN_LENGTH, json_depth_within
+from ..jose.jws import MAX_TOKEN_LENGTH, json_depth_within
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 from ..storage.models import OAuthClientAssertion
 from .http import Answer, HttpRequest, error_answer

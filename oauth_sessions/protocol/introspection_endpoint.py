@@ -30,7 +30,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from ..core.introspection import INACTIVE, Inactive, TokenChecks, check_token
-from ..jose.jwt_tokens import sign_jwt
+from ..jose.jws import sign_jwt
 from ..storage.clients import ClientInfo
 from .client_auth import ClientAuthenticator, ClientAuthFailed, client_auth_error
 from .http import NO_STORE, Answer, HttpRequest, error_answer

@@ -37,7 +37,7 @@ from .tokens import build_token_response
 
 if TYPE_CHECKING:
     from ..core.settings import Settings
-    from ..jose.jwt_tokens import KeySet
+    from ..jose.keys import KeySet
     from ..storage.clients import ClientInfo
     from ..storage.sessions import RotationResult, SessionStore
 

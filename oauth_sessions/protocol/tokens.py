@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core.policy import join_scope
-from ..jose.jwt_tokens import KeySet, build_access_token_claims, sign_access_token, sign_id_token
+from ..jose.access_tokens import build_access_token_claims, sign_access_token
+from ..jose.id_tokens import sign_id_token
+from ..jose.keys import KeySet
 
 if TYPE_CHECKING:
     from ..core.settings import Settings
