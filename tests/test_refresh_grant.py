@@ -199,7 +199,7 @@ def test_client_without_the_refresh_grant_is_unauthorized(provider: Provider) ->
 @pytest.mark.postgres
 def test_concurrent_http_refreshes_all_get_the_same_token(pg_engine: Engine) -> None:
     app = Flask(__name__)
-    app.config.update(TESTING=True)
+    app.config.update(TESTING=True, SECRET_KEY="test")
     OAuthSessions(app, engine=pg_engine, issuer=ISSUER, refresh_token_reuse_interval=30)
     url = _wire(app, pg_engine)
     comps = get_state(app).services
