@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from .types import Aal
 
@@ -203,10 +203,14 @@ SETTINGS: tuple[Setting, ...] = (
             "If set, dynamic registration requires this bearer token."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
-    Setting("HOT_PATH", True, _bool,
-            "Answer refresh grants and JSON introspection beneath Flask's request cycle when the app "
-            "has no request hooks of its own (oauth_sessions.flask.hot_path); the same rules either way."),
 )
+
+#: Settings that no longer exist, with what replaces them (named at start-up, not just "unknown").
+REMOVED: Final = {
+    "HOT_PATH": "every request goes through the Flask views now; for the machine-to-machine "
+                "endpoints without Flask's request cycle mount oauth_sessions.wsgi.make_wsgi_app(app) "
+                "(see the production guide)",
+}
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,6 @@ class Settings:
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
     client_cache_seconds: int = 5
-    hot_path: bool = True
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -253,6 +256,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     """
     overrides = dict(overrides or {})
     known = {s.name for s in SETTINGS}
+    for name in (*(k[len(PREFIX):] for k in config if k.startswith(PREFIX)),
+                 *(n.upper() for n in overrides)):
+        if name in REMOVED:
+            raise ConfigurationError(f"{PREFIX}{name} was removed: {REMOVED[name]}")
     for key in config:
         if key.startswith(PREFIX) and key[len(PREFIX):] not in known:
             guess = difflib.get_close_matches(key[len(PREFIX):], known, n=1)
