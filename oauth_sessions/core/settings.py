@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from .types import Aal
 
@@ -103,6 +103,16 @@ def _choice(*allowed: str) -> Callable[[str, Any], str]:
     return check
 
 
+def _schema_name(key: str, value: Any) -> str:
+    value = _string(key, value)
+    if (not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value) or value in ("auth", "public")
+            or value.startswith("pg_")):
+        raise ConfigurationError(
+            f"{key} must be a lower-case SQL identifier (letters, digits, _) other than auth, "
+            f"public and pg_*, got {value!r}")
+    return str(value)
+
+
 def _url_prefix(key: str, value: Any) -> str:
     value = _string(key, value)
     if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
@@ -139,6 +149,10 @@ SETTINGS: tuple[Setting, ...] = (
             "What stands between the app and PostgreSQL: auto (detect; a pooler found counts as "
             "transaction), none, session, or transaction (no server-side prepared statement "
             "outlives its transaction). Applies to the engine the library makes."),
+    Setting("DATABASE_SCHEMA", "oauth_sessions", _schema_name,
+            "PostgreSQL schema of the library's own tables (client settings, authorization "
+            "codes, signing keys, assertion replay records, migration version); auth keeps "
+            "Supabase Auth's tables only. Ignored on SQLite."),
     Setting("URL_PREFIX", "/oauth", _url_prefix, "Where the OAuth endpoints are mounted."),
     Setting("ACCESS_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an access token lives."),
     Setting("ID_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an ID token lives."),
@@ -176,6 +190,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Application keys {key_id: base64url 32 bytes} that encrypt session HMAC keys at rest."),
     Setting("ENCRYPTION_KEY_ID", None, _optional(_string),
             "Which of ENCRYPTION_KEYS encrypts new values."),
+    Setting("SUPABASE_ENCRYPTION_KEYS", {}, _key_map,
+            "Supabase Auth's database-encryption root keys {key_id: base64url 32 bytes} (its "
+            "DB_ENCRYPTION_DECRYPTION_KEYS), to read session keys it stored in its aes-gcm-hkdf "
+            "JSON form."),
+    Setting("SUPABASE_ENCRYPTION_KEY_ID", None, _optional(_string),
+            "Which of SUPABASE_ENCRYPTION_KEYS rewrap_keys() writes Supabase's form under (its "
+            "DB_ENCRYPTION_ENCRYPTION_KEY_ID); None: that form is read, never rewritten."),
     Setting("DYNAMIC_REGISTRATION", False, _bool,
             "Enable RFC 7591 dynamic client registration."),
     Setting("REGISTRATION_INITIAL_ACCESS_TOKEN", None, _optional(_string),
@@ -186,10 +207,14 @@ SETTINGS: tuple[Setting, ...] = (
             "this time (old keys stay published for the longest token lifetime plus twice this)."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
-    Setting("HOT_PATH", True, _bool,
-            "Answer refresh grants and JSON introspection beneath Flask's request cycle when the app "
-            "has no request hooks of its own (oauth_sessions.flask.hot_path); the same rules either way."),
 )
+
+#: Settings that no longer exist, with what replaces them (named at start-up, not just "unknown").
+REMOVED: Final = {
+    "HOT_PATH": "every request goes through the Flask views now; for the machine-to-machine "
+                "endpoints without Flask's request cycle mount oauth_sessions.wsgi.make_wsgi_app(app) "
+                "(see the production guide)",
+}
 
 
 @dataclass(frozen=True)
@@ -199,6 +224,7 @@ class Settings:
     issuer: str
     database_url: str | None = None
     database_pooler: str = "auto"
+    database_schema: str = "oauth_sessions"
     url_prefix: str = "/oauth"
     access_token_lifetime: int = 300
     id_token_lifetime: int = 300
@@ -216,11 +242,12 @@ class Settings:
     id_token_on_refresh: bool = True
     encryption_keys: dict[str, str] = field(default_factory=dict)
     encryption_key_id: str | None = None
+    supabase_encryption_keys: dict[str, str] = field(default_factory=dict)
+    supabase_encryption_key_id: str | None = None
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
     signing_key_reload_seconds: int = 60
     client_cache_seconds: int = 5
-    hot_path: bool = True
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -234,6 +261,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     """
     overrides = dict(overrides or {})
     known = {s.name for s in SETTINGS}
+    for name in (*(k[len(PREFIX):] for k in config if k.startswith(PREFIX)),
+                 *(n.upper() for n in overrides)):
+        if name in REMOVED:
+            raise ConfigurationError(f"{PREFIX}{name} was removed: {REMOVED[name]}")
     for key in config:
         if key.startswith(PREFIX) and key[len(PREFIX):] not in known:
             guess = difflib.get_close_matches(key[len(PREFIX):], known, n=1)
@@ -267,4 +298,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         )
     if key_id and not keys:
         raise ConfigurationError(f"{PREFIX}ENCRYPTION_KEY_ID is set but {PREFIX}ENCRYPTION_KEYS is empty")
+    roots, root_id = values["supabase_encryption_keys"], values["supabase_encryption_key_id"]
+    if root_id is not None and root_id not in roots:
+        raise ConfigurationError(
+            f"{PREFIX}SUPABASE_ENCRYPTION_KEY_ID must name one of {PREFIX}SUPABASE_ENCRYPTION_KEYS "
+            f"({', '.join(sorted(roots)) or 'none configured'}), got {root_id!r}"
+        )
     return Settings(**values)

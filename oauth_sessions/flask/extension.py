@@ -21,21 +21,26 @@ from ..core.events import connect_logging
 from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
 from ..protocol.backchannel import BackchannelSender, connect_signals
-from ..protocol.client_auth import AssertionLedger
+from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, PrivateKeyJwt
+from ..protocol.discovery import DiscoveryEndpoint
+from ..protocol.introspection_endpoint import IntrospectionEndpoint
+from ..protocol.jwks import JwksEndpoint
+from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
+from ..protocol.token_endpoint import TokenEndpoint
+from ..protocol.userinfo import UserinfoEndpoint
 from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
-from ..storage.database import create_auth_engine, watch_pooler
+from ..storage.database import create_auth_engine, watch_pooler, with_library_schema
 from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_error
 from ..storage.introspection_store import StoreSessions
-from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
+from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from .blueprints import register_blueprints
 from .cli import cli
 from .host import HostAdapter
-from .hot_path import install
 from .state import EXTENSION_KEY, AppState, Services, get_state
 
 __all__ = ["AppState", "OAuthSessions", "Services", "build_services", "get_state", "revoke_consent"]
@@ -87,11 +92,13 @@ class OAuthSessions:
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
             try:
-                engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+                engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler,
+                                            schema=settings.database_schema)
             except UnsupportedDatabaseURL as exc:
                 raise ConfigurationError(f"OAUTH_SESSIONS_DATABASE_URL: {exc}") from None
         else:
             watch_pooler(engine, settings.database_pooler)  # no-op if made by create_auth_engine
+            engine = with_library_schema(engine, settings.database_schema)
         if not app.secret_key:
             # The consent page and RP-initiated logout sign their CSRF tickets with it: without
             # it the app would serve, then fail at the consent step of every authorization.
@@ -118,8 +125,6 @@ class OAuthSessions:
         connect_logging()
         app.extensions[EXTENSION_KEY] = state
         register_blueprints(app, state)
-        if settings.hot_path:
-            install(app, state)
 
         if "oauth-sessions" not in app.cli.commands:
             app.cli.add_command(cli)
@@ -128,8 +133,7 @@ class OAuthSessions:
 def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAdapter,
                    backchannel: BackchannelSender) -> Services:
     """The per-app objects, built once by ``init_app``."""
-    box: SecretBox = (KeyEncryptor(settings.encryption_keys, settings.encryption_key_id or "")
-                      if settings.encryption_keys else PlainKeys())
+    box: SecretBox = secret_box(settings)
     sessions = SessionStore(engine, settings, box, sender=app)
     clients = ClientStore(engine, cache_seconds=settings.client_cache_seconds, sender=app,
                           sessions=sessions)
@@ -151,18 +155,30 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         audience=settings.issuer,
         username=username if callable(username) else None,
     )
+    # One client authentication for every endpoint; a private_key_jwt assertion may name the
+    # issuer or the endpoint it is sent to.
+    base = settings.issuer + settings.url_prefix
+    authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
+        settings.issuer, base + "/token", base + "/revoke", base + "/introspect")))
+    authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
+    server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
+                         authorizations=authorizations, keys=keys, settings=settings)
     return Services(
         sessions=sessions,
         clients=clients,
         keys=keys,
-        authorizations=AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime),
+        authorizations=authorizations,
         consents=ConsentStore(engine),
-        server=OAuthServer(clients, ledger=AssertionLedger(engine), audiences=lambda: (
-            settings.issuer, settings.issuer + settings.url_prefix + "/token",
-            settings.issuer + settings.url_prefix + "/revoke")),
+        server=server,
         host=host,
         backchannel=backchannel,
         introspection=introspection,
+        token_endpoint=TokenEndpoint(server),
+        introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
+        revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
+        userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer),
+        jwks_endpoint=JwksEndpoint(keys),
+        discovery_endpoint=DiscoveryEndpoint(settings, keys),
     )
 
 

@@ -2,35 +2,37 @@
 
 It lists exactly what this server does: one response type (``code``), two grants, PKCE with
 ``S256`` only, the three client authentication methods, the ID token signing algorithms (RS256 first), the
-RFC 9207 ``iss`` parameter, and no request objects.
+RFC 9207 ``iss`` parameter, and no request objects. :class:`DiscoveryEndpoint` is the handler
+of both well-known URLs.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
-from flask import Flask, Response
-from flask.typing import ResponseReturnValue
-
-from ..flask.state import AppState, get_state
+from ..core.settings import Settings
 from ..storage.clients import AUTH_METHODS
+from ..storage.signing_keys import KeyStore
 from .client_auth import SIGNING_ALGS
 from .code_grant import PROMPTS
+from .http import Answer, HttpRequest
 
-__all__ = ["STANDARD_SCOPES", "discovery_document", "openid_configuration"]
+__all__ = ["STANDARD_SCOPES", "DiscoveryEndpoint", "discovery_document"]
+
+_HEADERS: Final = (("Cache-Control", "public, max-age=300"), ("Content-Type", "application/json"))
 
 #: OIDC Core section 5.4 scopes plus offline_access (section 11).
 STANDARD_SCOPES = ("openid", "profile", "email", "address", "phone", "offline_access")
 
 
 
-def discovery_document(app: Flask | None = None) -> dict[str, Any]:
-    """RFC 8414 / OpenID Connect Discovery 1.0 metadata: exactly what this server does."""
-    state = get_state(app)
-    settings = state.settings
+def discovery_document(settings: Settings, *, id_token_alg: str) -> dict[str, Any]:
+    """RFC 8414 / OpenID Connect Discovery 1.0 metadata: exactly what this server does.
+
+    ``id_token_alg`` is the key store's (``KeyStore.id_token_alg``).
+    """
     base = settings.issuer + settings.url_prefix
-    keys = state.services.keys
     doc: dict[str, Any] = {
         "issuer": settings.issuer,
         "authorization_endpoint": base + "/authorize",
@@ -39,12 +41,12 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "jwks_uri": base + "/jwks",
         "revocation_endpoint": base + "/revoke",
         "introspection_endpoint": base + "/introspect",
-        "scopes_supported": _scopes_supported(state),
+        "scopes_supported": _scopes_supported(settings),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": _id_token_algs(keys.id_token_alg),
+        "id_token_signing_alg_values_supported": _id_token_algs(id_token_alg),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -83,11 +85,19 @@ def _id_token_algs(configured: str) -> list[str]:
     return list(dict.fromkeys(("RS256", configured)))
 
 
-def _scopes_supported(state: AppState) -> list[str]:
-    scopes = {*STANDARD_SCOPES, *state.settings.scope_min_aal}
+def _scopes_supported(settings: Settings) -> list[str]:
+    scopes = {*STANDARD_SCOPES, *settings.scope_min_aal}
     return sorted(scopes)
 
 
-def openid_configuration() -> ResponseReturnValue:
-    return Response(json.dumps(discovery_document()), 200,
-                    {"Cache-Control": "public, max-age=300"}, mimetype="application/json")
+class DiscoveryEndpoint:
+    """The handler of both well-known metadata URLs (RFC 8414 section 3, OIDC Discovery section 4)."""
+
+    def __init__(self, settings: Settings, keys: KeyStore) -> None:
+        self._settings = settings
+        self._keys = keys
+
+    def __call__(self, request: HttpRequest) -> Answer:
+        del request
+        document = discovery_document(self._settings, id_token_alg=self._keys.id_token_alg)
+        return Answer(200, _HEADERS, json.dumps(document).encode())
