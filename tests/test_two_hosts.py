@@ -103,7 +103,8 @@ def _empty_tables(engine: Engine) -> None:
     """What the ``pg_engine`` fixture does after each test (this module cannot use it: a
     truncated key table under running hosts would leave them signing with deleted keys)."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE auth.users, auth.oauth_clients, oauth_sessions.oauth_signing_keys CASCADE"))
+        conn.execute(text("TRUNCATE auth.users, auth.oauth_clients, "
+                          "oauth_sessions.oauth_signing_keys CASCADE"))
 
 
 def _wait_until_serving(url: str) -> None:
