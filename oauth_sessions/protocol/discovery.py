@@ -1,7 +1,9 @@
 """Discovery metadata: RFC 8414 and OpenID Connect Discovery 1.0, one document for both.
 
 It lists exactly what this server does: one response type (``code``), two grants, PKCE with
-``S256`` only, the three client authentication methods, the ID token signing algorithms (RS256 first), the
+``S256`` only, the client authentication methods, the ID token signing algorithms (RS256
+first, then every other alg the key store holds an active key of, so each listed alg can really
+be signed and a client may register any of them as ``id_token_signed_response_alg``), the
 RFC 9207 ``iss`` parameter, and no request objects.
 """
 
@@ -44,7 +46,7 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": _id_token_algs(keys.id_token_alg),
+        "id_token_signing_alg_values_supported": list(keys.id_token_algs),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -70,17 +72,6 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
     if settings.dynamic_registration:
         doc["registration_endpoint"] = base + "/register"
     return doc
-
-
-def _id_token_algs(configured: str) -> list[str]:
-    """RS256 first (OpenID Connect Discovery 1.0 section 3: it MUST be listed), then the alg
-    configured for ID tokens when it differs.
-
-    Only algs this server can actually sign ID tokens with are listed; RS256 is always among
-    them because the key store creates an RS256 key whenever it is the configured alg, and a
-    client that asks for RS256 while another alg is configured is a registration-time concern.
-    """
-    return list(dict.fromkeys(("RS256", configured)))
 
 
 def _scopes_supported(state: AppState) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from flask import Response, request
@@ -103,12 +103,27 @@ def _backchannel_uri(body: Mapping[str, Any], *, allow_loopback_http: bool) -> s
         raise ClientMetadataError("invalid_client_metadata", reason) from None
 
 
+def _id_token_alg(body: Mapping[str, Any], id_token_algs: Sequence[str]) -> str:
+    """OpenID Connect Dynamic Client Registration 1.0 section 2: ``id_token_signed_response_alg``
+    defaults to RS256, and is stored as such, so the client's ID tokens stay RS256 whatever the
+    provider's ``ID_TOKEN_SIGNING_ALG`` is. Only algs the provider holds a key of are accepted
+    (``none`` never: this server issues ID tokens from the token endpoint only, always signed)."""
+    value = body.get("id_token_signed_response_alg", "RS256")
+    if value not in id_token_algs:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "id_token_signed_response_alg must be one of "
+                                  + ", ".join(id_token_algs))
+    return str(value)
+
+
 def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
-                          allow_loopback_http: bool = False) -> dict[str, Any]:
+                          allow_loopback_http: bool = False,
+                          id_token_algs: Sequence[str] = ("RS256",)) -> dict[str, Any]:
     """RFC 7591 section 2 metadata → keyword arguments of :meth:`ClientStore.create`.
 
     ``allow_loopback_http`` (development deployments only) lets the back-channel logout URI be
     a loopback ``http`` URL; pass the client store's own ``allow_loopback_http``.
+    ``id_token_algs``: the algs the provider can sign ID tokens with (the key store's).
     """
     if not isinstance(body, dict):
         raise ClientMetadataError("invalid_client_metadata", "the body must be a JSON object")
@@ -159,6 +174,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         # OIDC Back-Channel Logout 1.0 section 2.2 (logout tokens carry sid either way).
         "backchannel_logout_session_required": session_required,
         "jwks": jwks,
+        "id_token_signed_response_alg": _id_token_alg(body, id_token_algs),
     }
 
 
@@ -245,7 +261,8 @@ def register() -> Response:
     store: ClientStore = state.services.clients
     try:
         options = parse_client_metadata(_body(), _allowed_scopes(),
-                                        allow_loopback_http=store.allow_loopback_http)
+                                        allow_loopback_http=store.allow_loopback_http,
+                                        id_token_algs=state.services.keys.id_token_algs)
     except ClientMetadataError as exc:
         return _failure(exc)
     token = secrets.token_urlsafe(32)
@@ -259,7 +276,8 @@ def register() -> Response:
 
 def manage(client_id: str) -> Response:
     """``GET``/``PUT``/``DELETE /register/<client_id>`` (RFC 7592 section 2)."""
-    store: ClientStore = get_state().services.clients
+    services = get_state().services
+    store: ClientStore = services.clients
     info = store.get(client_id, fresh=True)
     token = _bearer()
     # RFC 7592 section 2: an unknown client and a wrong token look the same (401).
@@ -277,7 +295,8 @@ def manage(client_id: str) -> Response:
             raise ClientMetadataError("invalid_client_metadata",
                                       "the body must be a JSON object with this client_id")
         options = parse_client_metadata(body, _allowed_scopes(),
-                                        allow_loopback_http=store.allow_loopback_http)
+                                        allow_loopback_http=store.allow_loopback_http,
+                                        id_token_algs=services.keys.id_token_algs)
         if options["public"] != info.is_public:
             raise ClientMetadataError("invalid_client_metadata",
                                       "a client cannot change between public and confidential")
@@ -309,5 +328,6 @@ def _update(store: ClientStore, info: ClientInfo, options: Mapping[str, Any]) ->
         client_uri=options["client_uri"], logo_uri=options["logo_uri"],
         post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
         backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
-        backchannel_logout_session_required=options["backchannel_logout_session_required"])
+        backchannel_logout_session_required=options["backchannel_logout_session_required"],
+        id_token_signed_response_alg=options["id_token_signed_response_alg"])
 

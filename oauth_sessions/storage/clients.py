@@ -48,6 +48,7 @@ from ..core.uris import (
 )
 from ..core.uris import validate_redirect_uri as validate_redirect_uri
 from ..jose.client_jwks import parse_client_jwks
+from ..jose.jwt_tokens import SUPPORTED_ALGS
 from .models import OAuthClient, Session
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ __all__ = [
     "ClientInfo",
     "ClientStore",
     "OAuthClientWrapper",
+    "check_id_token_alg",
     "generate_client_secret",
     "hash_client_secret",
     "parse_client_id",
@@ -147,6 +149,9 @@ class ClientInfo:
     jwks: str | None = field(default=None, repr=False)
     #: An operator vetted this client (revision 0005): only then are errors redirected to it.
     verified: bool = False
+    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0006). ``None``: the provider's
+    #: ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (operator-made clients and rows made before 0006).
+    id_token_signed_response_alg: str | None = None
 
     @property
     def client_id(self) -> str:
@@ -188,6 +193,8 @@ class ClientInfo:
             meta["backchannel_logout_session_required"] = self.backchannel_logout_session_required
         if self.jwks:
             meta["jwks"] = json.loads(self.jwks)
+        if self.id_token_signed_response_alg:
+            meta["id_token_signed_response_alg"] = self.id_token_signed_response_alg
         return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -215,7 +222,19 @@ def _info(row: OAuthClient) -> ClientInfo:
         registration_access_token_hash=row.registration_access_token_hash,
         jwks=row.jwks,
         verified=bool(row.verified),
+        id_token_signed_response_alg=row.id_token_signed_response_alg,
     )
+
+
+def check_id_token_alg(alg: str | None) -> str | None:
+    """``alg`` if it is a JWS alg this library can sign ID tokens with, ``ValueError`` if not.
+
+    Whether the provider holds a key of that alg is the caller's check (registration and the
+    CLI ask the key store), since the store does not know the app's signing settings.
+    """
+    if alg is not None and alg not in SUPPORTED_ALGS:
+        raise ValueError(f"id_token_signed_response_alg must be one of {', '.join(SUPPORTED_ALGS)}")
+    return alg
 
 
 class ClientStore:
@@ -262,6 +281,7 @@ class ClientStore:
         registration_access_token: str | None = None,
         jwks: Any = None,
         verified: bool = False,
+        id_token_signed_response_alg: str | None = None,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
@@ -297,6 +317,7 @@ class ClientStore:
             jwks_text = parse_client_jwks(jwks)
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
+        check_id_token_alg(id_token_signed_response_alg)
         post_logout_redirect_uris = check_redirect_uris(list(post_logout_redirect_uris),
                                                         kind="post-logout redirect URI")
         if backchannel_logout_uri is not None:  # fetched by this server: the SSRF rules apply
@@ -329,6 +350,7 @@ class ClientStore:
             ),
             jwks=jwks_text,
             verified=verified,
+            id_token_signed_response_alg=id_token_signed_response_alg,
         )
         values = {c.key: getattr(row, c.key) for c in _O_AUTH_CLIENT.columns}
         with self._engine.begin() as conn:
@@ -368,6 +390,7 @@ class ClientStore:
                 raise ValueError("that name belongs to a verified app; choose another")
         if "scope" in values:
             check_client_scope(values["scope"])
+        check_id_token_alg(values.get("id_token_signed_response_alg"))
         if values.get("backchannel_logout_uri") is not None:
             validate_backchannel_logout_uri(values["backchannel_logout_uri"],
                                             allow_loopback_http=self.allow_loopback_http)

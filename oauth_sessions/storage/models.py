@@ -111,6 +111,9 @@ class OAuthClient(Base):
     # Revision 0005: an operator vetted this client (see oauth_sessions.core.client_rules).
     verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
                                            server_default=false())
+    # Revision 0006: OIDC Dynamic Client Registration 1.0 section 2; NULL: the provider's
+    # OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG (see oauth_sessions.protocol.tokens).
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("char_length(client_name) <= 1024", name="oauth_clients_client_name_length"),
