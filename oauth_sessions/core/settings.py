@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .policy import STANDARD_SCOPES, is_valid_scope_token, join_scope, parse_scope
 from .types import Aal
 
 PREFIX = "OAUTH_SESSIONS_"
@@ -110,6 +111,16 @@ def _url_prefix(key: str, value: Any) -> str:
     return str(value)
 
 
+def _scope(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a space-separated scope string, got {value!r}")
+    scopes = parse_scope(value)
+    if not scopes or not all(is_valid_scope_token(s) for s in scopes):
+        raise ConfigurationError(f"{key} must list RFC 6749 scope tokens separated by spaces, "
+                                 f"got {value!r}")
+    return join_scope(scopes)
+
+
 def _key_map(key: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(
@@ -182,6 +193,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Enable RFC 7591 dynamic client registration."),
     Setting("REGISTRATION_INITIAL_ACCESS_TOKEN", None, _optional(_string),
             "If set, dynamic registration requires this bearer token."),
+    Setting("REGISTRATION_DEFAULT_SCOPE", "openid profile email address phone", _scope,
+            "Scopes of a dynamically registered client that registers no scope (OpenID "
+            "registration has no such member, so common relying parties send none). Standard "
+            "scopes (openid profile email address phone offline_access) or ones named in "
+            "SCOPE_MIN_AAL."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
     Setting("HOT_PATH", True, _bool,
@@ -216,6 +232,7 @@ class Settings:
     encryption_key_id: str | None = None
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
+    registration_default_scope: str = "openid profile email address phone"
     client_cache_seconds: int = 5
     hot_path: bool = True
 
@@ -262,6 +279,13 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
             f"{PREFIX}ENCRYPTION_KEY_ID must name one of {PREFIX}ENCRYPTION_KEYS "
             f"({', '.join(sorted(keys))}), got {key_id!r}"
         )
+    unknown = [s for s in parse_scope(values["registration_default_scope"])
+               if s not in STANDARD_SCOPES and s not in values["scope_min_aal"]]
+    if unknown:
+        raise ConfigurationError(
+            f"{PREFIX}REGISTRATION_DEFAULT_SCOPE names {' '.join(unknown)}, which a dynamically "
+            f"registered client may not have: use the standard scopes "
+            f"({' '.join(STANDARD_SCOPES)}) or name the scope in {PREFIX}SCOPE_MIN_AAL")
     if key_id and not keys:
         raise ConfigurationError(f"{PREFIX}ENCRYPTION_KEY_ID is set but {PREFIX}ENCRYPTION_KEYS is empty")
     return Settings(**values)

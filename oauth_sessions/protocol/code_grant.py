@@ -46,6 +46,7 @@ __all__ = [
     "AuthorizationCodeGrant",
     "AuthorizationRequest",
     "AuthorizeError",
+    "allowed_subset",
     "parse_authorization_request",
 ]
 
@@ -84,6 +85,21 @@ class AuthorizationRequest:
     max_age: int | None
     acr_values: tuple[str, ...]
     required_aal: Aal
+
+
+def allowed_subset(requested: tuple[str, ...], client: ClientInfo) -> tuple[str, ...]:
+    """The requested scopes the client is registered for, in the order asked.
+
+    RFC 6749 section 3.3 lets the server issue less than was requested ("MAY fully or partially
+    ignore the scope requested by the client") provided the token response names the scope
+    issued, which :func:`oauth_sessions.protocol.tokens.build_token_response` always does. So a
+    client that asks for more than it may have (a relying-party library asking for
+    ``openid profile email`` by habit) gets what it may have, and only a request of which
+    nothing remains is refused (``invalid_scope``). The refresh grant stays strict: RFC 6749
+    section 6 forbids asking there for anything not granted.
+    """
+    registered = set(client.scopes)
+    return tuple(s for s in requested if s in registered)
 
 
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
@@ -131,8 +147,10 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     scopes = parse_scope(params["scope"]) if params.get("scope") else client.scopes
     if not scopes or not all(is_valid_scope_token(s) for s in scopes):
         raise fail("invalid_scope", "scope is empty or malformed")
-    if not set(scopes) <= set(client.scopes):
-        raise fail("invalid_scope", "scope exceeds what the client is registered for")
+    scopes = allowed_subset(scopes, client)
+    if not scopes:
+        raise fail("invalid_scope", "none of the requested scopes is registered for this client "
+                   f"(it may ask for: {' '.join(client.scopes)})")
     prompt = frozenset(parse_scope(params.get("prompt")))
     if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
         raise fail("invalid_request", "prompt has an unknown value or combines none with others")

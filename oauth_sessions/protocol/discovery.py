@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, Response
 from flask.typing import ResponseReturnValue
 
+from ..core.policy import STANDARD_SCOPES
 from ..flask.state import AppState, get_state
 from ..storage.clients import AUTH_METHODS
 from .client_auth import SIGNING_ALGS
@@ -22,8 +23,6 @@ from .code_grant import PROMPTS
 
 __all__ = ["STANDARD_SCOPES", "discovery_document", "openid_configuration"]
 
-#: OIDC Core section 5.4 scopes plus offline_access (section 11).
-STANDARD_SCOPES = ("openid", "profile", "email", "address", "phone", "offline_access")
 
 
 

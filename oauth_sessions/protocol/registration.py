@@ -6,7 +6,9 @@ Off unless ``OAUTH_SESSIONS_DYNAMIC_REGISTRATION`` is true. With
 
 What a dynamically registered client may ask for is a subset of what an administrator can
 give: the code grant (and refresh), the three authentication methods, the standard scopes and
-the ones named in ``SCOPE_MIN_AAL``. It can never get introspection rights or a lower aal.
+the ones named in ``SCOPE_MIN_AAL``. A client that registers no ``scope`` (OpenID Connect
+registration has no such member) gets ``OAUTH_SESSIONS_REGISTRATION_DEFAULT_SCOPE``, the
+standard OpenID scopes by default. It can never get introspection rights or a lower aal.
 Unknown metadata is ignored (RFC 7591 section 2). Each client gets a registration access token
 (stored as a hash, like secrets) for ``GET``/``PUT``/``DELETE`` on its configuration URI
 (RFC 7592 section 2); deleting a client ends all its sessions. Every ``GET`` and ``PUT`` answer
@@ -36,7 +38,7 @@ from ..core.client_rules import (
     check_redirect_uris,
     has_forbidden_characters,
 )
-from ..core.policy import is_valid_scope_token, join_scope, parse_scope
+from ..core.policy import STANDARD_SCOPES, is_valid_scope_token, join_scope, parse_scope
 from ..core.uris import validate_backchannel_logout_uri, validate_redirect_uri
 from ..flask.state import get_state
 from ..jose.client_jwks import parse_client_jwks
@@ -47,7 +49,6 @@ from ..storage.clients import (
     ClientStore,
     verify_client_secret,
 )
-from .discovery import STANDARD_SCOPES
 
 __all__ = ["ClientMetadataError", "manage", "parse_client_metadata", "register"]
 
@@ -116,14 +117,38 @@ def _id_token_alg(body: Mapping[str, Any], id_token_algs: Sequence[str]) -> str:
     return str(value)
 
 
+def _scopes(body: Mapping[str, Any], allowed_scopes: set[str], default_scope: str,
+            grants: Any) -> tuple[str, ...]:
+    """The client's scopes: as registered, or ``default_scope`` when it names none (OpenID
+    Connect Dynamic Client Registration has no ``scope`` member, so relying parties built on it
+    send none, then ask for ``openid profile email``). A client that registers the refresh
+    grant without a scope also gets ``offline_access``, or it could never obtain a refresh
+    token. A named scope the server does not offer is refused with the list it does offer."""
+    scope = body.get("scope")
+    if scope is None:
+        defaults = parse_scope(default_scope)
+        if isinstance(grants, list) and "refresh_token" in grants:
+            defaults = (*defaults, "offline_access")
+        return parse_scope(s for s in defaults if s in allowed_scopes)
+    scopes = parse_scope(scope) if isinstance(scope, str) else ()
+    if not scopes or not all(is_valid_scope_token(s) and s in allowed_scopes for s in scopes):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "scope must list supported scopes only: "
+                                  + " ".join(sorted(allowed_scopes)))
+    return scopes
+
+
 def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
                           allow_loopback_http: bool = False,
-                          id_token_algs: Sequence[str] = ("RS256",)) -> dict[str, Any]:
+                          id_token_algs: Sequence[str] = ("RS256",),
+                          default_scope: str = "openid") -> dict[str, Any]:
     """RFC 7591 section 2 metadata → keyword arguments of :meth:`ClientStore.create`.
 
     ``allow_loopback_http`` (development deployments only) lets the back-channel logout URI be
     a loopback ``http`` URL; pass the client store's own ``allow_loopback_http``.
     ``id_token_algs``: the algs the provider can sign ID tokens with (the key store's).
+    ``default_scope``: the scope of a client that registers none
+    (``OAUTH_SESSIONS_REGISTRATION_DEFAULT_SCOPE``).
     """
     if not isinstance(body, dict):
         raise ClientMetadataError("invalid_client_metadata", "the body must be a JSON object")
@@ -139,11 +164,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
                                   "grant_types must be authorization_code, optionally refresh_token")
     if body.get("response_types", ["code"]) != ["code"]:
         raise ClientMetadataError("invalid_client_metadata", "response_types must be [\"code\"]")
-    scope = body.get("scope", "openid")
-    scopes = parse_scope(scope) if isinstance(scope, str) else ()
-    if not scopes or not all(is_valid_scope_token(s) and s in allowed_scopes for s in scopes):
-        raise ClientMetadataError("invalid_client_metadata",
-                                  "scope must list supported scopes only")
+    scopes = _scopes(body, allowed_scopes, default_scope, grants)
     name = body.get("client_name")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_CLIENT_NAME):
         raise ClientMetadataError("invalid_client_metadata", "client_name must be a short string")
@@ -262,7 +283,8 @@ def register() -> Response:
     try:
         options = parse_client_metadata(_body(), _allowed_scopes(),
                                         allow_loopback_http=store.allow_loopback_http,
-                                        id_token_algs=state.services.keys.id_token_algs)
+                                        id_token_algs=state.services.keys.id_token_algs,
+                                        default_scope=state.settings.registration_default_scope)
     except ClientMetadataError as exc:
         return _failure(exc)
     token = secrets.token_urlsafe(32)
@@ -296,7 +318,8 @@ def manage(client_id: str) -> Response:
                                       "the body must be a JSON object with this client_id")
         options = parse_client_metadata(body, _allowed_scopes(),
                                         allow_loopback_http=store.allow_loopback_http,
-                                        id_token_algs=services.keys.id_token_algs)
+                                        id_token_algs=services.keys.id_token_algs,
+                                        default_scope=get_state().settings.registration_default_scope)
         if options["public"] != info.is_public:
             raise ClientMetadataError("invalid_client_metadata",
                                       "a client cannot change between public and confidential")
