@@ -29,7 +29,7 @@ from ..core.policy import clean_user_agent
 from ..core.types import normalize_ip
 from ..core.uris import host_of
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
-from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter
+from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter, SignInRequest
 from .responses import NO_STORE, error_page, error_response, request_params
 from .state import AppState, get_state
 
@@ -118,8 +118,10 @@ def authorize() -> ResponseReturnValue:
     if _needs_login(req, auth, posted):
         if "none" in req.prompt:
             return fail("login_required", "the user is not signed in")
-        return host.login(_authorize_url(params, drop_login=True),
-                          " ".join(sorted(req.prompt)) or None)
+        return host.sign_in(SignInRequest(
+            next_url=_authorize_url(params, drop_login=True),
+            prompt=" ".join(sorted(req.prompt)) or None, client=req.client,
+            login_hint=req.login_hint, ui_locales=req.ui_locales))
     assert auth is not None
     if auth.aal < req.required_aal:
         if "none" in req.prompt:
@@ -141,7 +143,7 @@ def authorize() -> ResponseReturnValue:
             client=req.client, user_id=auth.user_id, scopes=req.scopes, granted_scopes=granted,
             action=url_for("oauth_sessions.authorize"),
             form_fields=(*fields, ("consent_ticket", _make_ticket(auth, params))),
-            redirect_uri=req.redirect_uri,
+            redirect_uri=req.redirect_uri, ui_locales=req.ui_locales,
         )
         return host.render_consent(info)
     return _issue_code(state, req, auth)

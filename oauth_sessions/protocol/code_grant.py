@@ -47,6 +47,7 @@ __all__ = [
     "AuthorizationRequest",
     "AuthorizeError",
     "allowed_subset",
+    "language_tags",
     "parse_authorization_request",
 ]
 
@@ -54,6 +55,10 @@ PKCE_PATTERN: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
 MAX_NONCE: Final = 512
 MAX_STATE: Final = 1024
+MAX_LOGIN_HINT: Final = 512
+MAX_UI_LOCALES: Final = 16
+#: RFC 5646 language tag shape: a primary subtag of letters, then hyphenated subtags.
+LANGUAGE_TAG: Final = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 
 class AuthorizeError(Exception):
@@ -85,6 +90,21 @@ class AuthorizationRequest:
     max_age: int | None
     acr_values: tuple[str, ...]
     required_aal: Aal
+    #: OIDC Core 3.1.2.1: the identifier the user may sign in with, for the host's sign-in page.
+    login_hint: str | None = None
+    #: OIDC Core 3.1.2.1: preferred languages of the pages, BCP 47 tags, most preferred first.
+    ui_locales: tuple[str, ...] = ()
+
+
+def language_tags(value: str | None) -> tuple[str, ...]:
+    """The well-formed BCP 47 language tags of ``ui_locales`` (OIDC Core 3.1.2.1), in order.
+
+    The section says an unsupported locale SHOULD NOT cause an error, so a malformed tag is
+    dropped rather than refused; what remains is safe to put in a page or a header as it is
+    (letters, digits and hyphens only), and at most :data:`MAX_UI_LOCALES` are kept.
+    """
+    tags = (t for t in parse_scope(value) if LANGUAGE_TAG.fullmatch(t))
+    return tuple(tags)[:MAX_UI_LOCALES]
 
 
 def allowed_subset(requested: tuple[str, ...], client: ClientInfo) -> tuple[str, ...]:
@@ -163,6 +183,9 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     nonce = params.get("nonce") or None
     if nonce is not None and len(nonce) > MAX_NONCE:
         raise fail("invalid_request", "nonce is too long")
+    login_hint = params.get("login_hint") or None
+    if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
+        raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
     acr_values = parse_scope(params.get("acr_values"))
     needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
                           client_min_aal=client.min_aal)
@@ -174,7 +197,8 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     return AuthorizationRequest(
         client=client, redirect_uri=redirect_uri, scopes=scopes, state=state, nonce=nonce,
         code_challenge=challenge, prompt=prompt, max_age=max_age, acr_values=acr_values,
-        required_aal=needed,
+        required_aal=needed, login_hint=login_hint,
+        ui_locales=language_tags(params.get("ui_locales")),
     )
 
 

@@ -53,8 +53,7 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
                                                           "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr",
-                             "amr", "sid", "azp", "at_hash"],
+        "claims_supported": _claims_supported(state),
         "acr_values_supported": ["aal1", "aal2", "aal3"],
         "prompt_values_supported": sorted(PROMPTS),
         "claims_parameter_supported": False,
@@ -71,6 +70,18 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
     if settings.dynamic_registration:
         doc["registration_endpoint"] = base + "/register"
     return doc
+
+
+#: What every ID token (OIDC Core section 2) of this provider may carry; ``c_hash`` is not
+#: there because no ID token is returned from the authorization endpoint.
+ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+                   "azp", "at_hash")
+
+
+def _claims_supported(state: AppState) -> list[str]:
+    """The ID token's claims, then the ones the host says its ``userinfo()`` returns
+    (``HostAdapter.claims_supported``): what a relying party can actually receive."""
+    return list(dict.fromkeys((*ID_TOKEN_CLAIMS, *state.services.host.claims_supported)))
 
 
 def _scopes_supported(state: AppState) -> list[str]:
