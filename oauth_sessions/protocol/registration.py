@@ -104,6 +104,39 @@ def _backchannel_uri(body: Mapping[str, Any], *, allow_loopback_http: bool) -> s
         raise ClientMetadataError("invalid_client_metadata", reason) from None
 
 
+#: Metadata that would change what the client receives on the wire (OpenID Connect Dynamic
+#: Client Registration 1.0 section 2) and that this server does not do: ignoring them, as
+#: unknown metadata is ignored, would hand the client something else than it registered for
+#: (public subjects to a client that asked for pairwise ones, plain ID tokens to one that
+#: expects them encrypted), so registering any of them is refused with what to do instead.
+UNSUPPORTED_METADATA: Final = {
+    "sector_identifier_uri": "sector_identifier_uri is not supported: this server fetches no "
+                             "client documents and offers public subject identifiers only",
+    "id_token_encrypted_response_alg": "encrypted ID tokens are not supported: leave out "
+                                       "id_token_encrypted_response_alg",
+    "id_token_encrypted_response_enc": "encrypted ID tokens are not supported: leave out "
+                                       "id_token_encrypted_response_enc",
+    "userinfo_signed_response_alg": "signed UserInfo answers are not supported (UserInfo is "
+                                    "plain JSON): leave out userinfo_signed_response_alg",
+    "userinfo_encrypted_response_alg": "encrypted UserInfo answers are not supported: leave out "
+                                       "userinfo_encrypted_response_alg",
+    "userinfo_encrypted_response_enc": "encrypted UserInfo answers are not supported: leave out "
+                                       "userinfo_encrypted_response_enc",
+}
+
+
+def _refuse_unsupported(body: Mapping[str, Any]) -> None:
+    """Refuse metadata this server cannot honour (:data:`UNSUPPORTED_METADATA`); a
+    ``subject_type`` other than ``public`` (discovery's ``subject_types_supported``) too."""
+    for key, reason in UNSUPPORTED_METADATA.items():
+        if body.get(key) is not None:
+            raise ClientMetadataError("invalid_client_metadata", reason)
+    if body.get("subject_type", "public") != "public":
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "subject_type must be public: pairwise subject identifiers "
+                                  "are not supported")
+
+
 def _id_token_alg(body: Mapping[str, Any], id_token_algs: Sequence[str]) -> str:
     """OpenID Connect Dynamic Client Registration 1.0 section 2: ``id_token_signed_response_alg``
     defaults to RS256, and is stored as such, so the client's ID tokens stay RS256 whatever the
@@ -153,6 +186,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
     if not isinstance(body, dict):
         raise ClientMetadataError("invalid_client_metadata", "the body must be a JSON object")
     redirect_uris = _uri_list(body, "redirect_uris", required=True)
+    _refuse_unsupported(body)
     method = body.get("token_endpoint_auth_method", "client_secret_basic")
     if method not in AUTH_METHODS:
         raise ClientMetadataError("invalid_client_metadata",
