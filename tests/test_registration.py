@@ -271,13 +271,11 @@ def test_an_update_cannot_point_the_backchannel_inside_either(engine: Engine) ->
 
 
 @pytest.mark.parametrize(("change", "description"), [
-    ({"subject_type": "pairwise"},
-     "subject_type must be public: pairwise subject identifiers are not supported"),
-    ({"subject_type": 1},
-     "subject_type must be public: pairwise subject identifiers are not supported"),
+    ({"subject_type": "pairwise"}, "subject_type must be public"),  # no PAIRWISE_SALT here
+    ({"subject_type": 1}, "subject_type must be public"),
     ({"sector_identifier_uri": "https://rp.example/sector.json"},
-     "sector_identifier_uri is not supported: this server fetches no client documents and "
-     "offers public subject identifiers only"),
+     "sector_identifier_uri is not supported: this server fetches no client documents; a "
+     "pairwise client's sector is the one host of its redirect URIs"),
     ({"id_token_encrypted_response_alg": "RSA-OAEP"},
      "encrypted ID tokens are not supported: leave out id_token_encrypted_response_alg"),
     ({"userinfo_signed_response_alg": "RS256"},
@@ -289,8 +287,8 @@ def test_an_update_cannot_point_the_backchannel_inside_either(engine: Engine) ->
 def test_issue20_metadata_that_would_change_the_wire_is_refused_not_ignored(
         engine: Engine, change: dict[str, Any], description: str) -> None:
     """Unknown metadata is ignored (RFC 7591 section 2), but these are known and not done:
-    ignoring ``subject_type=pairwise`` would silently give a privacy-minded client public
-    subjects. Refused, naming what to do, and nothing is written."""
+    ignoring ``subject_type=pairwise`` (on a provider without ``PAIRWISE_SALT``) would silently
+    give a privacy-minded client public subjects. Refused, naming what to do, nothing written."""
     app = make_app(engine, dynamic_registration=True)
     get_state(app).services.keys.keyset()
     before = snapshot(engine)

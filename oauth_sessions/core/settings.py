@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .policy import STANDARD_SCOPES, is_valid_scope_token, join_scope, parse_scope
+from .subjects import MIN_SALT_LENGTH
 from .types import Aal
 
 PREFIX = "OAUTH_SESSIONS_"
@@ -121,6 +122,15 @@ def _scope(key: str, value: Any) -> str:
     return join_scope(scopes)
 
 
+def _salt(key: str, value: Any) -> str:
+    value = _string(key, value)
+    if len(value) < MIN_SALT_LENGTH:
+        raise ConfigurationError(
+            f"{key} must be a secret of at least {MIN_SALT_LENGTH} characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return str(value)
+
+
 def _key_map(key: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(
@@ -198,6 +208,10 @@ SETTINGS: tuple[Setting, ...] = (
             "registration has no such member, so common relying parties send none). Standard "
             "scopes (openid profile email address phone offline_access) or ones named in "
             "SCOPE_MIN_AAL."),
+    Setting("PAIRWISE_SALT", None, _optional(_salt),
+            "Secret (32+ characters) that pairwise subject identifiers are computed with (OIDC "
+            "Core section 8.1); set, clients may register subject_type=pairwise. Never change "
+            "or remove it once a pairwise client exists: every pairwise sub would change."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
     Setting("HOT_PATH", True, _bool,
@@ -233,6 +247,7 @@ class Settings:
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
     registration_default_scope: str = "openid profile email address phone"
+    pairwise_salt: str | None = field(default=None, repr=False)
     client_cache_seconds: int = 5
     hot_path: bool = True
 

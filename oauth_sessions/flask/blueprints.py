@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, Response, request
 from flask.typing import ResponseReturnValue
 
 from ..core.bearer import Challenge
+from ..core.subjects import subject_for
 from ..jose.jwt_tokens import InvalidAccessToken, kid_of, verify_access_token
 from ..protocol.discovery import openid_configuration
 from ..protocol.introspection_endpoint import introspection_endpoint
@@ -141,9 +142,19 @@ def userinfo() -> ResponseReturnValue:
         check_grant(info, ("openid",), None, None)
     except Challenge as challenge:
         return challenge_response(challenge, realm=state.settings.issuer)
-    body = dict(state.services.host.userinfo(uuid.UUID(info.sub), info.scopes))
-    body["sub"] = info.sub
+    user_id = uuid.UUID(info.sub)
+    body = dict(state.services.host.userinfo(user_id, info.scopes))
+    body["sub"] = userinfo_subject(state, user_id, info.client_id)
     return json_response(body)
+
+
+def userinfo_subject(state: AppState, user_id: uuid.UUID, client_id: str) -> str:
+    """OIDC Core 5.3.2: the ``sub`` of the client's ID tokens (section 8: pairwise for a
+    pairwise client). The access token's own ``sub`` stays the user id: resource servers need
+    the account, and the pipeline just checked that the token's client exists."""
+    client = state.services.clients.get(client_id)
+    sector = client.sector_identifier if client is not None else None
+    return subject_for(user_id, sector, state.settings.pairwise_salt)
 
 
 def jwks() -> ResponseReturnValue:

@@ -91,6 +91,11 @@ class OAuthSessions:
             log.warning("start-up privilege check skipped: %s", type(exc).__name__)
         services = build_services(app, settings, engine, host or self._host or HostAdapter(),
                                   self._backchannel or BackchannelSender())
+        if settings.pairwise_salt is None and services.clients.has_pairwise_clients():
+            raise ConfigurationError(
+                "clients with pairwise subject identifiers exist, but "
+                "OAUTH_SESSIONS_PAIRWISE_SALT is not set: set it to the value they were "
+                "registered with (a new one would change every pairwise sub)")
         state = AppState(settings=settings, engine=engine, services=services)
         # Back-channel logout (OIDC Back-Channel Logout 1.0) and the event log lines: both
         # listen to the session signals of every app and find this app's parts by the sender.

@@ -44,7 +44,8 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
-        "subject_types_supported": ["public"],
+        # OIDC Core section 8: pairwise only where a salt to compute it with is configured.
+        "subject_types_supported": ["public", "pairwise"] if settings.pairwise_salt else ["public"],
         "id_token_signing_alg_values_supported": list(keys.id_token_algs),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),

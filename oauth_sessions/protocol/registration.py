@@ -47,6 +47,7 @@ from ..storage.clients import (
     GRANT_TYPES,
     ClientInfo,
     ClientStore,
+    sector_of,
     verify_client_secret,
 )
 
@@ -111,7 +112,8 @@ def _backchannel_uri(body: Mapping[str, Any], *, allow_loopback_http: bool) -> s
 #: expects them encrypted), so registering any of them is refused with what to do instead.
 UNSUPPORTED_METADATA: Final = {
     "sector_identifier_uri": "sector_identifier_uri is not supported: this server fetches no "
-                             "client documents and offers public subject identifiers only",
+                             "client documents; a pairwise client's sector is the one host of "
+                             "its redirect URIs",
     "id_token_encrypted_response_alg": "encrypted ID tokens are not supported: leave out "
                                        "id_token_encrypted_response_alg",
     "id_token_encrypted_response_enc": "encrypted ID tokens are not supported: leave out "
@@ -126,15 +128,28 @@ UNSUPPORTED_METADATA: Final = {
 
 
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
-    """Refuse metadata this server cannot honour (:data:`UNSUPPORTED_METADATA`); a
-    ``subject_type`` other than ``public`` (discovery's ``subject_types_supported``) too."""
+    """Refuse metadata this server cannot honour (:data:`UNSUPPORTED_METADATA`)."""
     for key, reason in UNSUPPORTED_METADATA.items():
         if body.get(key) is not None:
             raise ClientMetadataError("invalid_client_metadata", reason)
-    if body.get("subject_type", "public") != "public":
+
+
+def _pairwise(body: Mapping[str, Any], redirect_uris: Sequence[str], available: bool) -> bool:
+    """OIDC Dynamic Client Registration 1.0 section 2 ``subject_type`` (default ``public``);
+    ``pairwise`` only where the provider has ``PAIRWISE_SALT`` (discovery's
+    ``subject_types_supported`` says which), with every redirect URI on the sector's one host."""
+    subject_type = body.get("subject_type", "public")
+    if subject_type == "public":
+        return False
+    if subject_type != "pairwise" or not available:
+        supported = "public or pairwise" if available else "public"
         raise ClientMetadataError("invalid_client_metadata",
-                                  "subject_type must be public: pairwise subject identifiers "
-                                  "are not supported")
+                                  f"subject_type must be {supported}")
+    try:
+        sector_of(redirect_uris)
+    except ValueError as exc:
+        raise ClientMetadataError("invalid_client_metadata", str(exc)) from None
+    return True
 
 
 def _id_token_alg(body: Mapping[str, Any], id_token_algs: Sequence[str]) -> str:
@@ -174,14 +189,16 @@ def _scopes(body: Mapping[str, Any], allowed_scopes: set[str], default_scope: st
 def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
                           allow_loopback_http: bool = False,
                           id_token_algs: Sequence[str] = ("RS256",),
-                          default_scope: str = "openid") -> dict[str, Any]:
+                          default_scope: str = "openid",
+                          pairwise_available: bool = False) -> dict[str, Any]:
     """RFC 7591 section 2 metadata → keyword arguments of :meth:`ClientStore.create`.
 
     ``allow_loopback_http`` (development deployments only) lets the back-channel logout URI be
     a loopback ``http`` URL; pass the client store's own ``allow_loopback_http``.
     ``id_token_algs``: the algs the provider can sign ID tokens with (the key store's).
     ``default_scope``: the scope of a client that registers none
-    (``OAUTH_SESSIONS_REGISTRATION_DEFAULT_SCOPE``).
+    (``OAUTH_SESSIONS_REGISTRATION_DEFAULT_SCOPE``). ``pairwise_available``: the provider
+    has ``PAIRWISE_SALT``, so ``subject_type=pairwise`` may be registered.
     """
     if not isinstance(body, dict):
         raise ClientMetadataError("invalid_client_metadata", "the body must be a JSON object")
@@ -230,6 +247,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         "backchannel_logout_session_required": session_required,
         "jwks": jwks,
         "id_token_signed_response_alg": _id_token_alg(body, id_token_algs),
+        "pairwise": _pairwise(body, redirect_uris, pairwise_available),
     }
 
 
@@ -318,7 +336,8 @@ def register() -> Response:
         options = parse_client_metadata(_body(), _allowed_scopes(),
                                         allow_loopback_http=store.allow_loopback_http,
                                         id_token_algs=state.services.keys.id_token_algs,
-                                        default_scope=state.settings.registration_default_scope)
+                                        default_scope=state.settings.registration_default_scope,
+                                        pairwise_available=state.settings.pairwise_salt is not None)
     except ClientMetadataError as exc:
         return _failure(exc)
     token = secrets.token_urlsafe(32)
@@ -353,10 +372,16 @@ def manage(client_id: str) -> Response:
         options = parse_client_metadata(body, _allowed_scopes(),
                                         allow_loopback_http=store.allow_loopback_http,
                                         id_token_algs=services.keys.id_token_algs,
-                                        default_scope=get_state().settings.registration_default_scope)
+                                        default_scope=get_state().settings.registration_default_scope,
+                                        pairwise_available=get_state().settings.pairwise_salt
+                                        is not None)
         if options["public"] != info.is_public:
             raise ClientMetadataError("invalid_client_metadata",
                                       "a client cannot change between public and confidential")
+        if options["pairwise"] != (info.subject_type == "pairwise"):
+            raise ClientMetadataError("invalid_client_metadata",
+                                      f"a client cannot change its subject_type "
+                                      f"({info.subject_type}): every sub it knows would change")
         _update(store, info, options)
     except ClientMetadataError as exc:
         return _failure(exc)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core.policy import join_scope
+from ..core.subjects import subject_for
 from ..flask.state import AppState, get_keyset, get_state
 from ..jose.jwt_tokens import (
     KeySet,
@@ -113,7 +114,8 @@ def build_token_response(
         iat = int(now.timestamp())
         id_claims: dict[str, Any] = {
             "iss": settings.issuer,
-            "sub": str(session.user_id),
+            # OIDC Core section 8: the client's own subject (pairwise per sector, or public).
+            "sub": subject_for(session.user_id, client.sector_identifier, settings.pairwise_salt),
             "aud": client.client_id,
             "azp": client.client_id,
             "exp": iat + settings.id_token_lifetime,

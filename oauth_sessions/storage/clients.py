@@ -28,9 +28,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, cast
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import Engine, Table, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..core import signals
 from ..core.client_rules import (
@@ -63,6 +65,7 @@ __all__ = [
     "generate_client_secret",
     "hash_client_secret",
     "parse_client_id",
+    "sector_of",
     "verify_client_secret",
 ]
 
@@ -152,6 +155,13 @@ class ClientInfo:
     #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0006). ``None``: the provider's
     #: ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (operator-made clients and rows made before 0006).
     id_token_signed_response_alg: str | None = None
+    #: OIDC Core section 8 (revision 0007): the sector of a pairwise client (the host of its
+    #: redirect URIs); ``None`` for a public-subject client.
+    sector_identifier: str | None = None
+
+    @property
+    def subject_type(self) -> str:
+        return "public" if self.sector_identifier is None else "pairwise"
 
     @property
     def client_id(self) -> str:
@@ -195,6 +205,8 @@ class ClientInfo:
             meta["jwks"] = json.loads(self.jwks)
         if self.id_token_signed_response_alg:
             meta["id_token_signed_response_alg"] = self.id_token_signed_response_alg
+        if self.sector_identifier is not None:
+            meta["subject_type"] = "pairwise"
         return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -223,7 +235,19 @@ def _info(row: OAuthClient) -> ClientInfo:
         jwks=row.jwks,
         verified=bool(row.verified),
         id_token_signed_response_alg=row.id_token_signed_response_alg,
+        sector_identifier=row.sector_identifier,
     )
+
+
+def sector_of(redirect_uris: Sequence[str]) -> str:
+    """The sector identifier of a pairwise client: the one host of all its redirect URIs
+    (OIDC Core section 8.1). ``ValueError`` when they span several hosts: a
+    ``sector_identifier_uri`` would be needed, and this server fetches none."""
+    hosts = {(urlsplit(uri).hostname or "").lower() for uri in redirect_uris}
+    if len(hosts) != 1 or "" in hosts:
+        raise ValueError("a pairwise client's redirect URIs must all be on one host (its sector "
+                         "identifier); sector_identifier_uri is not supported")
+    return hosts.pop()
 
 
 def check_id_token_alg(alg: str | None) -> str | None:
@@ -282,6 +306,7 @@ class ClientStore:
         jwks: Any = None,
         verified: bool = False,
         id_token_signed_response_alg: str | None = None,
+        pairwise: bool = False,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
@@ -318,6 +343,7 @@ class ClientStore:
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
         check_id_token_alg(id_token_signed_response_alg)
+        sector = sector_of(uris) if pairwise else None
         post_logout_redirect_uris = check_redirect_uris(list(post_logout_redirect_uris),
                                                         kind="post-logout redirect URI")
         if backchannel_logout_uri is not None:  # fetched by this server: the SSRF rules apply
@@ -351,6 +377,7 @@ class ClientStore:
             jwks=jwks_text,
             verified=verified,
             id_token_signed_response_alg=id_token_signed_response_alg,
+            sector_identifier=sector,
         )
         values = {c.key: getattr(row, c.key) for c in _O_AUTH_CLIENT.columns}
         with self._engine.begin() as conn:
@@ -391,6 +418,8 @@ class ClientStore:
         if "scope" in values:
             check_client_scope(values["scope"])
         check_id_token_alg(values.get("id_token_signed_response_alg"))
+        if "redirect_uris" in values:
+            self._keep_sector(client_id, _split(values["redirect_uris"], "\n"))
         if values.get("backchannel_logout_uri") is not None:
             validate_backchannel_logout_uri(values["backchannel_logout_uri"],
                                             allow_loopback_http=self.allow_loopback_http)
@@ -401,6 +430,20 @@ class ClientStore:
                                                       table.c.deleted_at.is_(None)).values(**values))
         self._forget(client_id)
         return bool(result.rowcount)
+
+    def _keep_sector(self, client_id: uuid.UUID, redirect_uris: Sequence[str]) -> None:
+        """A pairwise client's new redirect URIs stay in its sector: a new host would change
+        every one of its users' ``sub`` (``ValueError``)."""
+        current = self.get(client_id, fresh=True)
+        if current is None or current.sector_identifier is None:
+            return
+        try:
+            same = sector_of(redirect_uris) == current.sector_identifier
+        except ValueError:
+            same = False
+        if not same:
+            raise ValueError("a pairwise client's redirect URIs must stay on "
+                             f"{current.sector_identifier}, its sector identifier")
 
     def replace_registration_token(self, client_id: uuid.UUID, old_hash: str | None,
                                    token: str) -> bool:
@@ -487,6 +530,19 @@ class ClientStore:
             rows = conn.execute(select(table).where(table.c.deleted_at.is_(None))
                                 .order_by(table.c.created_at, table.c.id)).all()
         return [_info(OAuthClient(**r._mapping)) for r in rows]
+
+    def has_pairwise_clients(self) -> bool:
+        """Whether a live client has pairwise subjects (a start-up check: their ``sub`` needs
+        the salt). ``False`` when the table is not migrated yet (``db upgrade`` comes later)."""
+        table = _O_AUTH_CLIENT
+        try:
+            with self._reads.connect() as conn:
+                found = conn.execute(select(table.c.id).where(
+                    table.c.sector_identifier.is_not(None), table.c.deleted_at.is_(None)
+                ).limit(1)).first()
+        except SQLAlchemyError:
+            return False
+        return found is not None
 
     def _forget(self, client_id: uuid.UUID) -> None:
         with self._lock:

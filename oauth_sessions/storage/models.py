@@ -114,6 +114,9 @@ class OAuthClient(Base):
     # Revision 0006: OIDC Dynamic Client Registration 1.0 section 2; NULL: the provider's
     # OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG (see oauth_sessions.protocol.tokens).
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(Text)
+    # Revision 0007: OIDC Core section 8.1; NULL: public subjects, else the sector (a host)
+    # whose pairwise sub this client's users get (see oauth_sessions.core.subjects).
+    sector_identifier: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("char_length(client_name) <= 1024", name="oauth_clients_client_name_length"),
