@@ -4,7 +4,6 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.stamp-install
-PORT ?= 5000
 
 .PHONY: demo demo-client test lint typecheck docs clean
 
@@ -14,11 +13,16 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[demo,test,docs]'
 	touch $(STAMP)
 
+# The same two variables for both demo commands: PROVIDER_PORT (5000) and CLIENT_PORT (5001).
+# PORT still sets the provider's port; to demo-client it would read as the app's own: refused.
+ifeq ($(origin PORT)$(filter demo-client,$(MAKECMDGOALS)),command linedemo-client)
+$(error make demo-client: PORT is ambiguous; use CLIENT_PORT=$(PORT) for this app and PROVIDER_PORT=<port> for the provider (make demo takes the same two))
+endif
 demo: $(STAMP)
-	PORT=$(PORT) $(VENV)/bin/python -m demo_server
+	$(VENV)/bin/python -m demo_server
 
 demo-client: $(STAMP)
-	PORT=$(PORT) $(VENV)/bin/python -m demo_server.client_app
+	$(VENV)/bin/python -m demo_server.client_app
 
 # openid-client (npm) for the interoperability tests, pinned by its lockfile.
 INTEROP := tests/interop/node_modules/.stamp

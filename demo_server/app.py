@@ -27,16 +27,16 @@ from oauth_sessions.storage.migrate import (
     upgrade,
 )
 
-from . import access_log, accounts, api, developers, mfa, pages
+from . import access_log, accounts, api, developers, mfa, pages, ports
 from .csrf import init_csrf
 from .db import create_demo_tables
 from .host_adapter import DemoHost
 from .instance import instance_dir, protect_sqlite_files, secret_file
+from .levels import describe_level
 from .login import current_login
 from .seed import SeededClient, seed_clients, seed_user
 from .users import Passwords
 
-DEFAULT_CLIENT_APP_URL = "http://127.0.0.1:5001"
 DEMO_KEY_ID = "demo1"
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
                "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")
@@ -72,14 +72,12 @@ def _encryption_settings() -> dict[str, Any]:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     access_log.install()  # no ID token in the request lines of GET /oauth/logout
-    port = os.environ.get("PORT", "5000")
-    issuer = os.environ.get("ISSUER", f"http://127.0.0.1:{port}")
     app.config.update(
         SECRET_KEY=_secret_key(),
-        OAUTH_SESSIONS_ISSUER=issuer,
+        OAUTH_SESSIONS_ISSUER=ports.issuer(),
         OAUTH_SESSIONS_DATABASE_URL=os.environ.get("DATABASE_URL") or default_database_url(),
         OAUTH_SESSIONS_SCOPE_MIN_AAL={"payments": "aal2"},
-        DEMO_CLIENT_APP_URL=os.environ.get("CLIENT_APP_URL", DEFAULT_CLIENT_APP_URL),
+        DEMO_CLIENT_APP_URL=ports.client_app_url(),
         DEMO_CREDENTIALS_FILE=str(instance_dir() / "demo-clients.json"),
         **_encryption_settings(),
     )
@@ -122,6 +120,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (pages.bp, accounts.bp, mfa.bp, developers.bp, api.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.globals["current_login"] = current_login
+    app.jinja_env.globals["describe_level"] = describe_level
     _install_page_hardening(app)
     return app
 

@@ -1,9 +1,12 @@
 """A tiny third-party app that signs in with the demo provider (Authlib's Flask client).
 
-Run it beside the provider: ``python -m demo_server.client_app`` (port 5001, or
-``CLIENT_PORT``). It reads the seeded confidential client's credentials from the provider's
-``instance/demo-clients.json`` unless ``CLIENT_ID`` / ``CLIENT_SECRET`` are set, and finds
-every endpoint through the provider's discovery document.
+Run it beside the provider: ``make demo-client`` (``python -m demo_server.client_app``) listens
+on ``CLIENT_PORT`` (5001) and finds the provider on ``PROVIDER_PORT`` (5000) or at
+``PROVIDER_URL``; ``make demo`` takes the same two variables (:mod:`demo_server.ports`). It reads
+the seeded confidential client's credentials from the provider's ``instance/demo-clients.json``
+unless ``CLIENT_ID`` / ``CLIENT_SECRET`` are set, and finds every endpoint through the
+provider's discovery document. When the provider cannot be reached, a page says so and how to
+start it, instead of a bare 500.
 
 It shows the whole life of a session from the app's side: authorization code with PKCE,
 the ID token's ``acr``/``amr``, calls to the provider's API, the way back to the provider
@@ -20,6 +23,7 @@ import secrets
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -27,6 +31,7 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from . import ports
 from .seed import THIRD_PARTY_APP_NAME
 
 SCOPE = "openid profile email offline_access"
@@ -193,6 +198,16 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
         return render_template("client_logged_out.html", end_session_endpoint=endpoint,
                                id_token=id_token)
 
+    @app.errorhandler(requests.RequestException)
+    def _provider_unreachable(exc: requests.RequestException) -> tuple[str, int]:
+        # Discovery, the code exchange, the API calls: any of them fails the same way when the
+        # provider is not running (or runs on another port). Only the exception's class is
+        # shown: its text may carry a URL with a code or token in the query.
+        app.logger.warning("provider at %s unreachable: %s", provider_url, type(exc).__name__)
+        return render_template("client_unreachable.html", provider_url=provider_url,
+                               reason=type(exc).__name__,
+                               command=ports.provider_command(provider_url, request.host_url)), 502
+
     app.jinja_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
     return app
 
@@ -204,26 +219,40 @@ def _json(response: requests.Response) -> Any:
         return {"body": response.text[:500]}
 
 
-def _credentials() -> tuple[str, str]:
+def _credentials(callback: str) -> tuple[str, str]:
+    """The seeded client's id and secret; its registered redirect URIs must include ``callback``."""
     if os.environ.get("CLIENT_ID") and os.environ.get("CLIENT_SECRET"):
         return os.environ["CLIENT_ID"], os.environ["CLIENT_SECRET"]
     instance = Path(os.environ.get("DEMO_INSTANCE_DIR", Path.cwd() / "instance"))
     path = instance / "demo-clients.json"
     try:
         saved = json.loads(path.read_text())["confidential"]
-        return str(saved["client_id"]), str(saved["client_secret"])
+        client_id, client_secret = str(saved["client_id"]), str(saved["client_secret"])
     except (OSError, ValueError, KeyError, TypeError):
         raise SystemExit(f"No client credentials: start the provider first (make demo) so that it "
                          f"writes {path}, or set CLIENT_ID and CLIENT_SECRET.") from None
+    registered = saved.get("redirect_uris")
+    if isinstance(registered, list) and registered and callback not in registered:
+        # Otherwise every sign-in would end on the provider's "redirect_uri is not registered".
+        port = urlsplit(callback).port
+        raise SystemExit(f"The provider registered {', '.join(map(str, registered))} for this app, "
+                         f"not {callback}: restart the provider with CLIENT_PORT={port} "
+                         f"(make demo CLIENT_PORT={port}).")
+    return client_id, client_secret
 
 
 def main() -> None:
-    port = int(os.environ.get("CLIENT_PORT", "5001"))
-    provider_url = os.environ.get("PROVIDER_URL", f"http://127.0.0.1:{os.environ.get('PORT', '5000')}")
-    client_id, client_secret = _credentials()
+    port = ports.client_port()
+    provider_url = ports.provider_url()
+    base = f"http://{ports.LOOPBACK}:{port}"
+    client_id, client_secret = _credentials(f"{base}/callback")
     app = create_client_app(provider_url, client_id, client_secret)
-    print(f"demo client app: http://127.0.0.1:{port}/  (signs in with {provider_url})", flush=True)
-    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+    print(f"demo client app ({THIRD_PARTY_APP_NAME}): {base}/  (signs in with {provider_url})",
+          flush=True)
+    if os.environ.get("PORT") and "PROVIDER_PORT" not in os.environ:
+        print(f"  note: PORT={os.environ['PORT']} is not read here; this app listens on CLIENT_PORT "
+              f"and finds the provider on PROVIDER_PORT (or PROVIDER_URL).", flush=True)
+    app.run(host=ports.LOOPBACK, port=port, debug=False, use_reloader=False)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
 from oauth_sessions.storage.clients import ClientInfo, ClientStore, verify_client_secret
 
+from . import ports
 from .users import AccountError, Passwords, create_account, find_account
 
 #: The sample third-party app's one name: its own pages and the provider's consent, sessions
@@ -94,7 +96,9 @@ def seed_clients(store: ClientStore, client_app_url: str, credentials_file: Path
                 secret, new_secret = store.rotate_secret(info.id), True
         seeded.append(SeededClient(spec.key, info, None if info.is_public else secret,
                                    new_secret=new_secret and not info.is_public))
-    _write(credentials_file, {s.key: {"client_id": str(s.info.id), "client_secret": s.secret}
+    # The redirect URIs too: the sample app checks at start that its own callback is among them.
+    _write(credentials_file, {s.key: {"client_id": str(s.info.id), "client_secret": s.secret,
+                                      "redirect_uris": list(s.info.redirect_uris)}
                               for s in seeded})
     return seeded
 
@@ -107,7 +111,7 @@ def _read(path: Path) -> dict[str, dict[str, str]]:
     return data if isinstance(data, dict) else {}
 
 
-def _write(path: Path, data: dict[str, dict[str, str | None]]) -> None:
+def _write(path: Path, data: dict[str, dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -136,6 +140,6 @@ def banner(issuer: str, seeded: list[SeededClient], client_app_url: str,
             lines.append(f"    client_secret   in {credentials_file or 'the credentials file'}")
         lines.append(f"    redirect_uris   {' '.join(s.info.redirect_uris)}")
         lines.append(f"    scopes          {' '.join(s.info.scopes)}")
-    lines.append("  third-party app   make demo-client  (python -m demo_server.client_app), "
-                 f"then open {client_app_url}/")
+    lines.append(f"  third-party app   {ports.client_command(issuer, client_app_url)}  "
+                 f"(in a second terminal), then open {client_app_url}/")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ answers with RFC 6750 / RFC 9470 challenges. Each test runs on SQLite and Postgr
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -237,3 +238,24 @@ def test_issue19_item3_the_third_party_app_has_one_name(demo_app: Flask) -> None
     page = create_client_app("http://127.0.0.1:9", str(client.info.id), client.secret or "") \
         .test_client().get("/").get_data(as_text=True)
     assert f"</span>{client.info.name}</a>" in page and "Demo client app" not in page
+
+
+def _visible_text(page: str) -> str:
+    """The words a person reads: tags (and their class and title attributes) removed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+def test_end_user_pages_say_how_the_person_signed_in_instead_of_aal_codes(demo_app: Flask) -> None:
+    """Issue 19 item 12: "signed in with password" / "verified with your authenticator app"."""
+    browser = _signed_in(demo_app)
+    for path in ("/", "/account/sessions", "/account/security"):
+        text = _visible_text(browser.get(path).get_data(as_text=True))
+        assert "signed in with password" in text.lower(), path
+        assert "aal1" not in text and "aal2" not in text, path
+    browser.step_up_with_new_factor()
+    for path in ("/", "/account/sessions", "/account/security"):
+        text = _visible_text(browser.get(path).get_data(as_text=True))
+        assert "verified with your authenticator app" in text.lower(), path
+        assert "aal1" not in text and "aal2" not in text, path
+    sessions = _visible_text(browser.get("/account/sessions").get_data(as_text=True))
+    assert "Verified with your authenticator app" in sessions

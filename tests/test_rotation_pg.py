@@ -17,7 +17,7 @@ from oauth_sessions.core.types import Aal
 from oauth_sessions.storage import rotation_pg
 from oauth_sessions.storage.introspection_store import reserved_connections
 from oauth_sessions.storage.models import Session
-from oauth_sessions.storage.rotation_pg import _time
+from oauth_sessions.storage.session_rows import epoch_time
 from oauth_sessions.storage.sessions import SessionStore
 
 
@@ -31,7 +31,7 @@ from oauth_sessions.storage.sessions import SessionStore
 ])
 def test_epoch_text_is_decoded_to_the_microsecond(text_value: bytes | None,
                                                   expected: datetime | None) -> None:
-    assert _time(text_value) == expected
+    assert epoch_time(text_value) == expected
 
 
 @pytest.mark.postgres

@@ -4,7 +4,7 @@
 one line per event to the ``oauth_sessions.core.events`` logger, as ``key=value`` text for people
 and as ``extra`` attributes (``record.event``, ``record.fields``) for JSON formatters. A line
 carries what an operator needs to follow a session (event, session id, user id, client id, aal,
-reason) and nothing that authenticates: :class:`~oauth_sessions.storage.sessions.SessionInfo` holds no
+reason) and nothing that authenticates: :class:`~oauth_sessions.storage.session_rows.SessionInfo` holds no
 HMAC key and the signals carry no token, and the fields are picked one by one here, so adding a
 field to ``SessionInfo`` cannot leak it into logs by accident. IPs and user agents are left out
 too (personal data that access logs already hold).

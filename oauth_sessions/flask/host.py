@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import escape
 
 from ..core.types import Aal
-from ..storage.rotation import AmrEntry
+from ..storage.session_rows import AmrEntry
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue

@@ -46,8 +46,8 @@ from sqlalchemy import Table, delete
 from ..core import signals
 from ..storage.clients import ClientStore, parse_client_id
 from ..storage.models import User
-from ..storage.rotation import _INFO_COLUMNS, _S, _info
-from ..storage.sessions import SessionInfo, SessionStore
+from ..storage.session_rows import SESSION_COLUMNS, SESSIONS, SessionInfo, session_from_row
+from ..storage.sessions import SessionStore
 from .state import get_state
 
 __all__ = ["MAX_TAG_LENGTH", "SessionManager", "SessionView", "management_blueprint",
@@ -159,8 +159,8 @@ class SessionManager:
         """
         engine = self._sessions._engine
         with engine.begin() as conn:
-            ended = [_info(r) for r in conn.execute(
-                delete(_S).where(_S.c.user_id == user_id).returning(*_INFO_COLUMNS))]
+            ended = [session_from_row(r) for r in conn.execute(
+                delete(SESSIONS).where(SESSIONS.c.user_id == user_id).returning(*SESSION_COLUMNS))]
             if delete_user:
                 conn.execute(delete(_USERS).where(_USERS.c.id == user_id))
         for info in ended:

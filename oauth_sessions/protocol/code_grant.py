@@ -36,7 +36,7 @@ from ..core.types import Aal
 from ..flask.state import Services, get_state
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
-from ..storage.rotation import AmrEntry
+from ..storage.session_rows import AmrEntry
 from .tokens import build_token_response
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from ..jose.jwt_tokens import (
 
 if TYPE_CHECKING:
     from ..storage.clients import ClientInfo
-    from ..storage.sessions import SessionInfo
+    from ..storage.session_rows import SessionInfo
 
 __all__ = ["build_token_response", "id_token_alg"]
 

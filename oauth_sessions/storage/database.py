@@ -110,10 +110,11 @@ def _detect(dbapi_connection: Any) -> str:
     Runs in its own transaction, ended here, with ``prepare=False`` (nothing left on the server).
     """
     announced = dbapi_connection.pgconn.backend_pid
-    row = dbapi_connection.execute("SELECT pg_backend_pid()", prepare=False).fetchone()
+    serving = dbapi_connection.execute("SELECT pg_backend_pid()", prepare=False).fetchone()
     if not dbapi_connection.autocommit:
         dbapi_connection.rollback()
-    return "none" if row is not None and row[0] == announced else "transaction"
+    (pid,) = serving if serving is not None else (None,)
+    return "none" if pid == announced else "transaction"
 
 
 def pooler_of(dbapi_connection: Any) -> str:

@@ -14,21 +14,19 @@ import threading
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from psycopg import pq
 from sqlalchemy import Engine
 
-from ..core import policy
 from ..core.session_reads import RefreshSession, SessionRow, SessionSource
-from ..core.types import Aal
 from .database import named_statements_allowed
+from .session_rows import CLIENT_LIVE_SQL, SESSION_COLUMNS_SQL, session_from_text
 
 if TYPE_CHECKING:
     from .sessions import SessionStore
 
-__all__ = ["CLIENT_LIVE_SQL", "RefreshSession", "SessionRow", "SessionSource", "StoreSessions"]
+__all__ = ["RefreshSession", "SessionRow", "SessionSource", "StoreSessions"]
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +39,11 @@ class _FastPathUnavailable(RuntimeError):
     """The prepared-statement read could not run on this connection (it is then discarded)."""
 
 
-#: The hot read, as a named server-side prepared statement. Times come back as epoch seconds so
-#: no timestamp text is parsed (``refreshed_at`` is naive UTC: its epoch is taken as UTC).
+#: The hot read, as a named server-side prepared statement: the session's columns
+#: (:data:`~oauth_sessions.storage.session_rows.SESSION_COLUMNS_SQL`, times as epoch seconds).
 _PG_STATEMENT: Final = b"oauth_sessions_introspect_v1"
-#: The condition (on ``auth.sessions s``) that the session's client, if any, is not soft-deleted:
-#: Supabase Auth deletes a client by setting ``deleted_at`` and leaves its sessions in place.
-CLIENT_LIVE_SQL: Final = (
-    b"NOT EXISTS (SELECT 1 FROM auth.oauth_clients c "
-    b"WHERE c.id = s.oauth_client_id AND c.deleted_at IS NOT NULL)"
-)
 _PG_SESSION_BY_ID: Final = (
-    b"SELECT s.id, s.user_id, s.oauth_client_id, s.scopes, s.aal, extract(epoch FROM s.created_at), "
-    b"extract(epoch FROM s.refreshed_at), extract(epoch FROM s.not_after) "
-    b"FROM auth.sessions s WHERE s.id = $1 AND " + CLIENT_LIVE_SQL
+    b"SELECT " + SESSION_COLUMNS_SQL + b" FROM auth.sessions s WHERE s.id = $1 AND " + CLIENT_LIVE_SQL
 )
 
 
@@ -69,24 +59,6 @@ def _round_trip(pgconn: Any, statement: bytes, params: list[bytes] | None) -> An
     if statement:
         return pgconn.exec_params(statement, params)
     return pgconn.exec_prepared(_PG_STATEMENT, params)
-
-
-def _epoch(value: bytes | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(float(value), UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """The columns of ``auth.sessions`` that introspection reads (a :class:`SessionRow`)."""
-
-    id: uuid.UUID
-    user_id: uuid.UUID
-    client_id: uuid.UUID | None
-    scopes: tuple[str, ...]
-    aal: Aal
-    created_at: datetime
-    refreshed_at: datetime | None  # naive UTC in the column, aware here
-    not_after: datetime | None
 
 
 @dataclass(eq=False, slots=True)
@@ -227,23 +199,14 @@ class StoreSessions:
                 result = _round_trip(pgconn, b"", params)
             if result.status != _TUPLES_OK:
                 raise _FastPathUnavailable("execute failed")
-            values = [result.get_value(0, i) for i in range(8)] if result.ntuples else None
+            found = result.ntuples > 0
         except Exception as exc:
             log.warning("introspection fast path unavailable (%s); using the store",
                         type(exc).__name__ if not isinstance(exc, _FastPathUnavailable) else exc)
             reserved.discard(conn)
             return self.store.get(session_id)
         reserved.give(conn)
-        if values is None:
-            return None
-        sid, user_id, client_id, scopes, aal, created_at, refreshed_at, not_after = values
-        return _Row(
-            uuid.UUID(sid.decode()), uuid.UUID(user_id.decode()),
-            uuid.UUID(client_id.decode()) if client_id is not None else None,
-            policy.parse_scope(scopes.decode() if scopes is not None else None),
-            Aal(aal.decode()) if aal is not None else Aal.AAL1,
-            _epoch(created_at), _epoch(refreshed_at), _epoch(not_after),  # type: ignore[arg-type]
-        )
+        return session_from_text(result, 0) if found else None
 
     def current_refresh_session(self, token: str) -> RefreshSession | None:
         """The store's read-only lookup; only the current counter counts (RFC 7662 section 2.2).

@@ -141,8 +141,8 @@ def check_privileges(engine: Engine) -> None:
     pairs = [(table, privilege) for table, privileges in REQUIRED_PRIVILEGES.items()
              for privilege in privileges]
     query = text(
-        "SELECT current_user, p.t, p.priv FROM unnest(CAST(:tables AS text[]), "
-        "CAST(:privs AS text[])) AS p(t, priv) "
+        "SELECT current_user AS role, p.t AS table_name, p.priv AS privilege "
+        "FROM unnest(CAST(:tables AS text[]), CAST(:privs AS text[])) AS p(t, priv) "
         "WHERE to_regclass(p.t) IS NOT NULL AND NOT has_table_privilege(to_regclass(p.t), p.priv)"
     )
     with engine.connect() as connection:
@@ -150,8 +150,8 @@ def check_privileges(engine: Engine) -> None:
                                           "privs": [p for _, p in pairs]}).all()
     if not rows:
         return
-    role = rows[0][0]
-    grants = "; ".join(f"GRANT {priv} ON {table} TO {role}" for _, table, priv in rows)
+    role = rows[0].role
+    grants = "; ".join(f"GRANT {r.privilege} ON {r.table_name} TO {role}" for r in rows)
     raise PrivilegeError(
         f"the database role {role} lacks privileges oauth_sessions needs: {grants}. Grant "
         "them, or connect as the role that owns the auth schema (see docs/guides/supabase.md)."

@@ -35,21 +35,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     Engine,
-    Table,
     bindparam,
     delete,
-    exists,
     literal_column,
-    or_,
     select,
     update,
 )
@@ -67,7 +64,7 @@ from ..core.errors import (
     SessionInactive,
     UnknownSession,
 )
-from ..core.policy import narrow_scope, parse_scope, session_expired, session_inactive
+from ..core.policy import narrow_scope, session_expired, session_inactive
 from ..core.refresh_tokens import (
     MalformedRefreshToken,
     ParsedRefreshToken,
@@ -80,36 +77,38 @@ from ..core.settings import Settings
 from ..core.types import Aal, normalize_ip
 from .introspection_store import reserved_connections
 from .key_encryption import SecretBox
-from .models import MfaAmrClaim, OAuthClient, Session
 from .rotation_pg import PgStatements, PreparedUnavailable
+from .session_rows import (
+    AMR_CLAIMS,
+    CLIENT_LIVE,
+    NOT_EXPIRED_AT_B_NOW,
+    SESSION_COLUMNS,
+    SESSIONS,
+    AmrEntry,
+    KeyedSession,
+    SessionInfo,
+    amr_entries,
+    session_from_row,
+)
 
 __all__ = ["AmrEntry", "RefreshTokenLookup", "RotationResult", "Rotator", "SessionInfo", "check_active"]
 
 log = logging.getLogger(__name__)
 
-_S = cast(Table, Session.__table__)
-_A = cast(Table, MfaAmrClaim.__table__)
-_O = cast(Table, OAuthClient.__table__)
-#: A session of a soft-deleted client (``deleted_at`` set, by this library or by Supabase Auth,
-#: which leaves the sessions in place) reads as no session at all, in the same statement.
-_CLIENT_LIVE = ~exists().where(_O.c.id == _S.c.oauth_client_id, _O.c.deleted_at.is_not(None))
-_INFO_COLUMNS = (
-    _S.c.id, _S.c.user_id, _S.c.oauth_client_id, _S.c.scopes, _S.c.aal, _S.c.factor_id,
-    _S.c.created_at, _S.c.updated_at, _S.c.refreshed_at, _S.c.not_after, _S.c.user_agent,
-    _S.c.ip, _S.c.tag, _S.c.refresh_token_counter,
-)
-_NOT_EXPIRED = or_(_S.c.not_after.is_(None), _S.c.not_after > bindparam("b_now", type_=_S.c.not_after.type))
+_S = SESSIONS
+_A = AMR_CLAIMS
 
 # The hot statements are built once; SQLAlchemy caches their compiled form.
 _READ = (
-    select(*_INFO_COLUMNS, _S.c.refresh_token_hmac_key, _A.c.authentication_method,
-           _A.c.updated_at.label("amr_at"))
+    select(*SESSION_COLUMNS, _S.c.refresh_token_hmac_key.label("hmac_key"),
+           _A.c.authentication_method.label("amr_method"), _A.c.updated_at.label("amr_at"))
     .select_from(_S.outerjoin(_A, _A.c.session_id == _S.c.id))
-    .where(_S.c.id == bindparam("b_sid"), _CLIENT_LIVE)
+    .where(_S.c.id == bindparam("b_sid"), CLIENT_LIVE)
 )
 _CAS = (
     update(_S)
-    .where(_S.c.id == bindparam("b_sid"), _S.c.refresh_token_counter == bindparam("b_n"), _NOT_EXPIRED)
+    .where(_S.c.id == bindparam("b_sid"), _S.c.refresh_token_counter == bindparam("b_n"),
+           NOT_EXPIRED_AT_B_NOW)
     .values(
         refresh_token_counter=_S.c.refresh_token_counter + literal_column("1"),
         refreshed_at=bindparam("b_refreshed", type_=_S.c.refreshed_at.type),
@@ -117,9 +116,9 @@ _CAS = (
         user_agent=bindparam("b_ua", type_=_S.c.user_agent.type),
         ip=bindparam("b_ip", type_=_S.c.ip.type),
     )
-    .returning(*_INFO_COLUMNS)
+    .returning(*SESSION_COLUMNS)
 )
-_DELETE_ONE = delete(_S).where(_S.c.id == bindparam("b_sid")).returning(*_INFO_COLUMNS)
+_DELETE_ONE = delete(_S).where(_S.c.id == bindparam("b_sid")).returning(*SESSION_COLUMNS)
 
 
 def _pg_sql(stmt: Any) -> str:
@@ -130,34 +129,6 @@ def _pg_sql(stmt: Any) -> str:
 # (:mod:`oauth_sessions.storage.rotation_pg`): SQLAlchemy's per-execution work cost more CPU than the rest
 # of rotate() together (0.45 of 0.63 ms measured). The rare delete goes through psycopg.
 _PG_DELETE_ONE = _pg_sql(_DELETE_ONE)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """An immutable snapshot of one ``auth.sessions`` row, without its HMAC key."""
-
-    id: uuid.UUID
-    user_id: uuid.UUID
-    client_id: uuid.UUID | None
-    scopes: tuple[str, ...]
-    aal: Aal
-    factor_id: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime | None
-    refreshed_at: datetime | None  # aware UTC here; naive UTC in the column
-    not_after: datetime | None
-    user_agent: str | None
-    ip: str | None
-    tag: str | None
-    counter: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class AmrEntry:
-    """One authentication method reference (RFC 8176) and when it last happened."""
-
-    method: str
-    timestamp: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,38 +166,13 @@ class RefreshTokenLookup(NamedTuple):
         return self.session.counter is not None and self.counter == self.session.counter
 
 
-def _foreign_first_party(parsed: ParsedRefreshToken, row: Sequence[Any]) -> bool:
-    """A Supabase-format token of a first-party session (``oauth_client_id`` NULL, column 2).
+def _foreign_first_party(parsed: ParsedRefreshToken, session: SessionInfo) -> bool:
+    """A Supabase-format token of a first-party session (``oauth_client_id`` NULL).
 
     Those sessions are Supabase Auth's to refresh: rotating one here would move the counter
     under Supabase Auth, which would then take its own next refresh for reuse.
     """
-    return parsed.is_supabase_format and row[2] is None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
-
-
-def _info(row: Sequence[Any]) -> SessionInfo:
-    """Decode a row that starts with ``_INFO_COLUMNS``, from SQLAlchemy or from psycopg."""
-    aal, ip = row[4], row[11]
-    return SessionInfo(
-        id=row[0], user_id=row[1], client_id=row[2], scopes=parse_scope(row[3]),
-        aal=Aal(aal) if aal else Aal.AAL1, factor_id=row[5], created_at=_utc(row[6]),  # type: ignore[arg-type]
-        updated_at=_utc(row[7]), refreshed_at=_aware(row[8]), not_after=_utc(row[9]),
-        user_agent=row[10], ip=None if ip is None else str(ip), tag=row[12], counter=row[13],
-    )
-
-
-def _amr(rows: Sequence[Sequence[Any]]) -> tuple[AmrEntry, ...]:
-    """The amr claims of ``_READ`` rows (columns 15 and 16; NULL when the session has none)."""
-    entries = [AmrEntry(r[15], _utc(r[16])) for r in rows if r[15]]  # type: ignore[arg-type]
-    return tuple(sorted(entries, key=lambda e: e.timestamp))
+    return parsed.is_supabase_format and session.client_id is None
 
 
 def clean_ip(ip: str | None) -> str | None:
@@ -301,13 +247,13 @@ class Rotator:
             raise InvalidRefreshToken("malformed refresh token") from None
         sid = parsed.session_id
         with self._statements() as db:
-            rows = db.read(sid)
-            if not rows or rows[0][14] is None:
+            found = db.read(sid)
+            if found is None or found.hmac_key is None:
                 raise UnknownSession()
-            key = key_bytes(self._box.decrypt(rows[0][14], context=sid.bytes))
-            if not verify_tag(parsed, key) or _foreign_first_party(parsed, rows[0]):
+            key = key_bytes(self._box.decrypt(found.hmac_key, context=sid.bytes))
+            if not verify_tag(parsed, key) or _foreign_first_party(parsed, found.session):
                 raise InvalidRefreshToken("refresh token tag does not verify")
-            info, amr = _info(rows[0]), _amr(rows)
+            info, amr = found.session, found.amr
             if info.client_id != client_id:
                 raise ClientMismatch()
             check_active(info, now, self.settings.inactivity_timeout)
@@ -317,15 +263,15 @@ class Rotator:
                 address = clean_ip(ip) or info.ip
                 new = db.cas(sid, parsed.counter, now, agent, address)
                 if new is not None:
-                    info = _info(new)
+                    info = new
                     signals.session_refreshed.send(self.sender, session=info)
                     return RotationResult(info, encode_refresh_token(sid, parsed.counter + 1, key),
                                           scopes, amr)
                 # Lost the race (or the row changed since the read): decide on the fresh row.
-                rows = db.read(sid)
-                if not rows:
+                found = db.read(sid)
+                if found is None:
                     raise UnknownSession()
-                info, amr = _info(rows[0]), _amr(rows)
+                info, amr = found.session, found.amr
                 check_active(info, now, self.settings.inactivity_timeout)
                 scopes = self._refresh_scopes(info, scope, client_min_aal)
             current = info.counter
@@ -339,9 +285,8 @@ class Rotator:
             revoked = db.delete(sid)
         log.warning("refresh token reuse detected: session %s revoked", sid)
         if revoked is not None:
-            info = _info(revoked)
-            signals.refresh_token_reused.send(self.sender, session=info)
-            signals.session_revoked.send(self.sender, session=info, reason="refresh_token_reused")
+            signals.refresh_token_reused.send(self.sender, session=revoked)
+            signals.session_revoked.send(self.sender, session=revoked, reason="refresh_token_reused")
         raise RefreshTokenReused(f"refresh token reuse detected on session {sid}")
 
     def find_refresh_session(self, refresh_token: str) -> RefreshTokenLookup | None:
@@ -356,17 +301,17 @@ class Rotator:
         except MalformedRefreshToken:
             return None
         with self._statements() as db:
-            rows = db.read(parsed.session_id)
-        if not rows or rows[0][14] is None:
+            found = db.read(parsed.session_id)
+        if found is None or found.hmac_key is None:
             return None
         try:
-            key = key_bytes(self._box.decrypt(rows[0][14], context=parsed.session_id.bytes))
+            key = key_bytes(self._box.decrypt(found.hmac_key, context=parsed.session_id.bytes))
         except ValueError:
             log.warning("session %s has an unusable refresh-token key", parsed.session_id)
             return None
-        if not verify_tag(parsed, key) or _foreign_first_party(parsed, rows[0]):
+        if not verify_tag(parsed, key) or _foreign_first_party(parsed, found.session):
             return None
-        return RefreshTokenLookup(_info(rows[0]), _amr(rows), parsed.counter)
+        return RefreshTokenLookup(found.session, found.amr, parsed.counter)
 
     @contextmanager
     def _statements(self) -> Iterator[_CoreStatements | PgStatements]:
@@ -421,14 +366,21 @@ class _CoreStatements:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def read(self, sid: uuid.UUID) -> Sequence[Any]:
-        return self._conn.execute(_READ, {"b_sid": sid}).all()
+    def read(self, sid: uuid.UUID) -> KeyedSession | None:
+        rows = self._conn.execute(_READ, {"b_sid": sid}).all()
+        if not rows:
+            return None
+        first = rows[0]
+        return KeyedSession(session_from_row(first), first.hmac_key,
+                            amr_entries((r.amr_method, r.amr_at) for r in rows))
 
     def cas(self, sid: uuid.UUID, counter: int, now: datetime, user_agent: str | None,
-            ip: str | None) -> Any:
-        return self._conn.execute(_CAS, {
+            ip: str | None) -> SessionInfo | None:
+        row = self._conn.execute(_CAS, {
             "b_sid": sid, "b_n": counter, "b_now": now, "b_refreshed": now.replace(tzinfo=None),
             "b_updated": now, "b_ua": user_agent, "b_ip": ip}).first()
+        return None if row is None else session_from_row(row)
 
-    def delete(self, sid: uuid.UUID) -> Any:
-        return self._conn.execute(_DELETE_ONE, {"b_sid": sid}).first()
+    def delete(self, sid: uuid.UUID) -> SessionInfo | None:
+        row = self._conn.execute(_DELETE_ONE, {"b_sid": sid}).first()
+        return None if row is None else session_from_row(row)

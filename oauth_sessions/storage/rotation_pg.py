@@ -23,14 +23,25 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import psycopg
 from psycopg import pq
+from psycopg.rows import dict_row
 
-from .introspection_store import CLIENT_LIVE_SQL, ReservedConnections
+from .introspection_store import ReservedConnections
+from .session_rows import (
+    CLIENT_LIVE_SQL,
+    SESSION_COLUMNS_SQL,
+    SESSION_WIDTH,
+    KeyedSession,
+    SessionInfo,
+    amr_entries,
+    epoch_time,
+    session_from_mapping,
+    session_from_text,
+)
 
 __all__ = ["CAS_SQL", "READ_SQL", "PgStatements", "PreparedUnavailable"]
 
@@ -38,31 +49,26 @@ log = logging.getLogger(__name__)
 
 _READ_NAME: Final = b"oauth_sessions_rotate_read_v1"
 _CAS_NAME: Final = b"oauth_sessions_rotate_cas_v1"
-#: The row in ``rotation._INFO_COLUMNS`` order, times as epoch seconds.
-_INFO: Final = (
-    b"s.id, s.user_id, s.oauth_client_id, s.scopes, s.aal, s.factor_id, "
-    b"extract(epoch FROM s.created_at), extract(epoch FROM s.updated_at), "
-    b"extract(epoch FROM s.refreshed_at), extract(epoch FROM s.not_after), s.user_agent, s.ip, "
-    b"s.tag, s.refresh_token_counter"
-)
-#: The row, its HMAC key, and one line per amr claim; nothing for a soft-deleted client's session.
+#: The row (:data:`~oauth_sessions.storage.session_rows.SESSION_COLUMNS_SQL`), its HMAC key, and
+#: one line per amr claim; nothing for a soft-deleted client's session.
 READ_SQL: Final = (
-    b"SELECT " + _INFO + b", s.refresh_token_hmac_key, a.authentication_method, "
-    b"extract(epoch FROM a.updated_at) "
+    b"SELECT " + SESSION_COLUMNS_SQL + b", s.refresh_token_hmac_key AS hmac_key, "
+    b"a.authentication_method AS amr_method, extract(epoch FROM a.updated_at) AS amr_at "
     b"FROM auth.sessions s LEFT OUTER JOIN auth.mfa_amr_claims a ON a.session_id = s.id "
     b"WHERE s.id = $1 AND " + CLIENT_LIVE_SQL
 )
+#: Where ``READ_SQL``'s own columns are, after the session's.
+_HMAC_KEY, _AMR_METHOD, _AMR_AT = range(SESSION_WIDTH, SESSION_WIDTH + 3)
 #: Counter n -> n + 1 only if it is still n and the session has not reached ``not_after``;
 #: the row as it is after the write (a lowered aal, say, shows in the new tokens at once).
 CAS_SQL: Final = (
     b"UPDATE auth.sessions AS s SET refresh_token_counter = s.refresh_token_counter + 1, "
     b"refreshed_at = $3, updated_at = $4, user_agent = $5, ip = $6 "
     b"WHERE s.id = $1 AND s.refresh_token_counter = $2 AND (s.not_after IS NULL OR s.not_after > $4) "
-    b"RETURNING " + _INFO
+    b"RETURNING " + SESSION_COLUMNS_SQL
 )
 _OK: Final = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _CONNECTION_OK: Final = pq.ConnStatus.OK
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class PreparedUnavailable(RuntimeError):
@@ -74,37 +80,20 @@ class PreparedUnavailable(RuntimeError):
     """
 
 
-def _uuid(value: bytes | None) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(value.decode("ascii"))
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8")
-
-
-def _time(value: bytes | None) -> datetime | None:
-    """``extract(epoch ...)`` text (``1764576000.123456``) as an aware UTC datetime, exactly."""
-    if value is None:
+def _keyed_session(result: Any) -> KeyedSession | None:
+    """``READ_SQL``'s lines: the session (the same on every line), its key, its amr claims."""
+    if not result.ntuples:
         return None
-    seconds, _, fraction = value.decode("ascii").partition(".")
-    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
-    whole = int(seconds)
-    if whole < 0 and micros:  # -1.5 is -2 s + 500000 µs
-        whole, micros = whole - 1, 1_000_000 - micros
-    return _EPOCH + timedelta(seconds=whole, microseconds=micros)
+    value = result.get_value
+    key = value(0, _HMAC_KEY)
+    return KeyedSession(
+        session_from_text(result, 0), None if key is None else key.decode("utf-8"),
+        amr_entries((_method(value(i, _AMR_METHOD)), epoch_time(value(i, _AMR_AT)))
+                    for i in range(result.ntuples)))
 
 
-def _row(result: Any, i: int) -> tuple[Any, ...]:
-    """One result line in the layout ``rotation`` decodes (that of its SQLAlchemy ``_READ``)."""
-    v = [result.get_value(i, c) for c in range(result.nfields)]
-    row = (
-        _uuid(v[0]), _uuid(v[1]), _uuid(v[2]), _text(v[3]), _text(v[4]), _uuid(v[5]),
-        _time(v[6]), _time(v[7]), _time(v[8]), _time(v[9]), _text(v[10]), _text(v[11]),
-        _text(v[12]), None if v[13] is None else int(v[13]),
-    )
-    if len(v) == 14:  # the compare-and-swap's RETURNING
-        return row
-    return (*row, _text(v[14]), _text(v[15]), _time(v[16]))
+def _method(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8")
 
 
 class PgStatements:
@@ -115,7 +104,7 @@ class PgStatements:
         self._delete_sql = delete_sql
         self._conn = reserved.take()
 
-    def read(self, sid: uuid.UUID) -> Sequence[tuple[Any, ...]]:
+    def read(self, sid: uuid.UUID) -> KeyedSession | None:
         try:
             result = self._run(_READ_NAME, READ_SQL, [str(sid).encode("ascii")])
         except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -127,10 +116,10 @@ class PgStatements:
             self._reserved.discard(self._conn)
             self._conn = self._reserved.fresh()
             result = self._run(_READ_NAME, READ_SQL, [str(sid).encode("ascii")])
-        return [_row(result, i) for i in range(result.ntuples)]
+        return _keyed_session(result)
 
     def cas(self, sid: uuid.UUID, counter: int, now: datetime, user_agent: str | None,
-            ip: str | None) -> tuple[Any, ...] | None:
+            ip: str | None) -> SessionInfo | None:
         """The row after this call moved the counter from ``counter`` on, or None if it did not."""
         result = self._run(_CAS_NAME, CAS_SQL, [
             str(sid).encode("ascii"), str(counter).encode("ascii"),
@@ -139,9 +128,9 @@ class PgStatements:
             None if user_agent is None else user_agent.encode("utf-8"),
             None if ip is None else ip.encode("ascii"),
         ])
-        return _row(result, 0) if result.ntuples else None
+        return session_from_text(result, 0) if result.ntuples else None
 
-    def delete(self, sid: uuid.UUID) -> Any:
+    def delete(self, sid: uuid.UUID) -> SessionInfo | None:
         """The reuse answer's ``DELETE ... RETURNING`` (rare: psycopg's ordinary path).
 
         ``prepare=True`` is a no-op on a connection with ``prepare_threshold = None``.
@@ -149,7 +138,9 @@ class PgStatements:
         pg = self._conn.connection
         if not pg.autocommit:
             pg.autocommit = True
-        return pg.execute(self._delete_sql, {"b_sid": sid}, prepare=True).fetchone()
+        cursor = pg.cursor(row_factory=dict_row)
+        row = cursor.execute(self._delete_sql, {"b_sid": sid}, prepare=True).fetchone()
+        return None if row is None else session_from_mapping(row)
 
     def release(self) -> None:
         if self._dead():

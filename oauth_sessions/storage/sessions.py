@@ -31,22 +31,14 @@ from ..core.settings import Settings
 from ..core.types import Aal
 from .after_commit import when_committed
 from .key_encryption import KeyEncryptor, PlainKeys, SecretBox
-from .rotation import (
-    _A,
-    _CLIENT_LIVE,
-    _INFO_COLUMNS,
-    _NOT_EXPIRED,
-    _S,
-    Rotator,
-    _info,
-    check_active,
-    clean_ip,
-    utc_now,
-)
-from .rotation import AmrEntry as AmrEntry
 from .rotation import RefreshTokenLookup as RefreshTokenLookup
 from .rotation import RotationResult as RotationResult
-from .rotation import SessionInfo as SessionInfo
+from .rotation import Rotator, check_active, clean_ip, utc_now
+from .session_rows import AMR_CLAIMS as _A
+from .session_rows import CLIENT_LIVE, NOT_EXPIRED_AT_B_NOW, SESSION_COLUMNS, session_from_row
+from .session_rows import SESSIONS as _S
+from .session_rows import AmrEntry as AmrEntry
+from .session_rows import SessionInfo as SessionInfo
 
 __all__ = [
     "AmrEntry", "IssuedSession", "RefreshTokenLookup", "RotationResult", "SessionInfo", "SessionStore",
@@ -137,14 +129,14 @@ class SessionStore:
         with self._transaction(conn) as c:
             if self.settings.single_session_per_client and client_id is not None:
                 stmt = delete(_S).where(_S.c.user_id == user_id, _S.c.oauth_client_id == client_id)
-                superseded = [_info(r) for r in c.execute(stmt.returning(*_INFO_COLUMNS))]
-            row = c.execute(insert(_S).values(values).returning(*_INFO_COLUMNS)).one()
+                superseded = [session_from_row(r) for r in c.execute(stmt.returning(*SESSION_COLUMNS))]
+            row = c.execute(insert(_S).values(values).returning(*SESSION_COLUMNS)).one()
             if claims:
                 c.execute(insert(_A), [
                     {"id": uuid.uuid4(), "session_id": session_id, "created_at": e.timestamp,
                      "updated_at": e.timestamp, "authentication_method": e.method} for e in claims
                 ])
-        info, sender = _info(row), self.sender
+        info, sender = session_from_row(row), self.sender
 
         def send() -> None:
             for old in superseded:
@@ -159,19 +151,19 @@ class SessionStore:
 
         ``None`` as well for a session of a soft-deleted client (``deleted_at`` set).
         """
-        stmt = select(*_INFO_COLUMNS).where(_S.c.id == session_id, _CLIENT_LIVE)
+        stmt = select(*SESSION_COLUMNS).where(_S.c.id == session_id, CLIENT_LIVE)
         if conn is not None:
             row = conn.execute(stmt).first()
         else:
             with self._auto.connect() as c:
                 row = c.execute(stmt).first()
-        return _info(row) if row is not None else None
+        return session_from_row(row) if row is not None else None
 
     def get_amr(self, session_id: uuid.UUID) -> list[AmrEntry]:
         stmt = select(_A.c.authentication_method, _A.c.updated_at).where(
             _A.c.session_id == session_id).order_by(_A.c.updated_at)
         with self._auto.connect() as c:
-            return [AmrEntry(method, at) for method, at in c.execute(stmt)]
+            return [AmrEntry(r.authentication_method, r.updated_at) for r in c.execute(stmt)]
 
     def check_active(self, info: SessionInfo, *, now: datetime | None = None) -> None:
         """Raise ``SessionExpired`` / ``SessionInactive`` if the session has ended.
@@ -182,10 +174,10 @@ class SessionStore:
 
     def list_for_user(self, user_id: uuid.UUID) -> list[SessionInfo]:
         """The user's sessions, newest first (``user_id_created_at_idx``)."""
-        stmt = select(*_INFO_COLUMNS).where(_S.c.user_id == user_id).order_by(
+        stmt = select(*SESSION_COLUMNS).where(_S.c.user_id == user_id).order_by(
             _S.c.created_at.desc(), _S.c.id)
         with self._auto.connect() as c:
-            return [_info(r) for r in c.execute(stmt)]
+            return [session_from_row(r) for r in c.execute(stmt)]
 
     # -- rotation (the refresh path lives in rotation.py) ---------------------------------
 
@@ -239,10 +231,10 @@ class SessionStore:
             check_active(current, now, self.settings.inactivity_timeout)
             if Aal(aal) < current.aal:
                 raise ValueError("step_up cannot lower the aal; use set_aal")
-            stmt = (update(_S).where(_S.c.id == session_id, _NOT_EXPIRED)
+            stmt = (update(_S).where(_S.c.id == session_id, NOT_EXPIRED_AT_B_NOW)
                     .values(refresh_token_counter=_S.c.refresh_token_counter + 2, aal=Aal(aal),
                             factor_id=factor_id, updated_at=now)
-                    .returning(*_INFO_COLUMNS, _S.c.refresh_token_hmac_key))
+                    .returning(*SESSION_COLUMNS, _S.c.refresh_token_hmac_key.label("hmac_key")))
             row = conn.execute(stmt, {"b_now": now}).first()
             if row is None:
                 raise SessionExpired()
@@ -251,10 +243,10 @@ class SessionStore:
             if conn.execute(claim).rowcount == 0:
                 conn.execute(insert(_A).values(id=uuid.uuid4(), session_id=session_id, created_at=now,
                                                updated_at=now, authentication_method=method))
-        info = _info(row)
-        key = key_bytes(self._box.decrypt(row.refresh_token_hmac_key, context=session_id.bytes))
+        info = session_from_row(row)
+        key = key_bytes(self._box.decrypt(row.hmac_key, context=session_id.bytes))
         signals.session_stepped_up.send(self.sender, session=info)
-        return IssuedSession(info, encode_refresh_token(session_id, row.refresh_token_counter, key))
+        return IssuedSession(info, encode_refresh_token(session_id, row.counter, key))
 
     def set_aal(self, session_id: uuid.UUID, aal: Aal, *,
                 now: datetime | None = None) -> SessionInfo | None:
@@ -276,10 +268,10 @@ class SessionStore:
             if aal == Aal.AAL1:
                 values["factor_id"] = None
             row = conn.execute(update(_S).where(_S.c.id == session_id).values(values)
-                               .returning(*_INFO_COLUMNS)).first()
+                               .returning(*SESSION_COLUMNS)).first()
         if row is None:
             return None
-        info = _info(row)
+        info = session_from_row(row)
         if aal < before.aal:
             signals.session_downgraded.send(self.sender, session=info)
         return info
@@ -316,8 +308,8 @@ class SessionStore:
 
     def _revoke_where(self, condition: Any, *, reason: str, conn: Connection | None = None) -> int:
         with self._transaction(conn) as c:
-            revoked = [_info(r) for r in c.execute(delete(_S).where(condition)
-                                                   .returning(*_INFO_COLUMNS))]
+            revoked = [session_from_row(r) for r in c.execute(delete(_S).where(condition)
+                                                   .returning(*SESSION_COLUMNS))]
         sender = self.sender
 
         def send() -> None:
@@ -361,7 +353,8 @@ class SessionStore:
                 stmt = stmt.where(_S.c.id > after)
             with self._engine.begin() as conn:
                 rows = conn.execute(stmt).all()
-                for session_id, stored in rows:
+                for row in rows:
+                    session_id, stored = row.id, row.refresh_token_hmac_key
                     if not self._box.needs_rewrap(stored):
                         continue
                     plain = self._box.decrypt(stored, context=session_id.bytes)
@@ -370,7 +363,7 @@ class SessionStore:
                                               .values(refresh_token_hmac_key=new)).rowcount
             if len(rows) < batch_size:
                 return rewritten
-            after = rows[-1][0]
+            after = rows[-1].id
 
     def purge_expired(self, *, batch_size: int = 1000, now: datetime | None = None,
                       first_party: bool = False) -> int:

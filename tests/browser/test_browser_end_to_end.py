@@ -119,7 +119,7 @@ def test_signup_totp_authorize_step_up_and_revoke(page: Page, demo_servers: Demo
     page.goto(f"{provider}/account/sessions")
     row = page.locator(f"tr[data-session-id='{sid}']")
     expect(row).to_contain_text("PhotoPrint")
-    expect(row).to_contain_text("aal2")
+    expect(row).to_contain_text("Verified with your authenticator app")
     expect(row).to_contain_text("offline_access")
     expect(page.locator("tr", has_text="this browser")).to_have_count(1)
     screenshot("07-sessions")
