@@ -52,7 +52,7 @@ from benchmarks.introspection_apps import (  # noqa: E402
     ours_app,
 )
 from oauth_sessions.flask.state import get_keyset  # noqa: E402
-from oauth_sessions.jose.jwt_tokens import build_access_token_claims, sign_access_token  # noqa: E402
+from oauth_sessions.jose.access_tokens import build_access_token_claims, sign_access_token  # noqa: E402
 from oauth_sessions.storage import migrate  # noqa: E402
 from oauth_sessions.storage.clients import ClientStore  # noqa: E402
 from oauth_sessions.storage.database import create_auth_engine, normalize_url  # noqa: E402

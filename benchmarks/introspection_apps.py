@@ -77,6 +77,7 @@ def ours_app(url: str) -> Flask:
     from oauth_sessions import OAuthSessions
 
     app = Flask("ours")
+    app.config["SECRET_KEY"] = "benchmark-only"  # init_app requires one (the consent page)
     OAuthSessions(app, issuer=ISSUER, database_url=url,
                   signing_alg=os.environ.get("BENCH_SIGNING_ALG", "RS256"))
     return app

@@ -90,6 +90,7 @@ def ours_app(url: str, *, hot_path: bool = True) -> Flask:
     from oauth_sessions import OAuthSessions
 
     app = Flask("ours")
+    app.config["SECRET_KEY"] = "benchmark-only"  # init_app requires one (the consent page)
     OAuthSessions(app, issuer=ISSUER, database_url=url, hot_path=hot_path)
     return app
 

@@ -82,6 +82,7 @@ def create_app() -> Flask:
             return ("consent was seeded; this should not happen", 409)
 
     app = Flask("soak")
+    app.config["SECRET_KEY"] = "benchmark-only"  # init_app requires one (the consent page)
     OAuthSessions(app, host=SoakHost(), issuer=ISSUER, database_url=os.environ["SOAK_DB_URL"],
                   refresh_token_reuse_interval=30)
     return app

@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, render_template, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from oauth_sessions import OAuthSessions, get_state
+from oauth_sessions.core.settings import ConfigurationError
 from oauth_sessions.flask.outage import DATABASE_ERRORS, database_error
+from oauth_sessions.storage.database import create_auth_engine
+from oauth_sessions.storage.database_errors import (
+    UnsupportedDatabaseURL,
+    check_database_url,
+    explain_database_error,
+)
 from oauth_sessions.storage.key_encryption import KeyEncryptor
 from oauth_sessions.storage.migrate import (
     AttachError,
@@ -69,6 +77,19 @@ def _encryption_settings() -> dict[str, Any]:
             "OAUTH_SESSIONS_ENCRYPTION_KEY_ID": DEMO_KEY_ID}
 
 
+def _probe_database(url: str) -> None:
+    """Stop with one line (``createdb ...``) if the database cannot be reached, before the
+    library logs that it starts without it (a server does; the demo has nothing to show)."""
+    engine = create_auth_engine(url, pool_pre_ping=False)
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        raise SystemExit(f"demo_server: {explain_database_error(exc, engine.url)}") from None
+    finally:
+        engine.dispose()
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     access_log.install()  # no ID token in the request lines of GET /oauth/logout
@@ -83,7 +104,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
-    protect_sqlite_files(str(app.config["OAUTH_SESSIONS_DATABASE_URL"]))
+    try:
+        check_database_url(str(app.config["OAUTH_SESSIONS_DATABASE_URL"]))
+    except UnsupportedDatabaseURL as exc:
+        raise SystemExit(f"demo_server: DATABASE_URL: {exc}") from None
+    try:
+        protect_sqlite_files(str(app.config["OAUTH_SESSIONS_DATABASE_URL"]))
+    except OSError as exc:  # a SQLite file in a folder that cannot be made
+        raise SystemExit(f"demo_server: cannot create {exc.filename} for the SQLite database: "
+                         f"{exc.strerror}; point DATABASE_URL at a writable place") from None
+    _probe_database(str(app.config["OAUTH_SESSIONS_DATABASE_URL"]))
     secure = str(app.config["OAUTH_SESSIONS_ISSUER"]).startswith("https://")
     app.config.update(
         # The provider and the client app both run on 127.0.0.1, and cookies ignore the port:
@@ -93,7 +123,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    OAuthSessions(app, host=DemoHost())
+    try:
+        OAuthSessions(app, host=DemoHost())
+    except ConfigurationError as exc:  # the message names the setting and the fix
+        raise SystemExit(f"demo_server: {exc}") from None
     state = get_state(app)
     # The cookie only names the auth.sessions row, which decides when the sign-in ends
     # (not_after, revocation); the cookie simply lasts as long as a session can.
@@ -105,6 +138,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # The message says what is wrong and what to do; a traceback would only hide it.
         state.engine.dispose()
         raise SystemExit(f"demo_server: {exc}") from None
+    except DBAPIError as exc:
+        # A missing database or a server that is not there: one line with the fix
+        # (createdb ...), not the driver's traceback. The URL's password is never shown.
+        state.engine.dispose()
+        raise SystemExit(f"demo_server: {explain_database_error(exc, state.engine.url)}") from None
     create_demo_tables(state.engine)
     # Sessions stored before encryption was on (or under a retired key) get encrypted keys;
     # the demo alone makes its first-party sessions, so those are included.

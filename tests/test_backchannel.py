@@ -36,12 +36,8 @@ from oauth_sessions import Aal, get_state
 from oauth_sessions.core.errors import RefreshTokenReused
 from oauth_sessions.flask.extension import revoke_consent
 from oauth_sessions.flask.management import sessions_manager
-from oauth_sessions.protocol.backchannel import (
-    BACKCHANNEL_LOGOUT_EVENT,
-    BackchannelSender,
-    Delivery,
-    build_logout_token_claims,
-)
+from oauth_sessions.jose.logout_tokens import BACKCHANNEL_LOGOUT_EVENT, build_logout_token_claims
+from oauth_sessions.protocol.backchannel import BackchannelSender, Delivery
 
 
 @dataclass

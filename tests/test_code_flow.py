@@ -26,7 +26,7 @@ from joserfc.jwk import KeySet as JoseKeySet
 from sqlalchemy import Engine, func, select
 
 from oauth_sessions import get_state
-from oauth_sessions.jose.jwt_tokens import oidc_token_hash
+from oauth_sessions.jose.id_tokens import oidc_token_hash
 from oauth_sessions.storage.models import MfaAmrClaim, OAuthAuthorization, Session
 
 

@@ -352,6 +352,7 @@ def test_installed_inside_middleware_wrapped_before_init_app(engine: Engine) -> 
     from oauth_sessions import OAuthSessions
 
     app = Flask("wrapped")
+    app.config["SECRET_KEY"] = "test"
     proxy = ProxyFix(app.wsgi_app, x_for=1)
     app.wsgi_app = proxy  # type: ignore[method-assign]
     OAuthSessions(app, engine=engine, issuer="http://127.0.0.1:5000")
@@ -372,6 +373,7 @@ def test_not_installed_under_middleware_it_cannot_see_into(
     from oauth_sessions import OAuthSessions
 
     app = Flask("opaque")
+    app.config["SECRET_KEY"] = "test"
     inner = app.wsgi_app
     app.wsgi_app = lambda environ, start_response: inner(environ, start_response)  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, logger="oauth_sessions.flask.hot_path"):

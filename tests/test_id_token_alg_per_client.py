@@ -34,7 +34,7 @@ from sqlalchemy import Engine, update
 from test_code_flow import _verify as _verify_with_jwks
 
 from oauth_sessions import get_state
-from oauth_sessions.jose.jwt_tokens import oidc_token_hash
+from oauth_sessions.jose.id_tokens import oidc_token_hash
 from oauth_sessions.storage.clients import ClientInfo
 from oauth_sessions.storage.models import OAuthClient
 

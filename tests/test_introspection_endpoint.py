@@ -35,12 +35,8 @@ from sqlalchemy import Engine
 from oauth_sessions import get_state
 from oauth_sessions.core.types import Aal
 from oauth_sessions.flask.state import get_keyset
-from oauth_sessions.jose.jwt_tokens import (
-    KeySet,
-    build_access_token_claims,
-    generate_signing_key,
-    sign_access_token,
-)
+from oauth_sessions.jose.access_tokens import build_access_token_claims, sign_access_token
+from oauth_sessions.jose.keys import KeySet, generate_signing_key
 from oauth_sessions.protocol.tokens import build_token_response
 from oauth_sessions.storage.clients import ClientInfo
 
@@ -359,10 +355,10 @@ def test_the_jwt_response_is_signed_by_the_provider_for_the_caller(engine: Engin
     jwt = response.get_data(as_text=True)
     head = json.loads(base64.urlsafe_b64decode(jwt.split(".")[0] + "=="))
     assert head["typ"] == "token-introspection+jwt"
-    from oauth_sessions.jose.jwt_tokens import _verify_jws  # the verification half of the same primitive
+    from oauth_sessions.jose.jws import verify_jws  # the verification half of the same primitive
 
     with p.app.app_context():
-        claims = _verify_jws(get_keyset(p.app), jwt, ValueError, frozenset({"token-introspection+jwt"}),
+        claims = verify_jws(get_keyset(p.app), jwt, ValueError, frozenset({"token-introspection+jwt"}),
                              datetime.now(UTC).timestamp())  # type: ignore[arg-type]
     assert claims["iss"] == "http://127.0.0.1:5000" and claims["aud"] == p.resource_server.client_id
     assert claims["token_introspection"]["active"] is True

@@ -29,12 +29,8 @@ from oauth_sessions.core.introspection import (
 )
 from oauth_sessions.core.settings import Settings
 from oauth_sessions.core.types import Aal
-from oauth_sessions.jose.jwt_tokens import (
-    KeySet,
-    build_access_token_claims,
-    generate_signing_key,
-    sign_access_token,
-)
+from oauth_sessions.jose.access_tokens import build_access_token_claims, sign_access_token
+from oauth_sessions.jose.keys import KeySet, generate_signing_key
 
 ISSUER = "https://id.example.test"
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)

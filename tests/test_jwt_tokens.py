@@ -21,28 +21,34 @@ from joserfc import jws, jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import import_key
 
-from oauth_sessions.jose.jwt_tokens import (
-    DEFAULT_ALG,
+from oauth_sessions.jose.access_tokens import (
+    InvalidAccessToken,
+    build_access_token_claims,
+    sign_access_token,
+    verify_access_token,
+)
+from oauth_sessions.jose.id_tokens import (
+    InvalidIdTokenHint,
+    oidc_token_hash,
+    sign_id_token,
+    verify_id_token_hint,
+)
+from oauth_sessions.jose.jws import (
     MAX_JSON_DEPTH,
     MAX_TOKEN_LENGTH,
     REASON_UNKNOWN_KID,
-    SUPPORTED_ALGS,
-    InvalidAccessToken,
-    InvalidIdTokenHint,
-    KeySet,
-    SigningKey,
-    build_access_token_claims,
-    generate_signing_key,
     is_low_s_signature,
     json_depth_within,
     low_s_form,
-    oidc_token_hash,
-    rotate,
-    sign_access_token,
-    sign_id_token,
     sign_jwt,
-    verify_access_token,
-    verify_id_token_hint,
+)
+from oauth_sessions.jose.keys import (
+    DEFAULT_ALG,
+    SUPPORTED_ALGS,
+    KeySet,
+    SigningKey,
+    generate_signing_key,
+    rotate,
 )
 
 ISSUER = "https://auth.example.com"

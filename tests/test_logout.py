@@ -31,8 +31,9 @@ from sqlalchemy import Engine
 
 from oauth_sessions import get_state
 from oauth_sessions.flask.host import LogoutConfirmation, LogoutOutcome
-from oauth_sessions.jose.jwt_tokens import KeySet as ProviderKeySet
-from oauth_sessions.jose.jwt_tokens import generate_signing_key, sign_id_token
+from oauth_sessions.jose.id_tokens import sign_id_token
+from oauth_sessions.jose.keys import KeySet as ProviderKeySet
+from oauth_sessions.jose.keys import generate_signing_key
 
 BYE = "https://client.example/bye"
 

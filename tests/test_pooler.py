@@ -216,6 +216,7 @@ def test_issue18_item1_session_pooler_setting_keeps_prepared_statements(pg_url: 
 def test_issue18_item1_the_extension_passes_the_setting_to_the_engine_it_makes(
         transaction_bouncer: Bouncer, pg_url: str) -> None:
     app = Flask("pooler-setting")
+    app.config["SECRET_KEY"] = "test"
     from oauth_sessions import OAuthSessions
 
     OAuthSessions(app, issuer="http://127.0.0.1:5000", database_url=pg_url,

@@ -21,7 +21,7 @@ from test_store_support import ISSUER, T0, add_user
 from oauth_sessions import OAuthSessions, get_state
 from oauth_sessions.core.refresh_tokens import parse_refresh_token
 from oauth_sessions.core.types import Aal
-from oauth_sessions.jose.jwt_tokens import verify_access_token
+from oauth_sessions.jose.access_tokens import verify_access_token
 from oauth_sessions.storage.clients import ClientInfo, ClientStore
 from oauth_sessions.storage.sessions import SessionStore
 
@@ -199,7 +199,7 @@ def test_client_without_the_refresh_grant_is_unauthorized(provider: Provider) ->
 @pytest.mark.postgres
 def test_concurrent_http_refreshes_all_get_the_same_token(pg_engine: Engine) -> None:
     app = Flask(__name__)
-    app.config.update(TESTING=True)
+    app.config.update(TESTING=True, SECRET_KEY="test")
     OAuthSessions(app, engine=pg_engine, issuer=ISSUER, refresh_token_reuse_interval=30)
     url = _wire(app, pg_engine)
     comps = get_state(app).services

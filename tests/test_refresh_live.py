@@ -39,6 +39,7 @@ TESTS = Path(__file__).resolve().parent
 def create_app() -> Flask:
     """The app gunicorn serves: the library as a host would mount it."""
     app = Flask("live")
+    app.config["SECRET_KEY"] = "live-test-secret"
     OAuthSessions(app, issuer=ISSUER, database_url=os.environ["OAUTH_SESSIONS_LIVE_DB"],
                   refresh_token_reuse_interval=30)
     return app

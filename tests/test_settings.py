@@ -65,7 +65,7 @@ def test_extension_fails_at_start_up_and_registers_state() -> None:
     with pytest.raises(ConfigurationError, match="OAUTH_SESSIONS_ACCESS_TOKEN_LIFETIME"):
         OAuthSessions(app)
     app = Flask(__name__)
-    app.config.update(BASE)
+    app.config.update(BASE, SECRET_KEY="test")
     ext = OAuthSessions()
     ext.init_app(app)
     assert get_state(app).settings.issuer == "https://id.example.com"

@@ -25,19 +25,15 @@ from test_introspection_endpoint import provider
 
 from oauth_sessions import get_state
 from oauth_sessions.core.settings import load_settings
-from oauth_sessions.jose.jwt_tokens import (
-    InvalidAccessToken,
+from oauth_sessions.jose.access_tokens import InvalidAccessToken, sign_access_token, verify_access_token
+from oauth_sessions.jose.id_tokens import (
     InvalidIdTokenHint,
-    KeySet,
-    generate_signing_key,
     oidc_token_hash,
-    rotate,
-    sign_access_token,
     sign_id_token,
-    sign_jwt,
-    verify_access_token,
     verify_id_token_hint,
 )
+from oauth_sessions.jose.jws import sign_jwt
+from oauth_sessions.jose.keys import KeySet, generate_signing_key, rotate
 from oauth_sessions.storage.models import OAuthSigningKey
 from oauth_sessions.storage.signing_keys import KeyStore
 

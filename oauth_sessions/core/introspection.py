@@ -30,7 +30,7 @@ active: all it can still do is fetch the current token again, and saying "active
 tell a resource server that a superseded credential is good.
 
 The token checks (verify → session → aal) are pure functions over small interfaces
-(:class:`SessionSource`, a :class:`~oauth_sessions.jose.jwt_tokens.KeySet`, the settings, a clock) so
+(:class:`SessionSource`, a :class:`~oauth_sessions.jose.keys.KeySet`, the settings, a clock) so
 the resource helper (:mod:`oauth_sessions.flask.resource`) runs exactly the same pipeline in-process.
 """
 
@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ..jose.jwt_tokens import InvalidAccessToken, KeySet, verify_access_token
+from ..jose.access_tokens import InvalidAccessToken, verify_access_token
+from ..jose.keys import KeySet
 from . import policy
 from .refresh_tokens import looks_like_refresh_token
 from .session_reads import RefreshSession, SessionRow, SessionSource

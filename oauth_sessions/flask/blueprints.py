@@ -23,7 +23,8 @@ from flask.typing import ResponseReturnValue
 
 from ..core.bearer import Challenge
 from ..core.subjects import subject_for
-from ..jose.jwt_tokens import InvalidAccessToken, kid_of, verify_access_token
+from ..jose.access_tokens import InvalidAccessToken, verify_access_token
+from ..jose.jws import kid_of
 from ..protocol.discovery import openid_configuration
 from ..protocol.introspection_endpoint import introspection_endpoint
 from ..protocol.logout import end_session

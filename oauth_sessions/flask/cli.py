@@ -4,18 +4,51 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import TextIO
 
 import click
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
+from ..storage.database_errors import explain_database_error
+from .management import SessionView, sessions_manager
 from .state import get_state
 
+try:  # the refresh path's own statements raise the driver's errors unwrapped
+    from psycopg import Error as _PsycopgError
+except ImportError:  # pragma: no cover - psycopg is a dependency; optional for SQLite-only hosts
+    _DRIVER_ERRORS: tuple[type[Exception], ...] = ()
+else:
+    _DRIVER_ERRORS = (_PsycopgError,)
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, *_DRIVER_ERRORS)
 
-@click.group("oauth-sessions", help="Administer the oauth_sessions provider.")
+
+class _Commands(click.Group):
+    """The command group: a database error becomes one line saying what is wrong and what
+    fixes it (``createdb ...``, ``db upgrade``), exit status 1, never a driver traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except _DATABASE_ERRORS as exc:
+            raise click.ClickException(_database_problem(ctx, exc)) from None
+
+
+def _database_problem(ctx: click.Context, exc: BaseException) -> str:
+    info = ctx.find_object(ScriptInfo)
+    try:
+        url = get_state(info.load_app() if info is not None else None).engine.url
+    except Exception:  # no app to ask: the error still gets its one line
+        url = make_url("postgresql://")
+    return explain_database_error(exc, url)
+
+
+@click.group("oauth-sessions", cls=_Commands, help="Administer the oauth_sessions provider.")
 def cli() -> None:
     pass
 
@@ -92,11 +125,21 @@ def _client_json(info: ClientInfo, secret: str | None = None) -> dict[str, objec
     return body
 
 
-def _client_id(value: str) -> uuid.UUID:
+class BadId(click.ClickException):
+    """An id that is not a UUID: one line and exit status 2, like click's other usage errors."""
+
+    exit_code = 2
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
     parsed = parse_client_id(value)
     if parsed is None:
-        raise click.BadParameter("not a client id (a UUID)", param_hint="CLIENT_ID")
+        raise BadId(f"{value!r} is not a {what} (a UUID such as 0b5f8e2c-8d1e-4c39-9a7e-2f1d6c3b4a50)")
     return parsed
+
+
+def _client_id(value: str) -> uuid.UUID:
+    return _uuid(value, "client id")
 
 
 @cli.command("create-client")
@@ -255,9 +298,9 @@ def purge(batch_size: int, first_party: bool) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
     day (kept that long so a late replay still revokes), and expired client assertion ids.
 
-    Sessions go in batches by ``not_after`` (``sessions_not_after_idx``), each its own short
-    transaction, so it is safe to run from cron while traffic flows. Only OAuth clients'
-    sessions, unless ``--first-party``."""
+    Sessions go in batches, oldest not_after first, each batch its own short transaction, so
+    it is safe to run from cron while traffic flows. Only OAuth clients' sessions are
+    purged unless --first-party is given."""
     state = get_state()
     sessions = state.services.sessions.purge_expired(batch_size=batch_size,
                                                            first_party=first_party)
@@ -266,3 +309,128 @@ def purge(batch_size: int, first_party: bool) -> None:
     which = "sessions" if first_party else "OAuth client sessions"
     click.echo(f"purged {sessions} {which}, {codes} authorization codes, "
                f"{assertions} client assertions")
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _session_json(view: SessionView, now: datetime) -> dict[str, object]:
+    body = view.as_json()
+    del body["current"]  # only meaningful to a browser asking about its own session
+    body["user_id"] = str(view.user_id) if view.user_id is not None else None
+    body["first_party"] = view.client_id is None
+    body["expired"] = view.not_after is not None and view.not_after <= now
+    return body
+
+
+def _session_line(view: SessionView, now: datetime) -> str:
+    app = (f"{view.client_name or '(unnamed)'} ({view.client_id})" if view.client_id is not None
+           else "first-party")
+    expires = view.not_after.isoformat(timespec="seconds") if view.not_after else "never"
+    ended = "  EXPIRED" if view.not_after is not None and view.not_after <= now else ""
+    return (f"{view.id}  user {view.user_id}  {app}  {view.aal}  "
+            f"created {view.created_at.isoformat(timespec='seconds')}  expires {expires}{ended}")
+
+
+_FIRST_PARTY_HELP = ("Include first-party sessions (oauth_client_id NULL). Leave off on a "
+                     "Supabase database: those are Supabase Auth's own sign-ins.")
+
+
+@cli.command("list-sessions")
+@click.option("--user", "user", metavar="USER_ID", default=None, help="Only this user's sessions.")
+@click.option("--client", "client", metavar="CLIENT_ID", default=None,
+              help="Only this client's sessions.")
+@click.option("--expired", is_flag=True,
+              help="Only sessions past their not_after (what purge deletes).")
+@click.option("--first-party", is_flag=True, help=_FIRST_PARTY_HELP)
+@click.option("--limit", type=click.IntRange(min=1, max=100_000), default=100, show_default=True,
+              help="At most this many sessions, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@with_appcontext
+def list_sessions(user: str | None, client: str | None, expired: bool, first_party: bool,
+                  limit: int, as_json: bool) -> None:
+    """List sessions, newest first, with their user, client, assurance level and expiry.
+
+    The filters combine. Only OAuth clients' sessions are listed unless --first-party is
+    given, so the list shows what revoke-user would end. Never prints a session's key or
+    refresh token."""
+    user_id = _uuid(user, "user id") if user is not None else None
+    client_id = _client_id(client) if client is not None else None
+    if client_id is not None and get_state().services.clients.get(client_id, fresh=True) is None:
+        raise click.ClickException(f"no client with id {client_id}")
+    manager = sessions_manager()
+    if user_id is not None and not manager.user_exists(user_id):
+        raise click.ClickException(f"no user with id {user_id}")
+    views = manager.find_sessions(user_id=user_id, client_id=client_id, expired=expired,
+                                  first_party=first_party, limit=limit)
+    now = datetime.now(UTC)
+    if as_json:
+        click.echo(json.dumps([_session_json(v, now) for v in views]))
+        return
+    if not views:
+        click.echo("no sessions")
+    for view in views:
+        click.echo(_session_line(view, now))
+
+
+@cli.command("revoke-session")
+@click.argument("session_id")
+@click.option("--first-party", is_flag=True,
+              help="Allow ending a first-party session (oauth_client_id NULL).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def revoke_session(session_id: str, first_party: bool, as_json: bool) -> None:
+    """End one session of any user at once: its refresh token stops working and its client
+    is told through back-channel logout."""
+    parsed = _uuid(session_id, "session id")
+    manager = sessions_manager()
+    view = manager.session(parsed)
+    if view is None:
+        raise click.ClickException(f"no session with id {parsed}")
+    if view.client_id is None and not first_party:
+        raise click.ClickException(f"session {parsed} is first-party (oauth_client_id NULL); "
+                                   f"add --first-party to end it")
+    revoked = manager.revoke_session(parsed, reason="operator_revoked", first_party=first_party)
+    if as_json:
+        click.echo(json.dumps({"session_id": str(parsed), "revoked": int(revoked)}))
+    else:
+        click.echo(f"revoked session {parsed}" if revoked else f"session {parsed} had already ended")
+
+
+@cli.command("revoke-user")
+@click.argument("user_id")
+@click.option("--first-party", is_flag=True, help="Also end the user's first-party sessions "
+              "(oauth_client_id NULL). Leave off on a Supabase database.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def revoke_user(user_id: str, first_party: bool, as_json: bool) -> None:
+    """End every OAuth session of a user ("sign out everywhere"), each client told through
+    back-channel logout. The user stays; first-party sessions stay unless --first-party."""
+    parsed = _uuid(user_id, "user id")
+    manager = sessions_manager()
+    if not manager.user_exists(parsed):
+        raise click.ClickException(f"no user with id {parsed}")
+    count = manager.revoke_all(parsed, reason="operator_revoked", first_party=first_party)
+    if as_json:
+        click.echo(json.dumps({"user_id": str(parsed), "revoked": count,
+                               "first_party": first_party}))
+        return
+    kept = "" if first_party else " (first-party sessions kept)"
+    click.echo(f"revoked {count} session{'' if count == 1 else 's'} of user {parsed}{kept}")
+
+
+@cli.command("revoke-client-sessions")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def revoke_client_sessions(client_id: str, as_json: bool) -> None:
+    """End every session of a client, for all its users; the client stays registered (use
+    delete-client to remove it as well)."""
+    parsed = _client_id(client_id)
+    if get_state().services.clients.get(parsed, fresh=True) is None:
+        raise click.ClickException(f"no client with id {parsed}")
+    count = sessions_manager().revoke_client(parsed, reason="operator_revoked")
+    if as_json:
+        click.echo(json.dumps({"client_id": str(parsed), "revoked": count}))
+    else:
+        click.echo(f"revoked {count} session{'' if count == 1 else 's'} of client {parsed}")

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import click
 from flask import Flask
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +26,7 @@ from ..protocol.server import OAuthServer
 from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine, watch_pooler
+from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_error
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
 from ..storage.migrate import check_privileges
@@ -65,10 +67,12 @@ class OAuthSessions:
         """Validate the settings, build the stores, mount the endpoints and the CLI on ``app``.
 
         Raises :class:`~oauth_sessions.core.settings.ConfigurationError` naming the key when a setting is
-        bad, and :class:`~oauth_sessions.storage.migrate.PrivilegeError` naming the grant and the
-        role when the database role lacks a privilege on a table it uses, so a misconfigured
-        deployment fails at start-up. ``host`` overrides the one given to
-        the constructor (app factories). Once per app: a second call raises.
+        bad, the database URL has a scheme no engine here serves, or Flask's ``SECRET_KEY`` is
+        not set (the consent page needs it), and
+        :class:`~oauth_sessions.storage.migrate.PrivilegeError` naming the grant and the role
+        when the database role lacks a privilege on a table it uses, so a misconfigured
+        deployment fails at start-up. ``host`` overrides the one given to the constructor (app
+        factories). Once per app: a second call raises.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -82,13 +86,29 @@ class OAuthSessions:
                     "OAUTH_SESSIONS_DATABASE_URL (or SQLALCHEMY_DATABASE_URI) is required: "
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
-            engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+            try:
+                engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+            except UnsupportedDatabaseURL as exc:
+                raise ConfigurationError(f"OAUTH_SESSIONS_DATABASE_URL: {exc}") from None
         else:
             watch_pooler(engine, settings.database_pooler)  # no-op if made by create_auth_engine
+        if not app.secret_key:
+            # The consent page and RP-initiated logout sign their CSRF tickets with it: without
+            # it the app would serve, then fail at the consent step of every authorization.
+            raise ConfigurationError(
+                "SECRET_KEY is not set: the consent page signs its CSRF ticket with it; set "
+                "app.config['SECRET_KEY'] before OAuthSessions(app) to a random value kept "
+                "secret, e.g. the output of: "
+                "python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
         try:
             check_privileges(engine)  # PrivilegeError names the grant and the role
         except DBAPIError as exc:  # unreachable now: requests answer 503 until it is back
-            log.warning("start-up privilege check skipped: %s", type(exc).__name__)
+            # Under a CLI command (flask oauth-sessions ...) the command reports the database
+            # itself, in one line with the fix; a second line here would only repeat it.
+            level = logging.INFO if click.get_current_context(silent=True) else logging.WARNING
+            log.log(level, "start-up privilege check skipped: %s",
+                    explain_connect_error(exc, engine.url) or type(exc).__name__)
         services = build_services(app, settings, engine, host or self._host or HostAdapter(),
                                   self._backchannel or BackchannelSender())
         if settings.pairwise_salt is None and services.clients.has_pairwise_clients():

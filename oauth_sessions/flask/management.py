@@ -41,7 +41,7 @@ from typing import Any, Final, cast
 
 from flask import Blueprint, Flask, Response, g, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, delete, select
 
 from ..core import signals
 from ..storage.clients import ClientStore, parse_client_id
@@ -72,6 +72,7 @@ class SessionView:
     created_at: datetime
     refreshed_at: datetime | None
     not_after: datetime | None
+    user_id: uuid.UUID | None = None  # set in an operator's listings, which span users
 
     def as_json(self, current: uuid.UUID | None = None) -> dict[str, Any]:
         """JSON-ready fields; ``current`` marks the session of the browser asking (``"current": true``)."""
@@ -95,14 +96,54 @@ class SessionManager:
 
     def list_sessions(self, user_id: uuid.UUID) -> list[SessionView]:
         """``user_id``'s sessions, newest first, each with its client's name (if any)."""
+        return self._views(self._sessions.list_for_user(user_id))
+
+    def _views(self, sessions: list[SessionInfo], *, with_user: bool = False) -> list[SessionView]:
+        names: dict[uuid.UUID, str | None] = {}
         views = []
-        for s in self._sessions.list_for_user(user_id):
-            client = self._clients.get(s.client_id) if s.client_id is not None else None
+        for s in sessions:
+            if s.client_id is not None and s.client_id not in names:
+                client = self._clients.get(s.client_id)
+                names[s.client_id] = client.name if client else None
             views.append(SessionView(
-                id=s.id, client_id=s.client_id, client_name=client.name if client else None,
+                id=s.id, client_id=s.client_id,
+                client_name=names.get(s.client_id) if s.client_id is not None else None,
                 scopes=s.scopes, aal=s.aal.value, ip=s.ip, user_agent=s.user_agent, tag=s.tag,
-                created_at=s.created_at, refreshed_at=s.refreshed_at, not_after=s.not_after))
+                created_at=s.created_at, refreshed_at=s.refreshed_at, not_after=s.not_after,
+                user_id=s.user_id if with_user else None))
         return views
+
+    # -- an operator's view: any user's sessions (the CLI; never behind a user's request) --
+
+    def find_sessions(self, *, user_id: uuid.UUID | None = None,
+                      client_id: uuid.UUID | None = None, expired: bool = False,
+                      first_party: bool = False, limit: int = 100) -> list[SessionView]:
+        """Sessions of any user, newest first, filtered by user, client and expiry
+        (:meth:`~oauth_sessions.storage.sessions.SessionStore.find`); each view carries its
+        ``user_id``. First-party sessions only with ``first_party``."""
+        found = self._sessions.find(user_id=user_id, client_id=client_id, expired=expired,
+                                    first_party=first_party, limit=limit)
+        return self._views(found, with_user=True)
+
+    def session(self, session_id: uuid.UUID) -> SessionView | None:
+        """One session of any user, or ``None``."""
+        info = self._sessions.get(session_id)
+        return None if info is None else self._views([info], with_user=True)[0]
+
+    def revoke_session(self, session_id: uuid.UUID, *, reason: str = "operator_revoked",
+                       first_party: bool = False) -> bool:
+        """End any user's session; ``False`` if there is none. A first-party session
+        (``oauth_client_id`` NULL) is left alone, also ``False``, unless ``first_party``."""
+        info = self._sessions.get(session_id)
+        if info is None or (info.client_id is None and not first_party):
+            return False
+        return self._sessions.revoke(session_id, reason=reason)
+
+    def user_exists(self, user_id: uuid.UUID) -> bool:
+        """Whether ``auth.users`` has the user (an operator's typo is told apart from a user
+        without sessions)."""
+        with self._sessions.engine.connect() as conn:
+            return conn.execute(select(_USERS.c.id).where(_USERS.c.id == user_id)).first() is not None
 
     def _owned(self, user_id: uuid.UUID, session_id: uuid.UUID) -> SessionInfo | None:
         info = self._sessions.get(session_id)

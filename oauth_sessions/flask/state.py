@@ -19,7 +19,7 @@ from ..core.settings import Settings
 
 if TYPE_CHECKING:
     from ..core.introspection import TokenChecks
-    from ..jose.jwt_tokens import KeySet
+    from ..jose.keys import KeySet
     from ..protocol.backchannel import BackchannelSender
     from ..protocol.server import OAuthServer
     from ..storage.authorizations import AuthorizationStore, ConsentStore
@@ -76,5 +76,5 @@ def get_services(app: Flask | None = None) -> Services:
 
 
 def get_keyset(app: Flask | None = None) -> KeySet:
-    """The current :class:`~oauth_sessions.jose.jwt_tokens.KeySet` of ``app`` (default: the current app)."""
+    """The current :class:`~oauth_sessions.jose.keys.KeySet` of ``app`` (default: the current app)."""
     return get_state(app).services.keys.keyset()

@@ -28,7 +28,6 @@ import http.client
 import ipaddress
 import itertools
 import logging
-import secrets
 import socket
 import ssl
 import threading
@@ -37,48 +36,19 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from ..core import signals
 from ..core.subjects import subject_for
 from ..core.uris import LOOPBACK_HOSTS, is_public_address
-from ..jose.jwt_tokens import sign_jwt
+from ..jose.logout_tokens import build_logout_token_claims, sign_logout_token
 
-__all__ = ["BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_LIFETIME", "BackchannelSender", "Delivery",
-           "build_logout_token_claims", "connect_signals", "sign_logout_token"]
+__all__ = ["BackchannelSender", "Delivery", "connect_signals"]
 
 log = logging.getLogger(__name__)
 
-#: Section 2.4: the member of ``events`` that makes a JWT a logout token.
-BACKCHANNEL_LOGOUT_EVENT: Final = "http://schemas.openid.net/event/backchannel-logout"
-#: Section 2.4 recommends a short life ("a few minutes"); long enough for the retries below.
-LOGOUT_TOKEN_LIFETIME: Final = 120
-#: Section 2.4.1: the explicit type keeps a logout token from passing for an ID token.
-LOGOUT_TOKEN_TYP: Final = "logout+jwt"
-
 #: A poster sends ``logout_token`` to ``uri`` and returns the HTTP status (raises on failure).
 Poster = Callable[[str, str, float], int]
-
-
-def build_logout_token_claims(*, issuer: str, client_id: str, subject: str, session_id: str,
-                              now: datetime | None = None,
-                              lifetime: int = LOGOUT_TOKEN_LIFETIME) -> dict[str, Any]:
-    """Claims of a logout token (section 2.4): ``iss aud iat exp jti sub sid events``.
-
-    ``sid`` is always present, so ``backchannel_logout_session_required`` clients are served
-    and the others may ignore it; ``nonce`` is never present (section 2.4 forbids it, so a
-    logout token cannot be replayed as an ID token).
-    """
-    iat = int((now or datetime.now(UTC)).timestamp())
-    return {"iss": issuer, "aud": client_id, "iat": iat, "exp": iat + lifetime,
-            "jti": secrets.token_urlsafe(18), "sub": subject, "sid": session_id,
-            "events": {BACKCHANNEL_LOGOUT_EVENT: {}}}
-
-
-def sign_logout_token(keyset: Any, claims: dict[str, Any]) -> str:
-    """Sign ``claims`` with the active key, header ``typ: logout+jwt`` (section 2.4)."""
-    return sign_jwt(keyset, claims, typ=LOGOUT_TOKEN_TYP)
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

@@ -35,7 +35,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine, Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 
-from ..jose.jwt_tokens import MAX_TOKEN_LENGTH, json_depth_within
+from ..jose.jws import MAX_TOKEN_LENGTH, json_depth_within
 from ..storage.clients import OAuthClientWrapper
 from ..storage.models import OAuthClientAssertion
 

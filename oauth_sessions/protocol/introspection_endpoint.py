@@ -30,7 +30,7 @@ from flask import Flask, Response, current_app, request
 
 from ..core.introspection import INACTIVE, Inactive, TokenChecks, check_token
 from ..flask.state import get_state
-from ..jose.jwt_tokens import sign_jwt
+from ..jose.jws import sign_jwt
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 
 __all__ = ["authenticate_caller", "checks_for", "introspection_endpoint", "require_may_introspect"]

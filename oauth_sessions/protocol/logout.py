@@ -46,7 +46,8 @@ from ..core.uris import host_of
 from ..flask.host import HostAdapter, LogoutConfirmation, LogoutOutcome
 from ..flask.responses import NO_STORE, error_response, request_params
 from ..flask.state import AppState, get_state
-from ..jose.jwt_tokens import REASON_UNKNOWN_KID, InvalidIdTokenHint, kid_of, verify_id_token_hint
+from ..jose.id_tokens import InvalidIdTokenHint, verify_id_token_hint
+from ..jose.jws import REASON_UNKNOWN_KID, kid_of
 from ..storage.clients import ClientInfo, parse_client_id
 
 __all__ = ["LogoutError", "checked_redirect", "end_session", "may_redirect", "requesting_client",

@@ -26,12 +26,9 @@ from typing import TYPE_CHECKING, Any
 from ..core.policy import join_scope
 from ..core.subjects import subject_for
 from ..flask.state import AppState, get_keyset, get_state
-from ..jose.jwt_tokens import (
-    KeySet,
-    build_access_token_claims,
-    sign_access_token,
-    sign_id_token,
-)
+from ..jose.access_tokens import build_access_token_claims, sign_access_token
+from ..jose.id_tokens import sign_id_token
+from ..jose.keys import KeySet
 
 if TYPE_CHECKING:
     from ..storage.clients import ClientInfo

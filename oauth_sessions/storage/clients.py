@@ -50,7 +50,7 @@ from ..core.uris import (
 )
 from ..core.uris import validate_redirect_uri as validate_redirect_uri
 from ..jose.client_jwks import parse_client_jwks
-from ..jose.jwt_tokens import SUPPORTED_ALGS
+from ..jose.keys import SUPPORTED_ALGS
 from .models import OAuthClient, Session
 
 if TYPE_CHECKING:

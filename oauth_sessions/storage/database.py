@@ -28,6 +28,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool, StaticPool
 
+from .database_errors import check_database_url
 from .models import SCHEMA
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ _WATCHED: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 
 def normalize_url(url: str) -> str:
-    """Use psycopg 3 for ``postgresql://`` URLs (SQLAlchemy's default driver is psycopg2)."""
-    parsed = make_url(url)
+    """Use psycopg 3 for ``postgresql://`` URLs (SQLAlchemy's default driver is psycopg2).
+
+    :class:`~oauth_sessions.storage.database_errors.UnsupportedDatabaseURL` for a URL no engine
+    here serves (``mysql://``), naming the schemes that are.
+    """
+    parsed = check_database_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)

@@ -179,6 +179,31 @@ class SessionStore:
         with self._auto.connect() as c:
             return [session_from_row(r) for r in c.execute(stmt)]
 
+    def find(self, *, user_id: uuid.UUID | None = None, client_id: uuid.UUID | None = None,
+             expired: bool = False, first_party: bool = False, limit: int = 100,
+             now: datetime | None = None) -> list[SessionInfo]:
+        """Sessions as an operator looks them up, newest first, at most ``limit`` of them.
+
+        Filters combine: ``user_id``'s, ``client_id``'s, only those past ``not_after`` with
+        ``expired`` (what :meth:`purge_expired` would delete). First-party sessions
+        (``oauth_client_id`` NULL) are included only with ``first_party``, as in
+        :meth:`revoke_user`, so a listing shows what a revocation would touch.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        stmt = select(*SESSION_COLUMNS)
+        if user_id is not None:
+            stmt = stmt.where(_S.c.user_id == user_id)
+        if client_id is not None:
+            stmt = stmt.where(_S.c.oauth_client_id == client_id)
+        elif not first_party:
+            stmt = stmt.where(_S.c.oauth_client_id.is_not(None))
+        if expired:
+            stmt = stmt.where(_S.c.not_after <= utc_now(now))
+        stmt = stmt.order_by(_S.c.created_at.desc(), _S.c.id).limit(limit)
+        with self._auto.connect() as c:
+            return [session_from_row(r) for r in c.execute(stmt)]
+
     # -- rotation (the refresh path lives in rotation.py) ---------------------------------
 
     def rotate(

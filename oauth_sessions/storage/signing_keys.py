@@ -1,7 +1,7 @@
 """Signing keys persisted in ``auth.oauth_signing_keys`` and the app's :class:`KeySet`.
 
 Workers are stateless: the keys live in the database, each worker parses them once into a
-:class:`~oauth_sessions.jose.jwt_tokens.KeySet` and re-reads the table at most every
+:class:`~oauth_sessions.jose.keys.KeySet` and re-reads the table at most every
 ``RELOAD_SECONDS`` (or at once after a rotation it made itself, or when asked about a ``kid``
 it does not know). A rotation retires the active key but keeps it published for
 ``publish_grace`` = the longest token lifetime plus two reload periods, so every token signed by
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from sqlalchemy import Engine, Table, select, update
 
-from ..jose.jwt_tokens import KeySet, SigningKey, current_active, generate_signing_key, rotate
+from ..jose.keys import KeySet, SigningKey, current_active, generate_signing_key, rotate
 from .key_encryption import PlainKeys, SecretBox
 from .models import OAuthSigningKey
 

@@ -17,9 +17,11 @@ pytestmark = pytest.mark.slow
 
 def _run_node(server: LiveServer, script: str = "flow.mjs") -> dict:  # type: ignore[type-arg]
     node = shutil.which("node")
-    assert node is not None, "Node 20 is required for the interop test"
-    assert (HERE / "node_modules" / "openid-client").is_dir(), \
-        "run `npm ci` in tests/interop first"
+    if node is None or not (HERE / "node_modules" / "openid-client").is_dir():
+        # Locally the rest of the suite runs without Node; under CI=true the suite turns this
+        # skip into a failure (tests/conftest.py), and `make test` provisions npm first.
+        pytest.skip("node or tests/interop/node_modules is missing: sudo apt-get install npm, "
+                    "then make test (it runs npm ci)")
     env = {**os.environ, "ISSUER": server.issuer, "CLIENT_ID": server.client_id,
            "CLIENT_SECRET": server.client_secret, "PUBLIC_CLIENT_ID": server.public_client_id,
            "USER_ID": server.user_id, "REDIRECT_URI": "http://127.0.0.1:9/callback"}
