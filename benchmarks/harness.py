@@ -1,8 +1,5 @@
-"""What the throughput benchmarks share: a throwaway database, a gunicorn target, a wrk run.
-
-``benchmarks.introspection`` and ``benchmarks.refresh`` measure different endpoints the same
-way; keeping the harness in one place keeps their figures comparable (same server shape, same
-wrk parsing, same clean-up).
+"""What the throughput benchmark (``benchmarks.suite``) is built on: a throwaway database, a
+gunicorn target, server CPU accounting, a wrk run, and plain Authlib's documented models.
 """
 
 from __future__ import annotations
@@ -86,28 +83,6 @@ def gunicorn(apps_module: str, target: str, url: str) -> Iterator[tuple[str, int
         proc.wait(timeout=30)
 
 
-def per_thread_pgconn(url: str, statements: dict[bytes, bytes]) -> Any:
-    """For the floors (``trivial+read``, ``trivial+write``): a function giving each server thread
-    its own autocommit libpq connection, with ``statements`` (name -> SQL) prepared on it."""
-    import threading
-
-    import psycopg
-
-    dsn = normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
-    local = threading.local()
-
-    def pgconn() -> Any:
-        conn = getattr(local, "pgconn", None)
-        if conn is None:
-            local.conn = psycopg.connect(dsn, autocommit=True)
-            conn = local.pgconn = local.conn.pgconn
-            for name, sql in statements.items():
-                conn.prepare(name, sql)
-        return conn
-
-    return pgconn
-
-
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -176,7 +151,7 @@ def _ms(value: str) -> float:
 def authlib_models() -> tuple[Any, Any, Any, Any]:
     """Flask-SQLAlchemy models as in Authlib's "Flask OAuth 2.0 Server" documentation.
 
-    Shared by both baselines (introspection and refresh), so they measure the same schema.
+    One schema for both baselines (introspection and refresh).
     """
     from authlib.integrations.sqla_oauth2 import OAuth2ClientMixin, OAuth2TokenMixin
     from flask_sqlalchemy import SQLAlchemy

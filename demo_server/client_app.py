@@ -98,6 +98,13 @@ def create_client_app(provider_url: str, client_id: str, client_secret: str) -> 
         acr = request.args.get("acr_values")
         if acr in ("aal2", "aal3"):
             extra.update(acr_values=acr, scope=PAYMENTS_SCOPE)
+        record = current()
+        id_token = (record or {}).get("token", {}).get("id_token")
+        if id_token:
+            # Already signed in (a step-up, say): the hint names the session this one replaces,
+            # and the provider ends it when the new one starts, so the person sees one session
+            # of this app instead of two.
+            extra["id_token_hint"] = id_token
         redirect_uri = url_for("callback", _external=True)
         response: Response = provider.authorize_redirect(redirect_uri, **extra)
         return response

@@ -138,3 +138,13 @@ def test_issue15_also_the_demo_client_logs_out_at_the_provider_by_post(demo_app:
                                end_session_endpoint="http://127.0.0.1:5000/oauth/logout")
     assert '<form method="post" action="http://127.0.0.1:5000/oauth/logout"' in page
     assert 'name="id_token_hint" value="tok.en.value"' in page and "?id_token_hint" not in page
+
+
+def test_secret_parameters_inside_a_percent_encoded_next_url_are_redacted() -> None:
+    """A step-up carries the authorization request, id_token_hint included, in ``next``."""
+    from demo_server.access_log import redact
+
+    line = ('"GET /account/step-up?next=/oauth/authorize%3Fresponse_type%3Dcode%26'
+            'id_token_hint%3DeyJhbGciOi.eyJzdWIi.c2ln%26code_challenge%3Dabc%26state%3Dxy HTTP/1.1"')
+    assert redact(line) == ('"GET /account/step-up?next=/oauth/authorize%3Fresponse_type%3Dcode%26'
+                            'id_token_hint%3D[redacted]%26code_challenge%3Dabc%26state%3Dxy HTTP/1.1"')

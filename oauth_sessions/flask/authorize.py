@@ -7,6 +7,14 @@ scopes, client minimum: step-up through the host) → consent (remembered grants
 or fewer scopes; ``prompt=consent`` always asks) → a one-time code, sent back with ``state`` and
 RFC 9207 ``iss``. ``prompt=none`` turns every interaction into its OIDC error instead.
 
+A client that authorizes again while it holds a session (a step-up, more scopes) names that
+session with ``id_token_hint``: when the hint is an ID token this provider issued to the same
+client for the user signed in now, and its ``sid`` is still live, the code records it and
+redeeming the code ends it in the transaction that creates the new session (reason
+``superseded``, so back-channel logout and the event log see it). Any other hint (another
+user's, another client's, a forged or unknown one) replaces nothing and is otherwise ignored,
+so a token cannot be used to end someone else's session.
+
 The consent page posts back with a CSRF ticket signed with the app's ``SECRET_KEY``: it binds
 the answer to the signed-in user and to the exact request, for ten minutes.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final
@@ -26,9 +35,11 @@ from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..core.policy import clean_user_agent
+from ..core.subjects import subject_for
 from ..core.types import normalize_ip
 from ..core.uris import host_of
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
+from ..protocol.logout import LogoutError, verified_hint
 from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter, SignInRequest
 from .responses import NO_STORE, error_page, error_response, request_params
 from .state import AppState, get_state
@@ -146,10 +157,28 @@ def authorize() -> ResponseReturnValue:
             redirect_uri=req.redirect_uri, ui_locales=req.ui_locales,
         )
         return host.render_consent(info)
-    return _issue_code(state, req, auth)
+    return _issue_code(state, req, auth, _replaced_session(state, req, auth, params))
 
 
-def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication) -> Response:
+def _replaced_session(state: AppState, req: AuthorizationRequest, auth: Authentication,
+                      params: Mapping[str, str]) -> uuid.UUID | None:
+    """The live session of this client and user that ``id_token_hint`` names, if any."""
+    try:
+        hint = verified_hint(state, params.get("id_token_hint"))
+    except LogoutError:
+        return None  # not an ID token of ours: nothing to replace
+    subject = subject_for(auth.user_id, req.client.sector_identifier, state.settings.pairwise_salt)
+    if (hint is None or hint.session_id is None or hint.subject != subject
+            or str(req.client.id) not in hint.audiences):
+        return None
+    info = state.services.sessions.get(hint.session_id)
+    if info is None or info.user_id != auth.user_id or info.client_id != req.client.id:
+        return None
+    return info.id
+
+
+def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication,
+                replaces: uuid.UUID | None = None) -> Response:
     latest: dict[str, int] = {}
     for entry in auth.amr:
         latest[entry.method] = max(latest.get(entry.method, 0), int(entry.timestamp.timestamp()))
@@ -158,7 +187,7 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
         scopes=req.scopes, state=req.state, nonce=req.nonce, code_challenge=req.code_challenge,
         code_challenge_method="S256", aal=auth.aal, amr=sorted(latest.items()),
         factor_id=auth.factor_id, auth_time=auth.auth_time, not_after=auth.not_after,
-        user_agent=_user_agent(), ip=_ip(),
+        user_agent=_user_agent(), ip=_ip(), replaces_session_id=replaces,
     )
     params = [("code", code)]
     if req.state:

@@ -270,7 +270,8 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
                 # the user's device at the authorization endpoint, not the client's server
                 user_agent=record.user_agent, ip=record.ip,
                 host_not_after=record.not_after, client_max_seconds=client.max_session_seconds,
-                conn=conn,
+                # the session this authorization replaces ends in this same transaction
+                replaces=record.replaces_session_id, conn=conn,
             )
             return issued.session.id, issued
 

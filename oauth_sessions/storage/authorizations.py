@@ -59,6 +59,8 @@ class AuthorizationRecord:
     session_id: uuid.UUID | None
     user_agent: str | None = None
     ip: str | None = None
+    #: The session of the same user and client that the new one supersedes (ended with it).
+    replaces_session_id: uuid.UUID | None = None
 
 
 def _record(row: Any) -> AuthorizationRecord:
@@ -69,7 +71,7 @@ def _record(row: Any) -> AuthorizationRecord:
         code_challenge_method=row.code_challenge_method, aal=Aal(row.aal), amr=amr,
         factor_id=row.factor_id, auth_time=row.auth_time, not_after=row.not_after,
         expires_at=row.expires_at, used_at=row.used_at, session_id=row.session_id,
-        user_agent=row.user_agent, ip=row.ip,
+        user_agent=row.user_agent, ip=row.ip, replaces_session_id=row.replaces_session_id,
     )
 
 
@@ -87,9 +89,14 @@ class AuthorizationStore:
         scopes: Sequence[str], state: str | None, nonce: str | None, code_challenge: str,
         code_challenge_method: str, aal: Aal, amr: Sequence[tuple[str, int]],
         factor_id: uuid.UUID | None, auth_time: datetime, not_after: datetime | None,
-        user_agent: str | None = None, ip: str | None = None, now: datetime | None = None,
+        user_agent: str | None = None, ip: str | None = None,
+        replaces_session_id: uuid.UUID | None = None, now: datetime | None = None,
     ) -> str:
-        """Store a new authorization and return its code (256 random bits, shown once)."""
+        """Store a new authorization and return its code (256 random bits, shown once).
+
+        ``replaces_session_id``: the session the code's session will supersede when it is
+        redeemed (see :meth:`~oauth_sessions.storage.sessions.SessionStore.create_session`).
+        """
         now = now or datetime.now(UTC)
         code = secrets.token_urlsafe(32)
         with self._engine.begin() as conn:
@@ -100,6 +107,7 @@ class AuthorizationStore:
                 status="approved", aal=aal, amr=json.dumps([list(a) for a in amr]),
                 factor_id=factor_id, auth_time=auth_time, not_after=not_after, created_at=now,
                 expires_at=now + self._lifetime, user_agent=user_agent, ip=ip,
+                replaces_session_id=replaces_session_id,
             ))
         return code
 

@@ -297,6 +297,9 @@ class OAuthAuthorization(Base):
     # Revision 0004: the user's device at the authorization endpoint, copied to the session.
     user_agent: Mapped[str | None] = mapped_column(Text)
     ip: Mapped[str | None] = mapped_column(Inet)
+    # Revision 0006: the client's session this authorization replaces (a step-up or another
+    # re-authorization naming it by id_token_hint); ended when the code produces the new one.
+    replaces_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     __table_args__ = (
         UniqueConstraint("authorization_code", name="oauth_authorizations_authorization_code_key"),

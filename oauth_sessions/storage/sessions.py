@@ -93,15 +93,20 @@ class SessionStore:
         aal: Aal, amr: Sequence[AmrEntry | str], factor_id: uuid.UUID | None = None,
         user_agent: str | None = None, ip: str | None = None, tag: str | None = None,
         host_not_after: datetime | None = None, client_max_seconds: int | None = None,
-        conn: Connection | None = None, now: datetime | None = None,
+        replaces: uuid.UUID | None = None, conn: Connection | None = None,
+        now: datetime | None = None,
     ) -> IssuedSession:
         """Start a session and return it with its first refresh token (counter 0).
 
         ``not_after`` is the earliest of the configured timebox, the client's maximum and
         ``host_not_after`` (e.g. an SSO assertion's end). With ``SINGLE_SESSION_PER_CLIENT``
         the user's earlier sessions with the same client end in the same transaction.
-        Given ``conn``, everything runs in the caller's transaction and the signals wait for
-        it: sent when the caller commits, dropped if it rolls back
+        ``replaces`` names one earlier session that the new one supersedes (a step-up or
+        another re-authorization of the same client): it ends in the same transaction, with
+        ``session_revoked`` and reason ``"superseded"``, but only if it belongs to the same user
+        and client; otherwise it is left alone. Given ``conn``, everything runs in the
+        caller's transaction and the signals wait for it: sent when the caller commits, dropped
+        if it rolls back
         (:func:`~oauth_sessions.storage.after_commit.when_committed`).
         """
         now = utc_now(now)
@@ -129,6 +134,10 @@ class SessionStore:
         with self._transaction(conn) as c:
             if self.settings.single_session_per_client and client_id is not None:
                 stmt = delete(_S).where(_S.c.user_id == user_id, _S.c.oauth_client_id == client_id)
+                superseded = [session_from_row(r) for r in c.execute(stmt.returning(*SESSION_COLUMNS))]
+            elif replaces is not None and client_id is not None:
+                stmt = delete(_S).where(_S.c.id == replaces, _S.c.user_id == user_id,
+                                        _S.c.oauth_client_id == client_id)
                 superseded = [session_from_row(r) for r in c.execute(stmt.returning(*SESSION_COLUMNS))]
             row = c.execute(insert(_S).values(values).returning(*SESSION_COLUMNS)).one()
             if claims:

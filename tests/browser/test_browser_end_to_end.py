@@ -121,6 +121,9 @@ def test_signup_totp_authorize_step_up_and_revoke(page: Page, demo_servers: Demo
     expect(row).to_contain_text("PhotoPrint")
     expect(row).to_contain_text("Verified with your authenticator app")
     expect(row).to_contain_text("offline_access")
+    # The step-up replaced the app's first session (issue 19 item 4): one row for PhotoPrint.
+    expect(page.locator("tr", has_text="PhotoPrint")).to_have_count(1)
+    expect(page.locator(f"tr[data-session-id='{first_sid}']")).to_have_count(0)
     expect(page.locator("tr", has_text="this browser")).to_have_count(1)
     screenshot("07-sessions")
     row.get_by_role("button", name="Revoke").click()
