@@ -140,13 +140,13 @@ def test_attach_refuses_supabase_owned_oauth_tables_and_changes_nothing(fresh_pg
         engine.dispose()
 
 
-def test_0006_adds_a_null_id_token_alg_to_existing_clients_and_back(fresh_pg_url: str) -> None:
-    """Issue 20 item 4: clients made before 0006 keep NULL, i.e. ID_TOKEN_SIGNING_ALG, so their
+def test_0007_adds_a_null_id_token_alg_to_existing_clients_and_back(fresh_pg_url: str) -> None:
+    """Issue 20 item 4: clients made before 0007 keep NULL, i.e. ID_TOKEN_SIGNING_ALG, so their
     ID tokens do not change; the downgrade drops the column and keeps the row."""
     engine = create_auth_engine(fresh_pg_url)
     client_id = uuid.uuid4()
     try:
-        migrate.upgrade(engine, "0005")
+        migrate.upgrade(engine, "0006")
         with engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO auth.oauth_clients (id, registration_type, redirect_uris, grant_types,"
@@ -158,7 +158,7 @@ def test_0006_adds_a_null_id_token_alg_to_existing_clients_and_back(fresh_pg_url
             alg = conn.execute(text("SELECT id_token_signed_response_alg FROM auth.oauth_clients "
                                     "WHERE id = :id"), {"id": client_id}).one()[0]
         assert alg is None
-        migrate.downgrade(engine, "0005")
+        migrate.downgrade(engine, "0006")
         columns = {c["name"] for c in inspect(engine).get_columns("oauth_clients", schema="auth")}
         assert "id_token_signed_response_alg" not in columns
         with engine.connect() as conn:

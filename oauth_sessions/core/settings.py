@@ -192,7 +192,7 @@ SETTINGS: tuple[Setting, ...] = (
             "12.2 makes it optional; off saves one ID-token signature per refresh)."),
     Setting("ID_TOKEN_SIGNING_ALG", "RS256", _choice("ES256", "EdDSA", "RS256"),
             "Algorithm of the ID tokens of clients that chose none (clients made with the CLI or "
-            "host code without --id-token-alg, and rows older than revision 0006). A client's own "
+            "host code without --id-token-alg, and rows older than revision 0007). A client's own "
             "id_token_signed_response_alg wins; dynamic registration stores RS256 when the client "
             "names none. An RS256 key is kept whatever this says (OIDC Core 15.1)."),
     Setting("ENCRYPTION_KEYS", {}, _key_map,

@@ -152,10 +152,10 @@ class ClientInfo:
     jwks: str | None = field(default=None, repr=False)
     #: An operator vetted this client (revision 0005): only then are errors redirected to it.
     verified: bool = False
-    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0006). ``None``: the provider's
-    #: ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (operator-made clients and rows made before 0006).
+    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0007). ``None``: the provider's
+    #: ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (operator-made clients and rows made before 0007).
     id_token_signed_response_alg: str | None = None
-    #: OIDC Core section 8 (revision 0007): the sector of a pairwise client (the host of its
+    #: OIDC Core section 8 (revision 0008): the sector of a pairwise client (the host of its
     #: redirect URIs); ``None`` for a public-subject client.
     sector_identifier: str | None = None
 

@@ -111,10 +111,10 @@ class OAuthClient(Base):
     # Revision 0005: an operator vetted this client (see oauth_sessions.core.client_rules).
     verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
                                            server_default=false())
-    # Revision 0006: OIDC Dynamic Client Registration 1.0 section 2; NULL: the provider's
+    # Revision 0007: OIDC Dynamic Client Registration 1.0 section 2; NULL: the provider's
     # OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG (see oauth_sessions.protocol.tokens).
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(Text)
-    # Revision 0007: OIDC Core section 8.1; NULL: public subjects, else the sector (a host)
+    # Revision 0008: OIDC Core section 8.1; NULL: public subjects, else the sector (a host)
     # whose pairwise sub this client's users get (see oauth_sessions.core.subjects).
     sector_identifier: Mapped[str | None] = mapped_column(Text)
 

@@ -1,15 +1,14 @@
-"""Per-client ID token algorithm: ``auth.oauth_clients.id_token_signed_response_alg``
+"""Pairwise subject identifiers: ``auth.oauth_clients.sector_identifier``
 
-OpenID Connect Dynamic Client Registration 1.0 section 2: a client may register the JWS
-``alg`` its ID tokens are signed with. Dynamic registration stores RS256 when the client names
-none (the default that section gives); clients created by an operator (CLI, host code) and every
-existing row keep NULL, which means the provider's ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG``, so
-nothing changes for them.
+OpenID Connect Core 1.0 section 8.1: a client registered with ``subject_type=pairwise`` sees
+each user under a ``sub`` of its sector. The column holds that sector, the host of the
+client's redirect URIs, computed once at registration so that the ``sub`` values never move;
+NULL (every existing row) is a public-subject client, as before.
 
-Idempotent like 0004 and 0005: a schema that already has the column is left as it is.
+Idempotent like 0004 to 0007: a schema that already has the column is left as it is.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -18,12 +17,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-_COLUMN = "id_token_signed_response_alg"
+_COLUMN = "sector_identifier"
 
 
 def _schema() -> str | None:

@@ -1,9 +1,10 @@
-"""Pairwise subject identifiers: ``auth.oauth_clients.sector_identifier``
+"""Per-client ID token algorithm: ``auth.oauth_clients.id_token_signed_response_alg``
 
-OpenID Connect Core 1.0 section 8.1: a client registered with ``subject_type=pairwise`` sees
-each user under a ``sub`` of its sector. The column holds that sector, the host of the
-client's redirect URIs, computed once at registration so that the ``sub`` values never move;
-NULL (every existing row) is a public-subject client, as before.
+OpenID Connect Dynamic Client Registration 1.0 section 2: a client may register the JWS
+``alg`` its ID tokens are signed with. Dynamic registration stores RS256 when the client names
+none (the default that section gives); clients created by an operator (CLI, host code) and every
+existing row keep NULL, which means the provider's ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG``, so
+nothing changes for them.
 
 Idempotent like 0004 to 0006: a schema that already has the column is left as it is.
 
@@ -22,7 +23,7 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-_COLUMN = "sector_identifier"
+_COLUMN = "id_token_signed_response_alg"
 
 
 def _schema() -> str | None:
