@@ -58,8 +58,8 @@ def wipe_postgres(url: str) -> None:
     try:
         with engine.begin() as conn:
             if conn.execute(text("SELECT to_regclass('auth.users')")).scalar() is not None:
-                conn.execute(text("TRUNCATE auth.users, auth.oauth_clients, auth.oauth_signing_keys "
-                                  "CASCADE"))
+                conn.execute(text("TRUNCATE auth.users, auth.oauth_clients, "
+                                  "oauth_sessions.oauth_signing_keys CASCADE"))
             if conn.execute(text("SELECT to_regclass('auth.demo_sign_in_throttle')")).scalar():
                 conn.execute(text("TRUNCATE auth.demo_sign_in_throttle"))
     finally:

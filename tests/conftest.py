@@ -24,7 +24,9 @@ from oauth_sessions.storage import migrate
 from oauth_sessions.storage.database import create_auth_engine, normalize_url
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-AUTH_TABLES = ("users", "oauth_clients", "oauth_signing_keys")
+AUTH_TABLES = ("users", "oauth_clients")
+#: The library's own tables that no cascade from ``auth`` empties.
+LIBRARY_TABLES = ("oauth_signing_keys",)
 
 
 def _postgres_required() -> bool:
@@ -110,10 +112,11 @@ def _sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
 def _clean(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f"auth.{t}" for t in AUTH_TABLES)
-                              + " CASCADE"))
+            conn.execute(text("TRUNCATE " + ", ".join(
+                [f"auth.{t}" for t in AUTH_TABLES] + [f"oauth_sessions.{t}" for t in LIBRARY_TABLES])
+                + " CASCADE"))
         else:
-            for table in AUTH_TABLES:
+            for table in AUTH_TABLES + LIBRARY_TABLES:
                 conn.execute(text(f"DELETE FROM {table}"))
 
 

@@ -170,8 +170,9 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
     from oauth_sessions.storage.models import (
         MfaAmrClaim,
-        OAuthAuthorization,
+        OAuthAuthorizationCode,
         OAuthClient,
+        OAuthClientSettings,
         OAuthConsent,
         OAuthSigningKey,
         Session,
@@ -179,8 +180,8 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
     result: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
-        for model in (Session, MfaAmrClaim, OAuthAuthorization, OAuthConsent, OAuthClient,
-                      OAuthSigningKey):
+        for model in (Session, MfaAmrClaim, OAuthAuthorizationCode, OAuthConsent, OAuthClient,
+                      OAuthClientSettings, OAuthSigningKey):
             table = model.__table__
             rows = conn.execute(select(table)).all()
             result[table.name] = sorted((tuple(r) for r in rows), key=repr)

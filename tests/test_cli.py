@@ -121,7 +121,7 @@ def test_purge_deletes_only_what_can_never_be_used_again(engine: Engine) -> None
     from factories import create_client, create_user, obtain_code, pkce_pair
     from freezegun import freeze_time
 
-    from oauth_sessions.storage.models import OAuthAuthorization
+    from oauth_sessions.storage.models import OAuthAuthorizationCode
 
     app = make_app(engine)
     client, _ = create_client(app)
@@ -136,5 +136,5 @@ def test_purge_deletes_only_what_can_never_be_used_again(engine: Engine) -> None
         result = _run(app, "purge")
     assert result.exit_code == 0 and "1 authorization codes" in result.output
     with engine.connect() as conn:
-        left = conn.execute(select(func.count()).select_from(OAuthAuthorization.__table__)).scalar()
+        left = conn.execute(select(func.count()).select_from(OAuthAuthorizationCode.__table__)).scalar()
     assert left == 1

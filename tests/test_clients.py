@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 import uuid
 from typing import Any
@@ -28,7 +29,9 @@ def test_secret_is_high_entropy_and_stored_only_as_sha256(engine: Engine) -> Non
     assert secret is not None and len(secret) >= 43
     with engine.connect() as conn:
         stored = conn.execute(select(OAuthClient.__table__.c.client_secret_hash)).scalar_one()
-    assert stored == hash_client_secret(secret) and stored.startswith("sha256$")
+    # Supabase Auth's form: unpadded base64url of SHA-256(secret), computed here independently.
+    expected = base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).rstrip(b"=")
+    assert stored == hash_client_secret(secret) == expected.decode()
     assert secret not in stored
     assert verify_client_secret(secret, stored)
     assert not verify_client_secret(secret[:-1], stored)

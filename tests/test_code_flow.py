@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select
 
 from oauth_sessions import get_state
 from oauth_sessions.jose.id_tokens import oidc_token_hash
-from oauth_sessions.storage.models import MfaAmrClaim, OAuthAuthorization, Session
+from oauth_sessions.storage.models import MfaAmrClaim, OAuthAuthorizationCode, Session
 
 
 def _verify(http, token: str) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
@@ -70,7 +70,7 @@ def test_full_flow_issues_session_bound_tokens_and_revocation_ends_them(engine: 
 
     # 3. the code is stored as its SHA-256 only
     with engine.connect() as conn:
-        stored = conn.execute(select(OAuthAuthorization.__table__.c.authorization_code)).scalars().all()
+        stored = conn.execute(select(OAuthAuthorizationCode.__table__.c.authorization_code)).scalars().all()
     assert code not in stored and len(stored) == 1 and len(stored[0]) == 64
 
     # 4. tokens
@@ -189,7 +189,7 @@ def test_denied_consent_redirects_access_denied_and_writes_no_code(engine: Engin
     assert "error=access_denied" in denied.headers["Location"]
     assert "state=s1" in denied.headers["Location"] and "iss=" in denied.headers["Location"]
     with engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(OAuthAuthorization.__table__)).scalar()
+        count = conn.execute(select(func.count()).select_from(OAuthAuthorizationCode.__table__)).scalar()
     assert count == 0
 
 

@@ -30,10 +30,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def supabase_users(fresh_pg_url: str) -> Iterator[Engine]:
     engine = create_auth_engine(fresh_pg_url)
-    migrate.upgrade(engine)
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE auth.users ADD COLUMN banned_until timestamptz, "
-                          "ADD COLUMN deleted_at timestamptz"))
+    migrate.upgrade(engine)  # auth.users in Supabase's shape: banned_until, deleted_at included
     create_demo_tables(engine)
     yield engine
     engine.dispose()

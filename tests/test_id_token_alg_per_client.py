@@ -36,7 +36,7 @@ from test_code_flow import _verify as _verify_with_jwks
 from oauth_sessions import get_state
 from oauth_sessions.jose.id_tokens import oidc_token_hash
 from oauth_sessions.storage.clients import ClientInfo
-from oauth_sessions.storage.models import OAuthClient
+from oauth_sessions.storage.models import OAuthClientSettings
 
 RP = {"redirect_uris": ["https://rp.example/cb"], "client_name": "RP",
       "grant_types": ["authorization_code", "refresh_token"], "scope": "openid offline_access"}
@@ -195,7 +195,8 @@ def test_a_registered_alg_without_a_key_falls_back_to_the_setting_with_a_warning
     app = make_app(engine, signing_alg="RS256")  # keys: RS256 only
     client, secret = create_client(app)
     with engine.begin() as conn:
-        conn.execute(update(OAuthClient.__table__).where(OAuthClient.id == client.id)
+        conn.execute(update(OAuthClientSettings.__table__)
+                     .where(OAuthClientSettings.client_id == client.id)
                      .values(id_token_signed_response_alg="EdDSA"))
     client = get_state(app).services.clients.get(client.id, fresh=True)
     assert client is not None and client.id_token_signed_response_alg == "EdDSA"

@@ -472,7 +472,7 @@ def test_no_active_key_raises_a_runtime_error_that_says_what_to_do() -> None:
     keyset = KeySet([pending], publish_grace=GRACE, now=T0)
     assert keyset.find(pending.kid) == pending
     assert keyset.jwks()["keys"][0]["kid"] == pending.kid
-    with pytest.raises(RuntimeError, match=r"auth\.oauth_signing_keys"):
+    with pytest.raises(RuntimeError, match=r"oauth_sessions\.oauth_signing_keys"):
         sign_access_token(keyset, claims())
 
 

@@ -69,7 +69,7 @@ def test_downgrade_to_old_shape_keeps_rows(fresh_pg_url: str) -> None:
     try:
         migrate.upgrade(engine, "0001")
         before = _seed_old_shape(engine)
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, "0005")
         migrate.downgrade(engine, "0001")
         with engine.connect() as conn:
             after = [tuple(r) for r in conn.execute(text("SELECT * FROM auth.sessions ORDER BY id"))]
@@ -91,7 +91,7 @@ def test_attach_to_existing_auth_schema_without_version_table(
         migrate.upgrade(engine, existing)
         before = _seed_old_shape(engine) if existing == "0001" else None
         with engine.begin() as conn:
-            conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
+            conn.execute(text(f"DROP TABLE {migrate.version_table_sql(engine)}"))
         assert migrate.current_revision(engine) is None
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
@@ -108,58 +108,65 @@ def test_models_match_migrations(pg_engine: Engine) -> None:
     with pg_engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"include_schemas": True, "version_table": migrate.VERSION_TABLE,
+                        "version_table_schema": "oauth_sessions",
                         "include_name": lambda name, type_, parent: type_ != "schema"
-                        or name == "auth"}
+                        or name in ("auth", "oauth_sessions")}
         )
         diff = compare_metadata(context, metadata)
     assert diff == []
 
 
-def test_attach_refuses_supabase_owned_oauth_tables_and_changes_nothing(fresh_pg_url: str) -> None:
-    """Supabase Auth's own ``oauth_clients`` lacks our columns: refuse rather than mis-stamp."""
+def test_attach_refuses_oauth_tables_of_an_unknown_shape_and_changes_nothing(
+    fresh_pg_url: str,
+) -> None:
+    """An ``oauth_clients`` neither Supabase Auth nor these migrations made: refuse, not mis-stamp."""
     engine = create_auth_engine(fresh_pg_url)
     try:
         migrate.upgrade(engine, "0001")
         before = _seed_old_shape(engine)
         with engine.begin() as conn:
-            conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
+            conn.execute(text("DROP SCHEMA oauth_sessions CASCADE"))
             conn.execute(text(
                 "CREATE TABLE auth.oauth_clients (id uuid PRIMARY KEY, client_secret_hash text, "
                 "redirect_uris text NOT NULL, grant_types text NOT NULL, client_name text, "
                 "created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"))
             conn.execute(text("ALTER TABLE auth.sessions ADD COLUMN oauth_client_id uuid"))
-        with pytest.raises(migrate.AttachError, match="can_introspect"):
+        with pytest.raises(migrate.AttachError, match=r"auth\.oauth_clients\.registration_type"):
             migrate.upgrade(engine)
         assert migrate.current_revision(engine) is None
         with engine.connect() as conn:
             rows = [tuple(r)[:11] for r in conn.execute(text("SELECT * FROM auth.sessions ORDER BY id"))]
         assert rows == before
         columns = {c["name"] for c in inspect(engine).get_columns("oauth_clients", schema="auth")}
-        assert "can_introspect" not in columns
+        assert "registration_type" not in columns
     finally:
         engine.dispose()
 
 
-def test_0007_adds_a_null_id_token_alg_to_existing_clients_and_back(fresh_pg_url: str) -> None:
-    """Issue 20 item 4: clients made before 0007 keep NULL, i.e. ID_TOKEN_SIGNING_ALG, so their
+def test_0008_adds_a_null_id_token_alg_to_existing_clients_and_back(fresh_pg_url: str) -> None:
+    """Issue 20 item 4: clients made before 0008 keep NULL, i.e. ID_TOKEN_SIGNING_ALG, so their
     ID tokens do not change; the downgrade drops the column and keeps the row."""
     engine = create_auth_engine(fresh_pg_url)
     client_id = uuid.uuid4()
     try:
-        migrate.upgrade(engine, "0006")
+        migrate.upgrade(engine, "0007")
         with engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO auth.oauth_clients (id, registration_type, redirect_uris, grant_types,"
                 " client_name, created_at, updated_at, client_type, token_endpoint_auth_method)"
                 " VALUES (:id, 'manual', 'https://rp.example/cb', 'authorization_code', 'Old RP',"
                 " now(), now(), 'confidential', 'client_secret_basic')"), {"id": client_id})
+            conn.execute(text("INSERT INTO oauth_sessions.oauth_client_settings (client_id, scope)"
+                              " VALUES (:id, 'openid')"), {"id": client_id})
         migrate.upgrade(engine)
         with engine.connect() as conn:
-            alg = conn.execute(text("SELECT id_token_signed_response_alg FROM auth.oauth_clients "
-                                    "WHERE id = :id"), {"id": client_id}).one()[0]
+            alg = conn.execute(text("SELECT id_token_signed_response_alg FROM "
+                                    "oauth_sessions.oauth_client_settings WHERE client_id = :id"),
+                               {"id": client_id}).one()[0]
         assert alg is None
-        migrate.downgrade(engine, "0006")
-        columns = {c["name"] for c in inspect(engine).get_columns("oauth_clients", schema="auth")}
+        migrate.downgrade(engine, "0007")
+        columns = {c["name"] for c in inspect(engine).get_columns("oauth_client_settings",
+                                                                  schema="oauth_sessions")}
         assert "id_token_signed_response_alg" not in columns
         with engine.connect() as conn:
             assert conn.execute(text("SELECT client_name FROM auth.oauth_clients")).scalar() == "Old RP"

@@ -31,10 +31,9 @@ def make_user(db: OrmSession) -> User:
 def make_client(db: OrmSession) -> OAuthClient:
     client = OAuthClient(
         id=uuid.uuid4(), registration_type="manual", redirect_uris="https://app.example/cb",
-        grant_types="authorization_code refresh_token", client_name="App", created_at=NOW,
+        grant_types="authorization_code,refresh_token", client_name="App", created_at=NOW,
         updated_at=NOW, client_type="confidential",
-        token_endpoint_auth_method="client_secret_basic", scope="openid", can_introspect=False,
-        backchannel_logout_session_required=True,
+        token_endpoint_auth_method="client_secret_basic",
     )
     db.add(client)
     return client

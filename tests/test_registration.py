@@ -57,6 +57,12 @@ def test_registered_client_completes_the_code_flow(engine: Engine) -> None:
     ({"scope": "openid admin"}, "invalid_client_metadata"),
     ({"client_name": "x" * 2000}, "invalid_client_metadata"),
     ({"logo_uri": "javascript:alert(1)"}, "invalid_client_metadata"),
+    # Supabase Auth's CHECK limits and encodings, refused before any database error (issue 17):
+    ({"client_uri": "https://rp.example/" + "a" * 2030}, "invalid_client_metadata"),
+    ({"logo_uri": "https://rp.example/" + "a" * 2030}, "invalid_client_metadata"),
+    ({"redirect_uris": ["https://rp.example/" + "a" * 2030]}, "invalid_redirect_uri"),
+    ({"redirect_uris": ["https://rp.example/cb,https://evil.example/cb"]},
+     "invalid_redirect_uri"),
 ])
 def test_bad_metadata_is_refused_and_writes_nothing(engine: Engine, change: dict[str, Any],
                                                      error: str) -> None:
@@ -65,6 +71,15 @@ def test_bad_metadata_is_refused_and_writes_nothing(engine: Engine, change: dict
     response = _register(http, METADATA | change)
     assert response.status_code == 400 and response.json["error"] == error
     assert snapshot(engine) == before
+
+
+def test_issue17_uris_at_supabase_limit_register(engine: Engine) -> None:
+    """2,048 characters is Supabase's limit itself: accepted, stored as given."""
+    http = make_app(engine, dynamic_registration=True).test_client()
+    uri = "https://rp.example/" + "a" * (2048 - len("https://rp.example/"))
+    response = _register(http, METADATA | {"client_uri": uri, "logo_uri": uri})
+    assert response.status_code == 201, response.json
+    assert response.json["client_uri"] == uri and response.json["logo_uri"] == uri
 
 
 @pytest.mark.parametrize("body", [None, [], "text"])

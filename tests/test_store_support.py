@@ -17,7 +17,7 @@ from sqlalchemy import Engine, insert
 
 from oauth_sessions.core.settings import Settings
 from oauth_sessions.core.types import Aal
-from oauth_sessions.storage.models import OAuthClient, User
+from oauth_sessions.storage.models import OAuthClient, OAuthClientSettings, User
 from oauth_sessions.storage.sessions import SessionStore
 
 ISSUER = "https://issuer.example"
@@ -45,10 +45,13 @@ def add_client(engine: Engine, *, name: str = "app") -> uuid.UUID:
     with engine.begin() as conn:
         conn.execute(insert(OAuthClient.__table__).values(
             id=client_id, registration_type="manual", redirect_uris="https://app.example/cb",
-            grant_types="authorization_code refresh_token", client_name=name, created_at=T0,
+            grant_types="authorization_code,refresh_token", client_name=name, created_at=T0,
             updated_at=T0, client_type="confidential",
-            token_endpoint_auth_method="client_secret_basic", scope="openid profile payments",
-            can_introspect=False, backchannel_logout_session_required=True,
+            token_endpoint_auth_method="client_secret_basic",
+        ))
+        conn.execute(insert(OAuthClientSettings.__table__).values(
+            client_id=client_id, scope="openid profile payments", can_introspect=False,
+            backchannel_logout_session_required=True,
         ))
     return client_id
 

@@ -180,11 +180,13 @@ def test_issue17_a_client_supabase_auth_made_authenticates_and_refreshes(engine:
             id=client_id, client_secret_hash=stored, registration_type="dynamic",
             redirect_uris="https://app.example/cb", grant_types="authorization_code,refresh_token",
             client_name="made by Supabase Auth", created_at=T0, updated_at=T0,
-            client_type="confidential", token_endpoint_auth_method="client_secret_basic",
-            scope="openid profile"))
+            client_type="confidential", token_endpoint_auth_method="client_secret_basic"))
     app = make_app(engine)
     info = get_state(app).services.clients.get(client_id)
     assert info is not None and info.grant_types == ("authorization_code", "refresh_token")
+    # No settings row (Supabase Auth made it): the defaults for such a client.
+    assert info.scopes == ("openid", "email", "profile", "phone", "offline_access")
+    assert not info.can_introspect and not info.verified and info.min_aal is None
     wrapper = OAuthClientWrapper(info)
     assert wrapper.check_client_secret(secret) and not wrapper.check_client_secret(secret + "x")
     assert not verify_client_secret(secret, stored[:-1] + ("A" if stored[-1] != "A" else "B"))

@@ -10,6 +10,8 @@ the grant to give (issue 17, "Missing privileges").
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -17,10 +19,11 @@ from datetime import UTC, datetime
 
 import pytest
 from factories import make_app
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from oauth_sessions.storage import migrate
+from oauth_sessions.storage.clients import ClientStore, verify_client_secret
 from oauth_sessions.storage.database import create_auth_engine
 
 pytestmark = pytest.mark.postgres
@@ -43,6 +46,18 @@ SUPABASE_OAUTH_DDL = (
     " CONSTRAINT oauth_clients_token_endpoint_auth_method_check CHECK"
     " (token_endpoint_auth_method IN ('client_secret_basic', 'client_secret_post', 'none')))",
     "CREATE INDEX oauth_clients_deleted_at_idx ON auth.oauth_clients (deleted_at)",
+    "CREATE TABLE auth.oauth_consents ("
+    " id uuid NOT NULL CONSTRAINT oauth_consents_pkey PRIMARY KEY,"
+    " user_id uuid NOT NULL CONSTRAINT oauth_consents_user_id_fkey REFERENCES auth.users (id)"
+    " ON DELETE CASCADE,"
+    " client_id uuid NOT NULL CONSTRAINT oauth_consents_client_id_fkey"
+    " REFERENCES auth.oauth_clients (id) ON DELETE CASCADE,"
+    " scopes text NOT NULL, granted_at timestamptz NOT NULL DEFAULT now(), revoked_at timestamptz,"
+    " CONSTRAINT oauth_consents_user_client_unique UNIQUE (user_id, client_id),"
+    " CONSTRAINT oauth_consents_scopes_length CHECK (char_length(scopes) <= 2048),"
+    " CONSTRAINT oauth_consents_scopes_not_empty CHECK (char_length(trim(scopes)) > 0),"
+    " CONSTRAINT oauth_consents_revoked_after_granted CHECK"
+    " (revoked_at IS NULL OR revoked_at >= granted_at))",
     "ALTER TABLE auth.sessions ADD COLUMN oauth_client_id uuid,"
     " ADD COLUMN refresh_token_hmac_key text, ADD COLUMN refresh_token_counter bigint,"
     " ADD COLUMN scopes text,"
@@ -96,7 +111,7 @@ def _supabase_auth(url: str, *, current: bool) -> Engine:
     migrate.upgrade(engine, "0001")  # the 11-column sessions, users, mfa_amr_claims, ...
     user = uuid.uuid4()
     with engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))  # never ran here
+        conn.execute(text("DROP SCHEMA oauth_sessions CASCADE"))  # the library never ran here
         conn.execute(text("CREATE TABLE auth.schema_migrations (version varchar(255) NOT NULL "
                           "CONSTRAINT schema_migrations_pkey PRIMARY KEY)"))
         conn.execute(text("INSERT INTO auth.schema_migrations VALUES ('20171026211738'), "
@@ -142,11 +157,76 @@ def test_issue17_item1_old_shape_managed_by_supabase_is_refused_and_nothing_chan
     assert migrate.current_revision(old_managed) is None
 
 
-def test_issue17_item1_current_shape_managed_runs_no_ddl_in_auth(current_managed: Engine) -> None:
+def _catalog_outside(engine: Engine, schema: str) -> list[tuple[str, ...]]:
+    """The catalog snapshot without the library's own schema (the only place it may write)."""
+    return [row for row in _catalog(engine) if row[1] != schema]
+
+
+def test_issue17_item1_current_shape_managed_attaches_with_no_ddl_in_auth(
+    current_managed: Engine,
+) -> None:
     catalog, rows = _catalog(current_managed), _rows(current_managed)
-    with pytest.raises(migrate.SupabaseManagedError, match="runs no DDL there"):
+    migrate.upgrade(current_managed)
+    assert migrate.current_revision(current_managed) == migrate.head_revision()
+    assert _catalog_outside(current_managed, "oauth_sessions") == catalog
+    assert _rows(current_managed) == rows
+    with current_managed.connect() as conn:
+        tables = set(inspect(conn).get_table_names(schema="oauth_sessions"))
+    assert tables == {"oauth_client_settings", "oauth_authorization_codes", "oauth_signing_keys",
+                      "oauth_client_assertions", migrate.VERSION_TABLE}
+    migrate.upgrade(current_managed)  # again: nothing left to do, nothing changes
+    assert _catalog_outside(current_managed, "oauth_sessions") == catalog
+
+
+def test_issue17_item1_managed_attach_serves_library_and_supabase_clients(
+    current_managed: Engine,
+) -> None:
+    migrate.upgrade(current_managed)
+    catalog = _catalog(current_managed)
+    store = ClientStore(current_managed, cache_seconds=0)
+    info, secret = store.create(name="Library app", redirect_uris=["https://app.example/cb"],
+                                scopes="openid profile", can_introspect=True)
+    assert secret is not None
+    supabase_secret = secrets.token_urlsafe(32)
+    supabase_id = uuid.uuid4()
+    digest = hashlib.sha256(supabase_secret.encode()).digest()
+    with current_managed.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO auth.oauth_clients (id, client_secret_hash, registration_type, "
+            "redirect_uris, grant_types, client_name, token_endpoint_auth_method) VALUES "
+            "(:id, :h, 'dynamic', 'https://a.example/cb,https://b.example/cb', "
+            "'authorization_code,refresh_token', 'Made by Supabase', 'client_secret_post')"),
+            {"id": supabase_id,
+             "h": base64.urlsafe_b64encode(digest).rstrip(b"=").decode()})
+        row = conn.execute(text("SELECT redirect_uris, grant_types, client_secret_hash FROM "
+                                "auth.oauth_clients WHERE id = :id"), {"id": info.id}).one()
+    # What the library wrote is a valid row for Supabase Auth: its encodings.
+    assert row.redirect_uris == "https://app.example/cb"
+    assert row.grant_types == "authorization_code,refresh_token"
+    assert row.client_secret_hash == base64.urlsafe_b64encode(
+        hashlib.sha256(secret.encode()).digest()).rstrip(b"=").decode()
+    mine = store.get(info.id)
+    assert mine is not None and mine.can_introspect and mine.scopes == ("openid", "profile")
+    theirs = store.get(supabase_id)
+    assert theirs is not None
+    assert theirs.redirect_uris == ("https://a.example/cb", "https://b.example/cb")
+    assert theirs.grant_types == ("authorization_code", "refresh_token")
+    assert verify_client_secret(supabase_secret, theirs.secret_hash)
+    assert not verify_client_secret(supabase_secret + "x", theirs.secret_hash)
+    assert store.update_metadata(supabase_id, can_introspect=True)  # settings row created
+    assert store.get(supabase_id).can_introspect  # type: ignore[union-attr]
+    assert _catalog(current_managed) == catalog  # rows only: no DDL at all
+
+
+def test_issue17_item1_managed_with_old_library_objects_in_auth_is_refused(
+    current_managed: Engine,
+) -> None:
+    with current_managed.begin() as conn:
+        conn.execute(text("CREATE TABLE auth.oauth_signing_keys (kid text PRIMARY KEY)"))
+    catalog = _catalog(current_managed)
+    with pytest.raises(migrate.SupabaseManagedError, match=r"auth\.oauth_signing_keys"):
         migrate.upgrade(current_managed)
-    assert _catalog(current_managed) == catalog and _rows(current_managed) == rows
+    assert _catalog(current_managed) == catalog
 
 
 def test_issue17_item1_db_upgrade_and_stamp_print_the_message_not_a_traceback(
@@ -199,6 +279,9 @@ def test_issue17_missing_update_on_sessions_is_a_clear_startup_error(
         conn.execute(text(f'GRANT USAGE ON SCHEMA auth TO "{role}"'))
         conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA auth '
                           f'TO "{role}"'))
+        conn.execute(text(f'GRANT USAGE ON SCHEMA oauth_sessions TO "{role}"'))
+        conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA '
+                          f'oauth_sessions TO "{role}"'))
         conn.execute(text(f'REVOKE UPDATE ON auth.sessions FROM "{role}"'))
     limited = create_auth_engine(make_url(pg_url).set(username=role, password=None)
                                  .render_as_string(hide_password=False))
@@ -211,6 +294,30 @@ def test_issue17_missing_update_on_sessions_is_a_clear_startup_error(
         with pg_engine.begin() as conn:
             conn.execute(text(f'GRANT UPDATE ON auth.sessions TO "{role}"'))
         make_app(limited)  # complete grants: starts
+    finally:
+        limited.dispose()
+        with pg_engine.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+
+
+def test_issue17_missing_usage_on_the_library_schema_is_named(
+    pg_url: str, pg_engine: Engine,
+) -> None:
+    role = f"oauth_sessions_nousage_{secrets.token_hex(4)}"
+    with pg_engine.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'GRANT USAGE ON SCHEMA auth TO "{role}"'))
+        conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA auth '
+                          f'TO "{role}"'))
+    limited = create_auth_engine(make_url(pg_url).set(username=role, password=None)
+                                 .render_as_string(hide_password=False))
+    try:
+        with pytest.raises(migrate.PrivilegeError) as refused:
+            make_app(limited)
+        message = str(refused.value)
+        assert f"GRANT USAGE ON SCHEMA oauth_sessions TO {role}" in message
+        assert "auth." not in message  # everything in auth is granted
     finally:
         limited.dispose()
         with pg_engine.begin() as conn:

@@ -5,7 +5,9 @@ gets the same clear ``ValueError`` instead of a database constraint failing late
 authorizes the client (issue 15 item 17):
 
 * every column limit of the schema: ``client_name`` at most 1,024 characters
-  (``oauth_clients_client_name_length``); the scopes at most 2,048 characters, the limit of
+  (``oauth_clients_client_name_length``); every URI at most 2,048 (``client_uri`` and
+  ``logo_uri`` have that CHECK in Supabase's table) and, since Supabase Auth stores redirect
+  URIs comma-separated, no comma in a redirect URI; the scopes at most 2,048 characters, the limit of
   ``oauth_consents_scopes_length``, which is tighter than ``sessions_scopes_length`` (4,096) and
   is written when the user consents; at most 20 redirect URIs of each kind;
 * text a person reads (the name) has no control characters, lone surrogates or NUL: they break
@@ -30,10 +32,12 @@ from .uris import validate_redirect_uri
 __all__ = [
     "MAX_CLIENT_NAME",
     "MAX_CLIENT_SCOPE",
+    "MAX_CLIENT_URI",
     "MAX_REDIRECT_URIS",
     "check_client_name",
     "check_client_scope",
     "check_redirect_uris",
+    "check_uri_length",
     "has_forbidden_characters",
     "name_key",
 ]
@@ -41,6 +45,9 @@ __all__ = [
 MAX_CLIENT_NAME: Final = 1024
 MAX_CLIENT_SCOPE: Final = 2048
 MAX_REDIRECT_URIS: Final = 20
+#: Supabase Auth's limit on ``client_uri`` / ``logo_uri`` (``oauth_clients_*_uri_length``),
+#: applied to every URI of a client.
+MAX_CLIENT_URI: Final = 2048
 _LOOPBACK_HTTP_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 # Characters that render as nothing or look alike once the rest is folded.
 _CONFUSABLE_MAP: Final = str.maketrans({
@@ -97,10 +104,20 @@ def check_redirect_uris(uris: Sequence[str], *, kind: str = "redirect URI") -> l
         try:
             validate_redirect_uri(uri)
             _refuse_plain_http(uri)
+            check_uri_length(uri)
+            if "," in uri:  # Supabase Auth stores the list comma-separated
+                raise ValueError("URI must not contain a comma (percent-encode it as %2C)")
         except ValueError as exc:
             raise ValueError(f"{kind} {number}: {exc}") from None
         checked.append(uri)
     return checked
+
+
+def check_uri_length(uri: str | None, *, what: str = "URI") -> str | None:
+    """``uri`` if at most :data:`MAX_CLIENT_URI` characters (Supabase Auth's CHECK limit)."""
+    if uri is not None and len(uri) > MAX_CLIENT_URI:
+        raise ValueError(f"{what} is longer than {MAX_CLIENT_URI} characters")
+    return uri
 
 
 def _refuse_plain_http(uri: str) -> None:

@@ -105,6 +105,16 @@ def _choice(*allowed: str) -> Callable[[str, Any], str]:
     return check
 
 
+def _schema_name(key: str, value: Any) -> str:
+    value = _string(key, value)
+    if (not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value) or value in ("auth", "public")
+            or value.startswith("pg_")):
+        raise ConfigurationError(
+            f"{key} must be a lower-case SQL identifier (letters, digits, _) other than auth, "
+            f"public and pg_*, got {value!r}")
+    return str(value)
+
+
 def _url_prefix(key: str, value: Any) -> str:
     value = _string(key, value)
     if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
@@ -160,6 +170,10 @@ SETTINGS: tuple[Setting, ...] = (
             "What stands between the app and PostgreSQL: auto (detect; a pooler found counts as "
             "transaction), none, session, or transaction (no server-side prepared statement "
             "outlives its transaction). Applies to the engine the library makes."),
+    Setting("DATABASE_SCHEMA", "oauth_sessions", _schema_name,
+            "PostgreSQL schema of the library's own tables (client settings, authorization "
+            "codes, signing keys, assertion replay records, migration version); auth keeps "
+            "Supabase Auth's tables only. Ignored on SQLite."),
     Setting("URL_PREFIX", "/oauth", _url_prefix, "Where the OAuth endpoints are mounted."),
     Setting("ACCESS_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an access token lives."),
     Setting("ID_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an ID token lives."),
@@ -227,6 +241,7 @@ class Settings:
     issuer: str
     database_url: str | None = None
     database_pooler: str = "auto"
+    database_schema: str = "oauth_sessions"
     url_prefix: str = "/oauth"
     access_token_lifetime: int = 300
     id_token_lifetime: int = 300

@@ -78,7 +78,10 @@ def db_upgrade(revision: str) -> None:
 def db_downgrade(revision: str) -> None:
     """Step the auth schema back to REVISION (PostgreSQL; data in dropped columns is lost)."""
     state = get_state()
-    migrate.downgrade(state.engine, revision)
+    try:
+        migrate.downgrade(state.engine, revision)
+    except NotImplementedError as exc:  # revision 0006 is one-way
+        raise click.ClickException(str(exc)) from None
     click.echo(f"auth schema at revision {migrate.current_revision(state.engine)}")
 
 

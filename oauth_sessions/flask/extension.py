@@ -25,7 +25,7 @@ from ..protocol.client_auth import AssertionLedger
 from ..protocol.server import OAuthServer
 from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
-from ..storage.database import create_auth_engine, watch_pooler
+from ..storage.database import create_auth_engine, watch_pooler, with_library_schema
 from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_error
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
@@ -87,11 +87,13 @@ class OAuthSessions:
                     "the SQLAlchemy URL of the database holding the auth schema"
                 )
             try:
-                engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler)
+                engine = create_auth_engine(settings.database_url, pooler=settings.database_pooler,
+                                            schema=settings.database_schema)
             except UnsupportedDatabaseURL as exc:
                 raise ConfigurationError(f"OAUTH_SESSIONS_DATABASE_URL: {exc}") from None
         else:
             watch_pooler(engine, settings.database_pooler)  # no-op if made by create_auth_engine
+            engine = with_library_schema(engine, settings.database_schema)
         if not app.secret_key:
             # The consent page and RP-initiated logout sign their CSRF tickets with it: without
             # it the app would serve, then fail at the consent step of every authorization.

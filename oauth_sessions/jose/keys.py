@@ -1,6 +1,6 @@
 """The provider's signing keys: generation, key sets with rotation, and the JWKS they publish.
 
-Keys are JWKs (RFC 7517) handled by joserfc, one row of ``auth.oauth_signing_keys`` per
+Keys are JWKs (RFC 7517) handled by joserfc, one row of ``oauth_signing_keys`` (the library's schema) per
 :class:`SigningKey`; whoever persists them builds a :class:`KeySet` once per change of the table
 (:mod:`oauth_sessions.storage.signing_keys`). A :class:`KeySet` parses each key once
 (:class:`LoadedKey`), so the JWS codec (:mod:`oauth_sessions.jose.jws`) neither re-guesses keys
@@ -91,7 +91,7 @@ def _require_aware(name: str, value: datetime | None) -> None:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """One row of ``auth.oauth_signing_keys``.
+    """One row of ``oauth_signing_keys`` (the library's schema).
 
     ``private_jwk`` is the JSON text of the private JWK with ``kid`` and ``alg`` inside, so the
     row alone says how to use it. ``activated_at`` None means published but not yet used to sign
@@ -285,7 +285,7 @@ class KeySet:
         named = f" for {wanted}" if wanted else ""
         raise RuntimeError(
             f"No active signing key{named}: store the keys returned by "
-            "oauth_sessions.jose.keys.rotate(existing_keys, alg) in auth.oauth_signing_keys "
+            "oauth_sessions.jose.keys.rotate(existing_keys, alg) in oauth_sessions.oauth_signing_keys "
             "and rebuild the KeySet."
         )
 

@@ -11,7 +11,7 @@ The client proves itself with a JWT it signed with a key whose public half it re
    endpoint); ``exp`` is in the future but at most an hour away; ``iat``/``nbf`` not in
    the future; ``jti`` present;
 5. the ``jti`` has not been seen before: it is recorded (hashed) in
-   ``auth.oauth_client_assertions`` until the assertion expires, which makes the assertion
+   ``oauth_client_assertions`` (the library's schema) until the assertion expires, which makes the assertion
    one-time across every worker ("MUST only be used once", OIDC Core section 9).
 
 Only step 5 writes, and only for an assertion that passed every other check.

@@ -1,10 +1,13 @@
 """Storage of pending authorizations (one-time codes) and remembered consents.
 
-* ``auth.oauth_authorizations`` keeps one row per issued code, holding only the SHA-256 of the
-  code: a database reader cannot redeem codes. The row records what the code will produce
+* ``oauth_authorization_codes`` (the library's schema: Supabase's ``auth.oauth_authorizations``
+  has no session, aal, amr or auth_time column) keeps one row per issued code, holding only the
+  SHA-256 of the code: a database reader cannot redeem codes. The row records what the code will produce
   (user, scopes, aal, amr, PKCE challenge, nonce), and after the exchange the session it
   produced, so that a replayed code can end that session (RFC 6749 section 4.1.2).
-* ``auth.oauth_consents`` keeps, per user and client, the scopes the user approved.
+* ``auth.oauth_consents`` (Supabase's table, shared with Supabase Auth's own OAuth server) keeps,
+  per user and client, the scopes the user approved, space-separated; a grant of no scope is
+  not stored (Supabase's ``oauth_consents_scopes_not_empty``).
 
 Codes are redeemed with a compare-and-swap on ``used_at`` in the caller's transaction
 (:meth:`AuthorizationStore.redeem`), so two racing exchanges of one code cannot both win.
@@ -25,11 +28,11 @@ from sqlalchemy import Connection, Engine, Table, delete, select, update
 
 from ..core.policy import join_scope, parse_scope
 from ..core.types import Aal
-from .models import OAuthAuthorization, OAuthConsent
+from .models import OAuthAuthorizationCode, OAuthConsent
 
 __all__ = ["AuthorizationRecord", "AuthorizationStore", "ConsentStore", "hash_code"]
 
-_O_AUTH_AUTHORIZATION = cast(Table, OAuthAuthorization.__table__)
+_O_AUTH_AUTHORIZATION = cast(Table, OAuthAuthorizationCode.__table__)
 _O_AUTH_CONSENT = cast(Table, OAuthConsent.__table__)
 
 T = TypeVar("T")
@@ -187,6 +190,8 @@ class ConsentStore:
             ).first()
             if row is None:
                 merged = parse_scope(list(scopes))
+                if not merged:  # nothing granted: Supabase's table holds no empty grant
+                    return merged
                 conn.execute(table.insert().values(
                     id=uuid.uuid4(), user_id=user_id, client_id=client_id,
                     scopes=join_scope(merged), granted_at=now))

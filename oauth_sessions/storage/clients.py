@@ -1,12 +1,29 @@
-"""OAuth clients: records in ``auth.oauth_clients``, secret hashing, and the Authlib wrapper.
+"""OAuth clients: ``auth.oauth_clients`` rows plus the library's settings, secret hashing, and
+the Authlib wrapper.
+
+One client is two rows: Supabase Auth's ``auth.oauth_clients`` row, written in Supabase's own
+encodings so that Supabase Auth can read every client the library registers (comma-separated
+``redirect_uris`` and ``grant_types``, Supabase's enums, its CHECK limits checked first with a
+clear ``ValueError``), and an ``oauth_client_settings`` row in the library's schema for what
+Supabase has no column for (allowed scope, min aal, max session length, introspection right,
+verified, JWKS, logout URIs, registration access token hash). Both are read in one SELECT (a
+LEFT JOIN): a client Supabase Auth registered has no settings row and gets
+:data:`SUPABASE_CLIENT_SCOPES` and the other defaults.
+
+``private_key_jwt`` cannot be written in Supabase's ``token_endpoint_auth_method`` (its CHECK
+allows ``client_secret_basic``, ``client_secret_post`` and ``none``). Such a client is stored
+in ``auth`` as a *confidential* ``client_secret_basic`` client whose ``client_secret_hash`` no
+secret can match (:data:`UNUSABLE_SECRET_PREFIX` + 256 random bits, not base64url), so Supabase
+Auth never treats it as public and never accepts a secret for it; the real method is in the
+settings row, and this library authenticates it only by its signed assertions.
 
 Client secrets are generated here (``secrets.token_urlsafe(32)``: 256 random bits), so they
 need no slow password hash: a SHA-256 digest is preimage-resistant far beyond any guessing
 budget, and it keeps client authentication at microseconds instead of the 30-100 ms of
 argon2/bcrypt on the two hottest endpoints (token and introspection). The stored form is
-``sha256$<hex>``; comparison is constant-time (``hmac.compare_digest``). Supabase Auth's
-stored form (unpadded base64url of the SHA-256) verifies as well, so clients it registered keep
-working; its comma-separated ``grant_types`` are read too.
+Supabase Auth's: unpadded base64url of SHA-256(secret); comparison is constant-time
+(``hmac.compare_digest``). The library's earlier form ``sha256$<hex>`` still verifies (revision
+0007 re-encodes every stored one, since both hold the same digest, so none should remain).
 
 Client records may be cached per worker for ``CLIENT_CACHE_SECONDS`` (default 5): a stale
 client record is harmless for that long: deleting a client (a soft delete, ``deleted_at``, as
@@ -31,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import Engine, Table, delete, select, update
+from sqlalchemy import Connection, Engine, Table, delete, exists, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core import signals
@@ -39,6 +56,7 @@ from ..core.client_rules import (
     check_client_name,
     check_client_scope,
     check_redirect_uris,
+    check_uri_length,
     name_is_taken,
 )
 from ..core.policy import is_valid_scope_token, join_scope, parse_scope
@@ -51,7 +69,7 @@ from ..core.uris import (
 from ..core.uris import validate_redirect_uri as validate_redirect_uri
 from ..jose.client_jwks import parse_client_jwks
 from ..jose.keys import SUPPORTED_ALGS
-from .models import OAuthClient, Session
+from .models import OAuthClient, OAuthClientSettings, Session
 
 if TYPE_CHECKING:
     from .sessions import SessionStore
@@ -70,9 +88,21 @@ __all__ = [
 ]
 
 _O_AUTH_CLIENT = cast(Table, OAuthClient.__table__)
+_SETTINGS = cast(Table, OAuthClientSettings.__table__)
 _S = cast(Table, Session.__table__)
 
+#: The library's earlier stored form of a secret hash (still verified).
 SECRET_PREFIX: Final = "sha256$"
+#: Starts the ``client_secret_hash`` of a ``private_key_jwt`` client: never base64url, so no
+#: secret's hash equals it, in this library or in Supabase Auth.
+UNUSABLE_SECRET_PREFIX: Final = "!private_key_jwt:"
+#: What a client registered by Supabase Auth (no settings row) may ask for.
+SUPABASE_CLIENT_SCOPES: Final = ("openid", "email", "profile", "phone", "offline_access")
+#: Methods Supabase's ``token_endpoint_auth_method`` CHECK accepts.
+SUPABASE_AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "none")
+#: Settings columns, as :meth:`ClientStore.update_metadata` keys.
+SETTINGS_COLUMNS: Final = frozenset(
+    c.name for c in _SETTINGS.columns if c.name not in ("client_id", "token_endpoint_auth_method"))
 #: RFC 7591 section 2 names; ``none`` is for public clients (RFC 6749 section 2.1) and
 #: ``private_key_jwt`` (OIDC Core section 9) for clients that registered public keys.
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -86,15 +116,23 @@ def generate_client_secret() -> str:
 
 
 def hash_client_secret(secret: str) -> str:
-    """The stored form of a generated secret (fast on purpose, see the module docstring)."""
-    return SECRET_PREFIX + hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """The stored form of a generated secret, as Supabase Auth writes it: unpadded base64url of
+    SHA-256(secret) (fast on purpose, see the module docstring)."""
+    digest = hashlib.sha256(secret.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def unusable_secret_hash() -> str:
+    """A ``client_secret_hash`` that no secret matches (for ``private_key_jwt`` clients)."""
+    return UNUSABLE_SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def verify_client_secret(secret: str, stored: str | None) -> bool:
     """Constant-time check of ``secret`` against a stored hash.
 
-    Two stored forms verify: this library's ``sha256$<hex>``, and Supabase Auth's unpadded
-    base64url of SHA-256(secret), so clients that Supabase Auth registered keep working.
+    Two stored forms verify: Supabase Auth's unpadded base64url of SHA-256(secret) (what the
+    library writes), and the library's earlier ``sha256$<hex>``. A hash of a
+    ``private_key_jwt`` client (:data:`UNUSABLE_SECRET_PREFIX`) never does.
     """
     if not stored or not isinstance(stored, str) or not isinstance(secret, str):
         return False
@@ -122,6 +160,17 @@ def parse_client_id(value: object) -> uuid.UUID | None:
 
 def _split(text: str | None, sep: str = " ") -> tuple[str, ...]:
     return tuple(v for v in (text or "").split(sep) if v)
+
+
+def _list(text: str | None) -> tuple[str, ...]:
+    """A stored list: comma-separated as Supabase Auth writes it (spaces and line breaks, the
+    library's earlier separators, read too)."""
+    return _split((text or "").replace("\n", ",").replace(" ", ","), ",")
+
+
+def _encode_list(values: Iterable[str]) -> str:
+    """Supabase Auth's encoding of a list (``redirect_uris``, ``grant_types``)."""
+    return ",".join(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,33 +259,68 @@ class ClientInfo:
         return {k: v for k, v in meta.items() if v is not None}
 
 
-def _info(row: OAuthClient) -> ClientInfo:
+def _info(row: Any) -> ClientInfo:
+    """A client from one row of :data:`_CLIENT_READ` (settings columns prefixed ``s_``; all
+    ``None`` for a client without settings, one Supabase Auth registered)."""
+    has_settings = row.s_client_id is not None
+    method = row.s_token_endpoint_auth_method or row.token_endpoint_auth_method
     return ClientInfo(
         id=row.id,
         name=row.client_name,
         type=row.client_type,
-        redirect_uris=_split(row.redirect_uris, "\n"),
-        # Space-separated here, comma-separated where Supabase Auth wrote the row.
-        grant_types=_split(row.grant_types.replace(",", " ")),
-        scopes=_split(row.scope),
-        token_endpoint_auth_method=row.token_endpoint_auth_method,
-        min_aal=row.min_aal,
-        max_session_seconds=row.max_session_seconds,
-        can_introspect=bool(row.can_introspect),
-        backchannel_logout_uri=row.backchannel_logout_uri,
-        post_logout_redirect_uris=_split(row.post_logout_redirect_uris, "\n"),
-        backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
+        redirect_uris=_list(row.redirect_uris),
+        grant_types=_list(row.grant_types),
+        scopes=_split(row.s_scope) if has_settings else SUPABASE_CLIENT_SCOPES,
+        token_endpoint_auth_method=method,
+        min_aal=Aal(row.s_min_aal) if row.s_min_aal else None,
+        max_session_seconds=row.s_max_session_seconds,
+        can_introspect=bool(row.s_can_introspect),
+        backchannel_logout_uri=row.s_backchannel_logout_uri,
+        post_logout_redirect_uris=_list(row.s_post_logout_redirect_uris),
+        backchannel_logout_session_required=(bool(row.s_backchannel_logout_session_required)
+                                             if has_settings else True),
         registration_type=row.registration_type,
         client_uri=row.client_uri,
         logo_uri=row.logo_uri,
         created_at=row.created_at,
-        secret_hash=row.client_secret_hash,
-        registration_access_token_hash=row.registration_access_token_hash,
-        jwks=row.jwks,
-        verified=bool(row.verified),
-        id_token_signed_response_alg=row.id_token_signed_response_alg,
-        sector_identifier=row.sector_identifier,
+        secret_hash=row.client_secret_hash if method in SECRET_METHODS else None,
+        registration_access_token_hash=row.s_registration_access_token_hash,
+        jwks=row.s_jwks,
+        verified=bool(row.s_verified),
+        id_token_signed_response_alg=row.s_id_token_signed_response_alg,
+        sector_identifier=row.s_sector_identifier,
     )
+
+
+#: Every client read: Supabase's row and the library's settings, in one statement.
+_CLIENT_READ = select(
+    _O_AUTH_CLIENT, *(c.label(f"s_{c.name}") for c in _SETTINGS.columns)
+).select_from(_O_AUTH_CLIENT.outerjoin(_SETTINGS, _SETTINGS.c.client_id == _O_AUTH_CLIENT.c.id))
+
+
+def _settings_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Pop the settings keys out of ``values`` (the rest are ``auth.oauth_clients`` columns)."""
+    return {k: values.pop(k) for k in list(values) if k in SETTINGS_COLUMNS}
+
+
+def _write_settings(conn: Connection, client_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Update the client's settings row, creating it first for a client Supabase Auth made
+    (with its defaults made explicit: :data:`SUPABASE_CLIENT_SCOPES`)."""
+    if not values:
+        return
+    done = conn.execute(update(_SETTINGS).where(_SETTINGS.c.client_id == client_id)
+                        .values(**values)).rowcount
+    if not done:
+        conn.execute(insert(_SETTINGS).values(
+            **{"client_id": client_id, "scope": join_scope(SUPABASE_CLIENT_SCOPES), **values}))
+
+
+def _auth_method_values(method: str) -> dict[str, Any]:
+    """What a client's ``token_endpoint_auth_method`` becomes in the two tables."""
+    if method in SUPABASE_AUTH_METHODS:
+        return {"token_endpoint_auth_method": method}
+    return {"token_endpoint_auth_method": "client_secret_basic",
+            "client_secret_hash": unusable_secret_hash()}
 
 
 def sector_of(redirect_uris: Sequence[str]) -> str:
@@ -349,40 +433,51 @@ class ClientStore:
         if backchannel_logout_uri is not None:  # fetched by this server: the SSRF rules apply
             validate_backchannel_logout_uri(backchannel_logout_uri,
                                             allow_loopback_http=self.allow_loopback_http)
+        check_uri_length(client_uri, what="client_uri")
+        check_uri_length(logo_uri, what="logo_uri")
+        if backchannel_logout_uri is not None:
+            check_uri_length(backchannel_logout_uri, what="backchannel_logout_uri")
         now = now or datetime.now(UTC)
         secret = generate_client_secret() if method in SECRET_METHODS else None
-        row = OAuthClient(
-            id=uuid.uuid4(),
-            client_secret_hash=hash_client_secret(secret) if secret else None,
-            registration_type=registration_type,
-            redirect_uris="\n".join(uris),
-            grant_types=" ".join(grants),
-            client_name=name,
-            client_uri=client_uri,
-            logo_uri=logo_uri,
-            created_at=now,
-            updated_at=now,
-            client_type="public" if public else "confidential",
-            token_endpoint_auth_method=method,
-            scope=join_scope(scope_list),
-            min_aal=Aal(min_aal) if min_aal else None,
-            max_session_seconds=max_session_seconds,
-            can_introspect=can_introspect,
-            post_logout_redirect_uris="\n".join(post_logout_redirect_uris) or None,
-            backchannel_logout_uri=backchannel_logout_uri,
-            backchannel_logout_session_required=backchannel_logout_session_required,
-            registration_access_token_hash=(
-                hash_client_secret(registration_access_token) if registration_access_token else None
-            ),
-            jwks=jwks_text,
-            verified=verified,
-            id_token_signed_response_alg=id_token_signed_response_alg,
-            sector_identifier=sector,
-        )
-        values = {c.key: getattr(row, c.key) for c in _O_AUTH_CLIENT.columns}
+        client_id = uuid.uuid4()
+        client_values: dict[str, Any] = {
+            "id": client_id,
+            "client_secret_hash": hash_client_secret(secret) if secret else None,
+            "registration_type": registration_type,
+            "redirect_uris": _encode_list(uris),
+            "grant_types": _encode_list(grants),
+            "client_name": name,
+            "client_uri": client_uri,
+            "logo_uri": logo_uri,
+            "created_at": now,
+            "updated_at": now,
+            "client_type": "public" if public else "confidential",
+            **_auth_method_values(method),
+        }
+        settings_values: dict[str, Any] = {
+            "client_id": client_id,
+            "scope": join_scope(scope_list),
+            "min_aal": Aal(min_aal) if min_aal else None,
+            "max_session_seconds": max_session_seconds,
+            "can_introspect": can_introspect,
+            "verified": verified,
+            "token_endpoint_auth_method": None if method in SUPABASE_AUTH_METHODS else method,
+            "jwks": jwks_text,
+            "post_logout_redirect_uris": _encode_list(post_logout_redirect_uris) or None,
+            "backchannel_logout_uri": backchannel_logout_uri,
+            "backchannel_logout_session_required": backchannel_logout_session_required,
+            "registration_access_token_hash": (
+                hash_client_secret(registration_access_token) if registration_access_token
+                else None),
+            "id_token_signed_response_alg": id_token_signed_response_alg,
+            "sector_identifier": sector,
+        }
         with self._engine.begin() as conn:
-            conn.execute(_O_AUTH_CLIENT.insert().values(**values))
-        return _info(row), secret
+            conn.execute(insert(_O_AUTH_CLIENT).values(**client_values))
+            conn.execute(insert(_SETTINGS).values(**settings_values))
+        info = self.get(client_id, fresh=True)
+        assert info is not None
+        return info, secret
 
     def rotate_secret(self, client_id: uuid.UUID, *, now: datetime | None = None) -> str | None:
         """Replace a client's secret; the old one stops working at once here (other workers
@@ -393,7 +488,9 @@ class ClientStore:
             result = conn.execute(
                 update(table)
                 .where(table.c.id == client_id, table.c.deleted_at.is_(None),
-                       table.c.token_endpoint_auth_method.in_(SECRET_METHODS))
+                       table.c.token_endpoint_auth_method.in_(SECRET_METHODS),
+                       ~exists().where(_SETTINGS.c.client_id == table.c.id,
+                                       _SETTINGS.c.token_endpoint_auth_method.is_not(None)))
                 .values(client_secret_hash=hash_client_secret(secret),
                         updated_at=now or datetime.now(UTC))
             )
@@ -401,14 +498,26 @@ class ClientStore:
         return secret if result.rowcount else None
 
     def update_metadata(self, client_id: uuid.UUID, **values: Any) -> bool:
-        """Change columns of a client (RFC 7592 updates). Keys are column names.
+        """Change a client (RFC 7592 updates). Keys are column names of ``auth.oauth_clients``
+        or of the settings row (:data:`SETTINGS_COLUMNS`); list values (``redirect_uris``,
+        ``post_logout_redirect_uris``, ``grant_types``) may be sequences or text separated by
+        line breaks, spaces or commas, and are stored comma-separated.
 
         URI columns pass the same checks as in :meth:`create` (``ValueError`` otherwise), so an
-        update cannot smuggle in what registration would refuse.
+        update cannot smuggle in what registration would refuse. Both rows change in one
+        transaction.
         """
-        check_redirect_uris(_split(values.get("redirect_uris"), "\n"))
-        check_redirect_uris(_split(values.get("post_logout_redirect_uris"), "\n"),
+        for key in ("redirect_uris", "post_logout_redirect_uris", "grant_types"):
+            if key in values and values[key] is not None:
+                items = values[key]
+                values[key] = _encode_list(_list(items) if isinstance(items, str) else items)
+        check_redirect_uris(_list(values.get("redirect_uris")))
+        check_redirect_uris(_list(values.get("post_logout_redirect_uris")),
                             kind="post-logout redirect URI")
+        if values.get("post_logout_redirect_uris") == "":
+            values["post_logout_redirect_uris"] = None
+        for key in ("client_uri", "logo_uri", "backchannel_logout_uri"):
+            check_uri_length(values.get(key), what=key)
         if "client_name" in values:
             values["client_name"] = check_client_name(values["client_name"])
             current = self.get(client_id, fresh=True)
@@ -423,11 +532,24 @@ class ClientStore:
         if values.get("backchannel_logout_uri") is not None:
             validate_backchannel_logout_uri(values["backchannel_logout_uri"],
                                             allow_loopback_http=self.allow_loopback_http)
+        settings = _settings_values(values)
+        if "token_endpoint_auth_method" in values:
+            method = values.pop("token_endpoint_auth_method")
+            if method not in AUTH_METHODS:
+                raise ValueError(
+                    f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+            settings["token_endpoint_auth_method"] = (None if method in SUPABASE_AUTH_METHODS
+                                                      else method)
+            values.update(_auth_method_values(method))
+            if method in SUPABASE_AUTH_METHODS:
+                values.pop("client_secret_hash", None)
         table = _O_AUTH_CLIENT
         values.setdefault("updated_at", datetime.now(UTC))
         with self._engine.begin() as conn:
             result = conn.execute(update(table).where(table.c.id == client_id,
                                                       table.c.deleted_at.is_(None)).values(**values))
+            if result.rowcount:
+                _write_settings(conn, client_id, settings)
         self._forget(client_id)
         return bool(result.rowcount)
 
@@ -451,12 +573,14 @@ class ClientStore:
         (compare-and-swap: ``False`` if the stored hash is no longer ``old_hash``)."""
         if old_hash is None:
             return False
-        table = _O_AUTH_CLIENT
+        settings = _SETTINGS
+        live = exists().where(_O_AUTH_CLIENT.c.id == settings.c.client_id,
+                              _O_AUTH_CLIENT.c.deleted_at.is_(None))
         with self._engine.begin() as conn:
             result = conn.execute(
-                update(table)
-                .where(table.c.id == client_id, table.c.deleted_at.is_(None),
-                       table.c.registration_access_token_hash == old_hash)
+                update(settings)
+                .where(settings.c.client_id == client_id, live,
+                       settings.c.registration_access_token_hash == old_hash)
                 .values(registration_access_token_hash=hash_client_secret(token)))
         self._forget(client_id)
         return bool(result.rowcount)
@@ -469,10 +593,12 @@ class ClientStore:
         """Whether ``name`` reads like a verified client's name (:func:`name_is_taken`)."""
         table = _O_AUTH_CLIENT
         with self._reads.connect() as conn:
-            names = conn.execute(select(table.c.client_name).where(
-                table.c.verified.is_(True), table.c.deleted_at.is_(None),
-                table.c.id != (except_id or uuid.UUID(int=0)),
-            )).scalars().all()
+            names = conn.execute(
+                select(table.c.client_name)
+                .select_from(table.join(_SETTINGS, _SETTINGS.c.client_id == table.c.id))
+                .where(_SETTINGS.c.verified.is_(True), table.c.deleted_at.is_(None),
+                       table.c.id != (except_id or uuid.UUID(int=0)))
+            ).scalars().all()
         return name_is_taken(name, (n for n in names if n))
 
     def delete(self, client_id: uuid.UUID, *, now: datetime | None = None) -> bool:
@@ -513,9 +639,9 @@ class ClientStore:
                 return cached[1]
         table = _O_AUTH_CLIENT
         with self._reads.connect() as conn:
-            row = conn.execute(select(table).where(table.c.id == key,
-                                                   table.c.deleted_at.is_(None))).first()
-        info = _info(OAuthClient(**row._mapping)) if row is not None else None
+            row = conn.execute(_CLIENT_READ.where(table.c.id == key,
+                                                  table.c.deleted_at.is_(None))).first()
+        info = _info(row) if row is not None else None
         if self._cache_seconds:
             with self._lock:
                 if len(self._cache) > 10_000:
@@ -527,19 +653,18 @@ class ClientStore:
         """Every live client (soft-deleted ones, ``deleted_at`` set, are left out)."""
         table = _O_AUTH_CLIENT
         with self._reads.connect() as conn:
-            rows = conn.execute(select(table).where(table.c.deleted_at.is_(None))
+            rows = conn.execute(_CLIENT_READ.where(table.c.deleted_at.is_(None))
                                 .order_by(table.c.created_at, table.c.id)).all()
-        return [_info(OAuthClient(**r._mapping)) for r in rows]
+        return [_info(r) for r in rows]
 
     def has_pairwise_clients(self) -> bool:
         """Whether a live client has pairwise subjects (a start-up check: their ``sub`` needs
         the salt). ``False`` when the table is not migrated yet (``db upgrade`` comes later)."""
-        table = _O_AUTH_CLIENT
         try:
             with self._reads.connect() as conn:
-                found = conn.execute(select(table.c.id).where(
-                    table.c.sector_identifier.is_not(None), table.c.deleted_at.is_(None)
-                ).limit(1)).first()
+                found = conn.execute(_CLIENT_READ.where(
+                    _SETTINGS.c.sector_identifier.is_not(None),
+                    _O_AUTH_CLIENT.c.deleted_at.is_(None)).limit(1)).first()
         except SQLAlchemyError:
             return False
         return found is not None

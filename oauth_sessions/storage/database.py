@@ -1,6 +1,11 @@
 """Engines for the ``auth`` schema on PostgreSQL (reference) and SQLite (embedded).
 
-On SQLite the ``auth`` schema is translated away (``schema_translate_map``), foreign
+The library's own tables live in a schema of its own, ``oauth_sessions`` by default
+(``OAUTH_SESSIONS_DATABASE_SCHEMA``, :func:`with_library_schema`): the models name it
+:data:`~oauth_sessions.storage.models.LIBRARY_SCHEMA` and the engine's ``schema_translate_map``
+turns that into the configured name.
+
+On SQLite the ``auth`` schema and the library's are both translated away, foreign
 keys are switched on for every connection (SQLite ignores them otherwise, and
 cascading deletes are part of the security model), and in-memory databases share
 one connection so that every request sees the same data.
@@ -21,6 +26,7 @@ made-up one, so they differ, and an unknown pooler counts as a transaction poole
 from __future__ import annotations
 
 import logging
+import re
 import weakref
 from typing import Any, Final
 
@@ -29,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from .database_errors import check_database_url
-from .models import SCHEMA
+from .models import LIBRARY_SCHEMA, SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +60,44 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_auth_engine(url: str, *, pooler: str = "auto", **kwargs: Any) -> Engine:
+#: The library's schema unless configured otherwise.
+DEFAULT_LIBRARY_SCHEMA: Final = LIBRARY_SCHEMA
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_schema_name(name: str) -> str:
+    """``name`` if it can be the library's schema: a lower-case SQL identifier, not ``auth``
+    (Supabase Auth's) nor ``public``; ``ValueError`` otherwise."""
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name) or name in (
+            "auth", "public") or name.startswith("pg_"):
+        raise ValueError(
+            "the library's schema must be a lower-case SQL identifier (letters, digits, _), "
+            f"not auth, public or pg_*; got {name!r}")
+    return name
+
+
+def with_library_schema(engine: Engine, schema: str) -> Engine:
+    """``engine`` reading and writing the library's tables in ``schema`` (PostgreSQL).
+
+    The default name needs no translation and ``engine`` itself is returned; SQLite engines
+    made by :func:`create_auth_engine` have no schemas at all and are returned as they are.
+    """
+    schema = check_schema_name(schema)
+    if engine.dialect.name != "postgresql" or schema == LIBRARY_SCHEMA:
+        return engine
+    mapping = dict(engine.get_execution_options().get("schema_translate_map") or {})
+    if mapping.get(LIBRARY_SCHEMA) == schema:
+        return engine
+    mapping[LIBRARY_SCHEMA] = schema
+    return engine.execution_options(schema_translate_map=mapping)
+
+
+def create_auth_engine(url: str, *, pooler: str = "auto", schema: str = DEFAULT_LIBRARY_SCHEMA,
+                       **kwargs: Any) -> Engine:
     """Create an engine suited to the auth schema on ``url``.
 
     ``pooler`` (one of :data:`POOLER_MODES`) says what stands between the app and PostgreSQL;
-    ignored on SQLite.
+    ignored on SQLite. ``schema``: the library's own schema (:func:`with_library_schema`).
     """
     url = normalize_url(url)
     parsed = make_url(url)
@@ -67,7 +106,7 @@ def create_auth_engine(url: str, *, pooler: str = "auto", **kwargs: Any) -> Engi
             kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs).execution_options(
-            schema_translate_map={SCHEMA: None}
+            schema_translate_map={SCHEMA: None, LIBRARY_SCHEMA: None}
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
@@ -76,7 +115,7 @@ def create_auth_engine(url: str, *, pooler: str = "auto", **kwargs: Any) -> Engi
     kwargs.setdefault("max_overflow", 10)
     pg_engine = create_engine(url, **kwargs)
     watch_pooler(pg_engine, pooler)
-    return pg_engine
+    return with_library_schema(pg_engine, schema)
 
 
 def watch_pooler(engine: Engine, mode: str) -> None:

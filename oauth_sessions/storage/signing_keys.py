@@ -1,4 +1,4 @@
-"""Signing keys persisted in ``auth.oauth_signing_keys`` and the app's :class:`KeySet`.
+"""Signing keys persisted in ``oauth_signing_keys`` (the library's schema) and the app's :class:`KeySet`.
 
 Workers are stateless: the keys live in the database, each worker parses them once into a
 :class:`~oauth_sessions.jose.keys.KeySet` and re-reads the table at most every

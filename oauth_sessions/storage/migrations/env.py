@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from oauth_sessions.storage.migrate import VERSION_TABLE
+from oauth_sessions.storage.migrate import VERSION_TABLE, library_schema
 from oauth_sessions.storage.models import metadata
 
 connection = context.config.attributes["connection"]
@@ -16,6 +16,7 @@ context.configure(
     connection=connection,
     target_metadata=metadata,
     version_table=VERSION_TABLE,
+    version_table_schema=library_schema(connection),
     include_schemas=True,
     transaction_per_migration=False,
 )

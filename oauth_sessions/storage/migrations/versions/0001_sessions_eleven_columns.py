@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from oauth_sessions.storage.column_types import Inet, NaiveUTCDateTime, UTCDateTime
+from oauth_sessions.storage.supabase_shape import USER_INDEXES, users_columns
 
 revision = "0001"
 down_revision = None
@@ -31,18 +32,24 @@ def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
         op.execute("CREATE SCHEMA IF NOT EXISTS auth")
+    dialect = op.get_bind().dialect.name
+    # Supabase Auth's users table (35 columns; the library uses id and email). Databases
+    # created before this shape got five columns here; revision 0006 adds the rest.
     op.create_table(
         "users",
-        sa.Column("id", sa.Uuid, nullable=False),
-        sa.Column("email", sa.String(255)),
-        sa.Column("encrypted_password", sa.String(255)),
-        sa.Column("created_at", UTCDateTime),
-        sa.Column("updated_at", UTCDateTime),
+        *users_columns(dialect),
         sa.PrimaryKeyConstraint("id", name="users_pkey"),
+        sa.UniqueConstraint("phone", name="users_phone_key"),
+        sa.CheckConstraint(
+            "email_change_confirm_status >= 0 AND email_change_confirm_status <= 2",
+            name="users_email_change_confirm_status_check"),
         schema="auth",
         comment="Auth: Stores user login data within a secure schema.",
     )
-    op.create_index("users_email_key", "users", ["email"], unique=True, schema="auth")
+    for name, columns, unique, where in USER_INDEXES:
+        op.create_index(name, "users", list(columns), unique=unique, schema="auth",
+                        postgresql_where=sa.text(where) if where else None,
+                        sqlite_where=sa.text(where.replace("false", "0")) if where else None)
     op.create_table(
         "sessions",
         sa.Column("id", sa.Uuid, nullable=False),

@@ -1,4 +1,4 @@
-"""Per-client ID token algorithm: ``auth.oauth_clients.id_token_signed_response_alg``
+"""Per-client ID token algorithm: the library schema's ``oauth_client_settings.id_token_signed_response_alg``
 
 OpenID Connect Dynamic Client Registration 1.0 section 2: a client may register the JWS
 ``alg`` its ID tokens are signed with. Dynamic registration stores RS256 when the client names
@@ -8,8 +8,8 @@ nothing changes for them.
 
 Idempotent like 0004 to 0006: a schema that already has the column is left as it is.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -18,8 +18,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+from oauth_sessions.storage.migrate import library_schema
+
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -27,16 +29,17 @@ _COLUMN = "id_token_signed_response_alg"
 
 
 def _schema() -> str | None:
-    return None if op.get_bind().dialect.name == "sqlite" else "auth"
+    return library_schema(op.get_bind())
 
 
 def upgrade() -> None:
     schema = _schema()
-    existing = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("oauth_clients",
+    existing = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("oauth_client_settings",
                                                                          schema=schema)}
     if _COLUMN not in existing:
-        op.add_column("oauth_clients", sa.Column(_COLUMN, sa.Text, nullable=True), schema=schema)
+        op.add_column("oauth_client_settings", sa.Column(_COLUMN, sa.Text, nullable=True),
+                      schema=schema)
 
 
 def downgrade() -> None:
-    op.drop_column("oauth_clients", _COLUMN, schema=_schema())
+    op.drop_column("oauth_client_settings", _COLUMN, schema=_schema())
