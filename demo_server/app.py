@@ -27,7 +27,7 @@ from oauth_sessions.storage.database_errors import (
     check_database_url,
     explain_database_error,
 )
-from oauth_sessions.storage.key_encryption import KeyEncryptor
+from oauth_sessions.storage.key_encryption import KeyEncryptor, SupabaseKeys
 from oauth_sessions.storage.migrate import (
     AttachError,
     PrivilegeError,
@@ -143,7 +143,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # (createdb ...), not the driver's traceback. The URL's password is never shown.
         state.engine.dispose()
         raise SystemExit(f"demo_server: {explain_database_error(exc, state.engine.url)}") from None
-    create_demo_tables(state.engine)
+    roots = state.settings.supabase_encryption_keys
+    create_demo_tables(state.engine, supabase_keys=SupabaseKeys(roots) if roots else None)
     # Sessions stored before encryption was on (or under a retired key) get encrypted keys;
     # the demo alone makes its first-party sessions, so those are included.
     state.services.sessions.rewrap_keys(first_party=True)

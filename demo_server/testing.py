@@ -30,6 +30,7 @@ from werkzeug.test import TestResponse
 from oauth_sessions.storage.database import create_auth_engine
 
 from .app import create_app, seeded_clients
+from .db import DEMO_SCHEMA
 from .seed import SeededClient
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -60,8 +61,10 @@ def wipe_postgres(url: str) -> None:
             if conn.execute(text("SELECT to_regclass('auth.users')")).scalar() is not None:
                 conn.execute(text("TRUNCATE auth.users, auth.oauth_clients, "
                                   "oauth_sessions.oauth_signing_keys CASCADE"))
-            if conn.execute(text("SELECT to_regclass('auth.demo_sign_in_throttle')")).scalar():
-                conn.execute(text("TRUNCATE auth.demo_sign_in_throttle"))
+            for table in ("demo_sign_in_throttle", "demo_factor_state"):
+                if conn.execute(text("SELECT to_regclass(:t)"),
+                                {"t": f"{DEMO_SCHEMA}.{table}"}).scalar():
+                    conn.execute(text(f"TRUNCATE {DEMO_SCHEMA}.{table}"))
     finally:
         engine.dispose()
 

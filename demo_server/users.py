@@ -10,6 +10,7 @@ which addresses have accounts.
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from sqlalchemy import Engine, Table, delete, func, insert, inspect, select, tex
 from sqlalchemy.exc import IntegrityError
 
 from oauth_sessions.core.client_rules import has_forbidden_characters
+from oauth_sessions.storage.key_encryption import KeyDecryptionError, is_supabase_encrypted
 from oauth_sessions.storage.models import User
 
-from .db import sign_in_throttle, utcnow
+from .db import sign_in_throttle, supabase_keys, utcnow
 from .throttle import reserve_keyed_attempt
 
 MIN_PASSWORD_LENGTH = 10  # NIST SP 800-63B 5.1.1.2 asks for at least 8
@@ -35,6 +37,8 @@ SIGN_IN_MAX_FAILURES = 10
 SIGN_IN_LOCK_SECONDS = 60
 LOCKED_MESSAGE = ("Too many wrong passwords for this address. Wait a minute, then try again "
                   "(or create an account if you do not have one).")
+
+log = logging.getLogger(__name__)
 
 users_table = cast(Table, User.__table__)
 
@@ -173,6 +177,10 @@ def _check_password(engine: Engine, passwords: Passwords, email: str, password: 
             .where(func.lower(users_table.c.email) == email)
         ).first()
     stored = row.encrypted_password if row and row.encrypted_password else passwords.dummy_hash
+    sealed = row is not None and is_supabase_encrypted(stored)
+    if sealed and row is not None:
+        # Supabase Auth's database encryption wraps the hash itself (bound to the user id).
+        stored = _open_supabase_hash(engine, row.id, stored) or passwords.dummy_hash
     if stored.startswith(BCRYPT_PREFIXES):
         # Supabase Auth's own hashes: checked as they are and never rehashed, because Supabase
         # Auth signs the same person in with the same column.
@@ -187,11 +195,27 @@ def _check_password(engine: Engine, passwords: Passwords, email: str, password: 
         return None
     if not _may_sign_in(engine, row.id):
         return None
-    if not stored.startswith(BCRYPT_PREFIXES) and passwords.hasher.check_needs_rehash(stored):
+    if stored == passwords.dummy_hash:  # a sealed hash that could not be opened
+        return None
+    if (not sealed and not stored.startswith(BCRYPT_PREFIXES)
+            and passwords.hasher.check_needs_rehash(stored)):
         with engine.begin() as conn:
             conn.execute(update(users_table).where(users_table.c.id == row.id)
                          .values(encrypted_password=passwords.hasher.hash(password), updated_at=utcnow()))
     return Account(id=row.id, email=row.email)
+
+
+def _open_supabase_hash(engine: Engine, user_id: uuid.UUID, stored: str) -> str | None:
+    keys = supabase_keys(engine)
+    if keys is None:
+        log.warning("user %s: password hash in Supabase's encrypted form and no "
+                    "OAUTH_SESSIONS_SUPABASE_ENCRYPTION_KEYS configured", user_id)
+        return None
+    try:
+        return keys.decrypt(stored, row_id=user_id)
+    except KeyDecryptionError as exc:
+        log.warning("user %s: password hash cannot be opened (%s)", user_id, exc)
+        return None
 
 
 #: The bcrypt variants Supabase Auth writes into ``auth.users.encrypted_password`` (Go: ``$2a$``).

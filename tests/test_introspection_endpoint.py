@@ -216,8 +216,10 @@ def test_a_downgraded_session_is_inactive_for_aal2_scopes_and_still_active_for_o
     sid = sid_of(tokens["access_token"])
     with p.app.app_context():
         session = p.sessions.get(sid)
+        state = get_state(p.app)
         profile_only = build_token_response(
-            session=session, client=p.client, scopes=("openid", "profile"), refresh_token=None,
+            settings=state.settings, keyset=state.services.keys.keyset(), session=session,
+            client=p.client, scopes=("openid", "profile"), refresh_token=None,
             amr=["password", "totp"], auth_time=int(session.created_at.timestamp()),
             include_id_token=False)["access_token"]
     assert p.answer(tokens["access_token"])["aal"] == "aal2"

@@ -4,18 +4,81 @@
 remote); :class:`Challenge` is a refusal rendered as a ``WWW-Authenticate: Bearer`` challenge
 (RFC 6750 section 3, RFC 9470 section 3 for the aal step-up); :class:`TokenValidator` is the one
 question both validation modes answer.
+
+:func:`bearer_token` and :func:`basic_credentials` are the one parser of the ``Authorization``
+header (RFC 6750 section 2.1, RFC 7617 section 2 with RFC 6749 section 2.3.1's form-encoding),
+used by every endpoint, the resource helper and client authentication alike.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+from urllib.parse import unquote_plus
 
 from . import policy
 from .types import Aal
 
-__all__ = ["Challenge", "TokenInfo", "TokenValidator", "aal_challenge", "www_authenticate"]
+__all__ = [
+    "Challenge",
+    "MalformedCredentials",
+    "TokenInfo",
+    "TokenValidator",
+    "aal_challenge",
+    "basic_credentials",
+    "bearer_token",
+    "check_grant",
+    "www_authenticate",
+]
+
+_PRINTABLE: Final = re.compile(r"[ -~]*")
+
+
+class MalformedCredentials(ValueError):
+    """The ``Authorization`` header names the scheme but its credentials cannot be read."""
+
+
+def _split(header: str | None) -> tuple[str, str]:
+    scheme, _, value = (header or "").partition(" ")
+    return scheme.lower(), value.strip(" ")
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (RFC 6750 section 2.1).
+
+    None when there is no header or it names another scheme; :class:`MalformedCredentials`
+    when it says Bearer but carries no token, or more than one word.
+    """
+    scheme, value = _split(header)
+    if scheme != "bearer":
+        return None
+    if not value or " " in value:
+        raise MalformedCredentials("the Authorization header must be 'Bearer <token>'")
+    return value
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """``(client_id, secret)`` of ``Authorization: Basic`` (RFC 7617 section 2), or None.
+
+    Both halves are form-decoded (RFC 6749 section 2.3.1). :class:`MalformedCredentials` when
+    the value is not base64 of printable ``id:secret``.
+    """
+    scheme, value = _split(header)
+    if scheme != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        raise MalformedCredentials("the Authorization header is malformed") from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not _PRINTABLE.fullmatch(decoded):
+        raise MalformedCredentials("the Authorization header is malformed")
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +175,20 @@ class TokenValidator:
 
     def close(self) -> None:
         """Release connections (remote mode); the validator is not used afterwards."""
+
+
+def check_grant(info: TokenInfo, scopes: tuple[str, ...], aal: Aal | None, max_age: int | None) -> None:
+    """What a protected resource requires of an active token, as a :class:`Challenge` when unmet.
+
+    Scope first (a step-up cannot add a scope, RFC 6750 section 3.1 ``insufficient_scope``),
+    then assurance (RFC 9470), then authentication age (``max_age``, RFC 9470 section 3).
+    """
+    missing = [s for s in scopes if s not in info.scopes]
+    if missing:
+        raise Challenge(403, "insufficient_scope", "the access token lacks a required scope",
+                        scope=" ".join(scopes))
+    if aal is not None and info.aal < aal:
+        raise aal_challenge(aal)
+    if max_age is not None and (info.auth_time is None or time.time() - info.auth_time > max_age):
+        raise Challenge(401, "insufficient_user_authentication",
+                        "a more recent authentication is required", max_age=max_age)

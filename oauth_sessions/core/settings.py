@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from .policy import STANDARD_SCOPES, is_valid_scope_token, join_scope, parse_scope
 from .subjects import MIN_SALT_LENGTH
@@ -213,6 +213,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Application keys {key_id: base64url 32 bytes} that encrypt session HMAC keys at rest."),
     Setting("ENCRYPTION_KEY_ID", None, _optional(_string),
             "Which of ENCRYPTION_KEYS encrypts new values."),
+    Setting("SUPABASE_ENCRYPTION_KEYS", {}, _key_map,
+            "Supabase Auth's database-encryption root keys {key_id: base64url 32 bytes} (its "
+            "DB_ENCRYPTION_DECRYPTION_KEYS), to read session keys it stored in its aes-gcm-hkdf "
+            "JSON form."),
+    Setting("SUPABASE_ENCRYPTION_KEY_ID", None, _optional(_string),
+            "Which of SUPABASE_ENCRYPTION_KEYS rewrap_keys() writes Supabase's form under (its "
+            "DB_ENCRYPTION_ENCRYPTION_KEY_ID); None: that form is read, never rewritten."),
     Setting("DYNAMIC_REGISTRATION", False, _bool,
             "Enable RFC 7591 dynamic client registration."),
     Setting("REGISTRATION_INITIAL_ACCESS_TOKEN", None, _optional(_string),
@@ -228,10 +235,14 @@ SETTINGS: tuple[Setting, ...] = (
             "or remove it once a pairwise client exists: every pairwise sub would change."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
-    Setting("HOT_PATH", True, _bool,
-            "Answer refresh grants and JSON introspection beneath Flask's request cycle when the app "
-            "has no request hooks of its own (oauth_sessions.flask.hot_path); the same rules either way."),
 )
+
+#: Settings that no longer exist, with what replaces them (named at start-up, not just "unknown").
+REMOVED: Final = {
+    "HOT_PATH": "every request goes through the Flask views now; for the machine-to-machine "
+                "endpoints without Flask's request cycle mount oauth_sessions.wsgi.make_wsgi_app(app) "
+                "(see the production guide)",
+}
 
 
 @dataclass(frozen=True)
@@ -259,12 +270,13 @@ class Settings:
     id_token_on_refresh: bool = True
     encryption_keys: dict[str, str] = field(default_factory=dict)
     encryption_key_id: str | None = None
+    supabase_encryption_keys: dict[str, str] = field(default_factory=dict)
+    supabase_encryption_key_id: str | None = None
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
     registration_default_scope: str = "openid profile email address phone"
     pairwise_salt: str | None = field(default=None, repr=False)
     client_cache_seconds: int = 5
-    hot_path: bool = True
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -278,6 +290,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     """
     overrides = dict(overrides or {})
     known = {s.name for s in SETTINGS}
+    for name in (*(k[len(PREFIX):] for k in config if k.startswith(PREFIX)),
+                 *(n.upper() for n in overrides)):
+        if name in REMOVED:
+            raise ConfigurationError(f"{PREFIX}{name} was removed: {REMOVED[name]}")
     for key in config:
         if key.startswith(PREFIX) and key[len(PREFIX):] not in known:
             guess = difflib.get_close_matches(key[len(PREFIX):], known, n=1)
@@ -318,4 +334,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
             f"({' '.join(STANDARD_SCOPES)}) or name the scope in {PREFIX}SCOPE_MIN_AAL")
     if key_id and not keys:
         raise ConfigurationError(f"{PREFIX}ENCRYPTION_KEY_ID is set but {PREFIX}ENCRYPTION_KEYS is empty")
+    roots, root_id = values["supabase_encryption_keys"], values["supabase_encryption_key_id"]
+    if root_id is not None and root_id not in roots:
+        raise ConfigurationError(
+            f"{PREFIX}SUPABASE_ENCRYPTION_KEY_ID must name one of {PREFIX}SUPABASE_ENCRYPTION_KEYS "
+            f"({', '.join(sorted(roots)) or 'none configured'}), got {root_id!r}"
+        )
     return Settings(**values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -20,22 +21,28 @@ from sqlalchemy.exc import DBAPIError
 from ..core.events import connect_logging
 from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
+from ..core.subjects import subject_for
 from ..protocol.backchannel import BackchannelSender, connect_signals
-from ..protocol.client_auth import AssertionLedger
+from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, PrivateKeyJwt
+from ..protocol.discovery import DiscoveryEndpoint
+from ..protocol.introspection_endpoint import IntrospectionEndpoint
+from ..protocol.jwks import JwksEndpoint
+from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
+from ..protocol.token_endpoint import TokenEndpoint
+from ..protocol.userinfo import UserinfoEndpoint
 from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine, watch_pooler, with_library_schema
 from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_error
 from ..storage.introspection_store import StoreSessions
-from ..storage.key_encryption import KeyEncryptor, PlainKeys, SecretBox
+from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import RELOAD_SECONDS, KeyStore
 from .blueprints import register_blueprints
 from .cli import cli
 from .host import HostAdapter
-from .hot_path import install
 from .state import EXTENSION_KEY, AppState, Services, get_state
 
 __all__ = ["AppState", "OAuthSessions", "Services", "build_services", "get_state", "revoke_consent"]
@@ -125,8 +132,6 @@ class OAuthSessions:
         connect_logging()
         app.extensions[EXTENSION_KEY] = state
         register_blueprints(app, state)
-        if settings.hot_path:
-            install(app, state)
 
         if "oauth-sessions" not in app.cli.commands:
             app.cli.add_command(cli)
@@ -135,8 +140,7 @@ class OAuthSessions:
 def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAdapter,
                    backchannel: BackchannelSender) -> Services:
     """The per-app objects, built once by ``init_app``."""
-    box: SecretBox = (KeyEncryptor(settings.encryption_keys, settings.encryption_key_id or "")
-                      if settings.encryption_keys else PlainKeys())
+    box: SecretBox = secret_box(settings)
     sessions = SessionStore(engine, settings, box, sender=app)
     clients = ClientStore(engine, cache_seconds=settings.client_cache_seconds, sender=app,
                           sessions=sessions)
@@ -157,19 +161,41 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         audience=settings.issuer,
         username=username if callable(username) else None,
     )
+    # One client authentication for every endpoint; a private_key_jwt assertion may name the
+    # issuer or the endpoint it is sent to.
+    base = settings.issuer + settings.url_prefix
+    authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
+        settings.issuer, base + "/token", base + "/revoke", base + "/introspect")))
+    authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
+    server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
+                         authorizations=authorizations, keys=keys, settings=settings)
     return Services(
         sessions=sessions,
         clients=clients,
         keys=keys,
-        authorizations=AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime),
+        authorizations=authorizations,
         consents=ConsentStore(engine),
-        server=OAuthServer(clients, ledger=AssertionLedger(engine), audiences=lambda: (
-            settings.issuer, settings.issuer + settings.url_prefix + "/token",
-            settings.issuer + settings.url_prefix + "/revoke")),
+        server=server,
         host=host,
         backchannel=backchannel,
         introspection=introspection,
+        token_endpoint=TokenEndpoint(server),
+        introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
+        revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
+        userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer,
+                                           subject=_client_subject(clients, settings)),
+        jwks_endpoint=JwksEndpoint(keys),
+        discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
     )
+
+
+def _client_subject(clients: ClientStore, settings: Settings) -> Callable[[uuid.UUID, str], str]:
+    """The ``sub`` a client sees for a user: pairwise for a pairwise client (OIDC Core 8)."""
+    def subject(user_id: uuid.UUID, client_id: str) -> str:
+        client = clients.get(client_id)
+        sector = client.sector_identifier if client is not None else None
+        return subject_for(user_id, sector, settings.pairwise_salt)
+    return subject
 
 
 def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None = None) -> int:

@@ -23,16 +23,14 @@ With several workers the default ``memory://`` storage counts per process; give 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import time
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import unquote
 
 from flask import Flask, Response, request
 
+from ..core.bearer import MalformedCredentials, basic_credentials
 from .state import get_state
 
 if TYPE_CHECKING:
@@ -45,14 +43,11 @@ _ENDPOINTS: Final = {"token": "oauth_sessions.token", "introspection": "oauth_se
 
 def limited_client_id() -> str:
     """The bucket of this request: the client id it claims, else its remote address."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    client_id = ""
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-            client_id = unquote(decoded.partition(":")[0])
-        except (binascii.Error, ValueError):
-            client_id = ""
+    try:
+        basic = basic_credentials(request.headers.get("Authorization"))
+    except MalformedCredentials:  # refused with 401 by the endpoint; bucketed by address
+        basic = None
+    client_id = basic[0] if basic is not None else ""
     if not client_id and request.mimetype == "application/x-www-form-urlencoded":
         client_id = request.form.get("client_id", "")
     if client_id:

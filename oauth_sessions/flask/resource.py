@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -44,12 +43,18 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from ..core import policy
-from ..core.bearer import Challenge, TokenInfo, TokenValidator, aal_challenge, www_authenticate
-from ..core.introspection import AalTooLow, Inactive, check_token
+from ..core.bearer import (
+    Challenge,
+    MalformedCredentials,
+    TokenInfo,
+    TokenValidator,
+    bearer_token,
+    check_grant,
+    www_authenticate,
+)
 from ..core.types import Aal
-from ..protocol.introspection_endpoint import checks_for
-from .outage import _unavailable
-from .responses import NO_STORE
+from ..protocol.access_tokens import challenge_answer, validate_access_token
+from .responses import to_response
 from .state import get_state
 
 __all__ = [
@@ -57,6 +62,7 @@ __all__ = [
     "ResourceProtector",
     "TokenInfo",
     "challenge_response",
+    "check_grant",
     "current_token",
     "metadata_url",
     "www_authenticate",
@@ -91,73 +97,42 @@ def metadata_url(resource: str) -> str:
 
 
 def _bearer_token() -> str:
-    """The token from ``Authorization: Bearer`` (RFC 6750 section 2.1, the only method offered).
+    """The token from ``Authorization: Bearer`` (RFC 6750 section 2.1, the only method offered
+    here), by the one header parser (:func:`oauth_sessions.core.bearer.bearer_token`).
 
     Tokens in the query string end up in logs and Referer headers, so they are not read.
     """
-    header = request.headers.get("Authorization")
-    if header is None:
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+    except MalformedCredentials as exc:
+        raise Challenge(400, "invalid_request", str(exc)) from None
+    if token is None:
         raise Challenge(401)
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        raise Challenge(401)
-    token = token.strip(" ")
-    if not token or " " in token:
-        raise Challenge(400, "invalid_request", "the Authorization header must be 'Bearer <token>'")
     return token
 
 
 def challenge_response(challenge: Challenge, *, realm: str,
                        resource_metadata: str | None = None) -> Response:
-    """The HTTP answer to a refusal: status, ``WWW-Authenticate`` and the same error as JSON.
-
-    One answer for the resource helper and for ``/userinfo``: the challenge on 401 and 403 (and a
-    malformed header's 400), ``Retry-After`` on 503, never cached.
-    """
-    body: dict[str, str] = {}
-    if challenge.error:
-        body["error"] = challenge.error
-        if challenge.description:
-            body["error_description"] = challenge.description
-    response = jsonify(body)
-    response.status_code = challenge.status
-    if challenge.status in (401, 403) or challenge.error == "invalid_request":
-        response.headers["WWW-Authenticate"] = www_authenticate(
-            challenge, realm=realm, resource_metadata=resource_metadata)
-    if challenge.status == 503:
-        response.headers["Retry-After"] = "1"
-    response.headers.update(NO_STORE)
-    return response
+    """The HTTP answer to a refusal (:func:`oauth_sessions.protocol.access_tokens.challenge_answer`),
+    the same for the resource helper and ``/userinfo``."""
+    return to_response(challenge_answer(challenge, realm=realm, resource_metadata=resource_metadata))
 
 
 # --------------------------------------------------------------------------- validators
 
 
 class LocalValidator(TokenValidator):
-    """Runs the introspection pipeline in-process against the app's own database."""
+    """Runs the one access-token validation (the introspection pipeline) in-process against the
+    app's own database (:func:`oauth_sessions.protocol.access_tokens.validate_access_token`); an
+    unreachable database is a 503 challenge, since the host's routes have no outage handler of ours."""
 
     def __init__(self, resource: str | None) -> None:
         self.resource = resource
 
     def validate(self, token: str) -> TokenInfo:
         audiences = [self.resource] if self.resource else []
-        try:
-            active = check_token(token, checks_for(current_app), audiences=audiences)
-        except AalTooLow as exc:
-            raise aal_challenge(exc.required) from None
-        except Inactive as exc:
-            log.debug("bearer token refused: %s", exc.reason)
-            raise Challenge(401, "invalid_token", "the access token is not active") from None
-        except Exception as exc:
-            if not _unavailable(exc):
-                raise
-            # The host's routes have no outage handler of ours: answer like remote mode, "try
-            # later", never invalid_token for a token that may well be good.
-            log.warning("session database unavailable: %s", type(exc).__name__)
-            raise Challenge(503, "temporarily_unavailable", "token validation unavailable") from None
-        if active.token_type != "access_token":
-            raise Challenge(401, "invalid_token", "a refresh token is not a bearer access token")
-        return TokenInfo.from_introspection(active.response())
+        return validate_access_token(token, get_state(current_app).services.introspection,
+                                     audiences=audiences)
 
 
 # --------------------------------------------------------------------------- the protector
@@ -278,15 +253,3 @@ class ResourceProtector:
         app.add_url_rule(path, endpoint=f"oauth_sessions_prm_{id(self)}",
                          view_func=protected_resource_metadata, methods=["GET"])
 
-
-def check_grant(info: TokenInfo, scopes: tuple[str, ...], aal: Aal | None, max_age: int | None) -> None:
-    """Scope first (a step-up cannot add a scope), then assurance, then authentication age."""
-    missing = [s for s in scopes if s not in info.scopes]
-    if missing:
-        raise Challenge(403, "insufficient_scope", "the access token lacks a required scope",
-                        scope=" ".join(scopes))
-    if aal is not None and info.aal < aal:
-        raise aal_challenge(aal)
-    if max_age is not None and (info.auth_time is None or time.time() - info.auth_time > max_age):
-        raise Challenge(401, "insufficient_user_authentication",
-                        "a more recent authentication is required", max_age=max_age)

@@ -1,32 +1,37 @@
-"""The provider's JSON answers: one place for ``no-store`` headers and RFC 6749 error bodies."""
+"""Flask responses from the handlers' answers (:mod:`oauth_sessions.protocol.http`, the one place
+for ``no-store`` headers and RFC 6749 error bodies), and the few request helpers of the
+browser-facing views."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from flask import Response, request
 from flask.typing import ResponseReturnValue
 
+from ..protocol.http import NO_STORE, Answer, error_answer, json_answer
 from .host import ErrorPage, HostAdapter
 from .state import get_state
 
-__all__ = ["NO_STORE", "error_page", "error_response", "json_response", "request_params", "wants_html"]
+__all__ = ["NO_STORE", "error_page", "error_response", "json_response", "request_params",
+           "to_response", "wants_html"]
 
-#: RFC 6749 section 5.1: answers that carry tokens or errors about them are not cached.
-NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+def to_response(answer: Answer) -> Response:
+    """The Flask response of a handler's answer (the blueprint's security headers are added by
+    its ``after_request``, after the host's own hooks)."""
+    return Response(answer.body, answer.status, list(answer.headers))
 
 
 def json_response(body: Mapping[str, Any], status: int = 200,
-                   headers: Mapping[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status, {**NO_STORE, **(headers or {})},
-                    mimetype="application/json")
+                  headers: Mapping[str, str] | None = None) -> Response:
+    return to_response(json_answer(body, status, headers))
 
 
 def error_response(error: str, description: str, status: int = 400,
-           headers: Mapping[str, str] | None = None) -> Response:
-    return json_response({"error": error, "error_description": description}, status, headers)
+                   headers: Mapping[str, str] | None = None) -> Response:
+    return to_response(error_answer(error, description, status, headers))
 
 
 def request_params() -> dict[str, str]:

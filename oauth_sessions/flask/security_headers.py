@@ -10,6 +10,9 @@
 * ``Cache-Control: no-store`` and ``Pragma: no-cache`` on every answer of the authorization
   endpoint (its redirects carry codes; its pages carry CSRF tickets). Token, introspection and
   UserInfo responses set them where they are built (RFC 6749 section 5.1).
+
+The headers themselves are :data:`oauth_sessions.protocol.http.SECURITY_HEADERS`, which the
+WSGI app (:mod:`oauth_sessions.wsgi`) sends too.
 """
 
 from __future__ import annotations
@@ -18,21 +21,23 @@ from typing import Final
 
 from flask import Response, request
 
+from ..protocol.http import NO_STORE, SECURITY_HEADERS
+
 __all__ = ["protect"]
 
-_FRAME: Final = "frame-ancestors 'none'"
+_FRAME: Final = dict(SECURITY_HEADERS)["Content-Security-Policy"]
 
 
 def protect(response: Response) -> Response:
     """``after_request`` of the provider's blueprints."""
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    for name, value in SECURITY_HEADERS[:2]:  # X-Frame-Options, X-Content-Type-Options
+        response.headers.setdefault(name, value)
     policy = response.headers.get("Content-Security-Policy")
     if not policy:
         response.headers["Content-Security-Policy"] = _FRAME
     elif "frame-ancestors" not in policy:
         response.headers["Content-Security-Policy"] = policy.rstrip("; ") + "; " + _FRAME
     if request.endpoint == "oauth_sessions.authorize":
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("Pragma", "no-cache")
+        for name, value in NO_STORE.items():
+            response.headers.setdefault(name, value)
     return response

@@ -1,7 +1,7 @@
 """Per-app state: the settings, the engine and the typed services, found from the Flask app.
 
 :class:`Services` holds the objects one app uses (stores, the Authlib server, the host adapter,
-the introspection checks, the back-channel sender); they are built in one place,
+the introspection checks, the back-channel sender, the protocol handlers); they are built in one place,
 :func:`oauth_sessions.flask.extension.build_services`, and read as attributes, so mypy checks
 every use. The state lives in ``app.extensions["oauth_sessions"]``, never on the extension
 object, so one extension instance can serve several apps (app factories, tests).
@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from ..core.introspection import TokenChecks
     from ..jose.keys import KeySet
     from ..protocol.backchannel import BackchannelSender
+    from ..protocol.discovery import DiscoveryEndpoint
+    from ..protocol.introspection_endpoint import IntrospectionEndpoint
+    from ..protocol.jwks import JwksEndpoint
+    from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
+    from ..protocol.token_endpoint import TokenEndpoint
+    from ..protocol.userinfo import UserinfoEndpoint
     from ..storage.authorizations import AuthorizationStore, ConsentStore
     from ..storage.clients import ClientStore
     from ..storage.sessions import SessionStore
@@ -46,6 +52,13 @@ class Services:
     host: HostAdapter
     backchannel: BackchannelSender
     introspection: TokenChecks
+    #: The protocol handlers, shared by the blueprint and the WSGI app (``oauth_sessions.wsgi``).
+    token_endpoint: TokenEndpoint
+    introspection_endpoint: IntrospectionEndpoint
+    revocation_endpoint: RevocationEndpoint
+    userinfo_endpoint: UserinfoEndpoint
+    jwks_endpoint: JwksEndpoint
+    discovery_endpoint: DiscoveryEndpoint
 
 
 @dataclass(frozen=True, slots=True)

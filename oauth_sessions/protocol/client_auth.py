@@ -1,6 +1,18 @@
-"""``private_key_jwt`` client authentication (RFC 7523 section 2.2 and 3, OIDC Core section 9).
+"""Client authentication, one for every endpoint (RFC 6749 section 2.3, RFC 7523, OIDC Core section 9).
 
-The client proves itself with a JWT it signed with a key whose public half it registered
+:class:`ClientAuthenticator` is used by the token endpoint (under Authlib's grants), revocation
+and introspection alike. Its steps, in order, each failing with :class:`ClientAuthFailed`
+(401 ``invalid_client``, rendered by :func:`client_auth_error`):
+
+1. one method per request: HTTP Basic, ``client_secret`` in the body, or a ``client_assertion``
+   ("MUST NOT use more than one authentication method in each request");
+2. the credentials of that method: ``private_key_jwt`` below; ``client_secret_basic`` parsed by
+   :func:`oauth_sessions.core.bearer.basic_credentials`; ``client_secret_post``; ``none`` (only
+   where the endpoint admits public clients, with a ``client_id`` and no secret);
+3. the client exists and its secret verifies, in constant time (hashed secrets);
+4. the method used is the one the client registered (``token_endpoint_auth_method``).
+
+``private_key_jwt``: the client proves itself with a JWT it signed with a key whose public half it registered
 (``jwks`` metadata). The checks, in order, each failing with 401 ``invalid_client``:
 
 1. ``client_assertion_type`` is the JWT bearer type and ``client_assertion`` is there;
@@ -24,22 +36,32 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import Engine, Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 
+from ..core.bearer import MalformedCredentials, basic_credentials
 from ..jose.jws import MAX_TOKEN_LENGTH, json_depth_within
-from ..storage.clients import OAuthClientWrapper
+from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 from ..storage.models import OAuthClientAssertion
+from .http import Answer, HttpRequest, error_answer
+from .request_checks import BASIC_CHALLENGE
 
-__all__ = ["ASSERTION_TYPE", "SIGNING_ALGS", "AssertionLedger", "PrivateKeyJwt"]
+__all__ = [
+    "ASSERTION_TYPE",
+    "SIGNING_ALGS",
+    "AssertionLedger",
+    "ClientAuthFailed",
+    "ClientAuthenticator",
+    "PrivateKeyJwt",
+    "client_auth_error",
+]
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SIGNING_ALGS: Final = ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
@@ -79,8 +101,61 @@ class AssertionLedger:
                        .rowcount)
 
 
-def _fail(description: str) -> InvalidClientError:
-    return InvalidClientError(status_code=401, description=description)
+class ClientAuthFailed(Exception):
+    """401 ``invalid_client`` (RFC 6749 section 5.2); the description is public."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+def client_auth_error(exc: ClientAuthFailed) -> Answer:
+    """The answer to a failed client authentication, the same at every endpoint."""
+    return error_answer("invalid_client", exc.description, 401, BASIC_CHALLENGE)
+
+
+def _fail(description: str) -> ClientAuthFailed:
+    return ClientAuthFailed(description)
+
+
+class ClientAuthenticator:
+    """The steps of the module docstring, over the client store."""
+
+    def __init__(self, clients: ClientStore, private_key_jwt: PrivateKeyJwt) -> None:
+        self._clients = clients
+        self._private_key_jwt = private_key_jwt
+
+    def authenticate(self, request: HttpRequest, *, allow_public: bool) -> ClientInfo:
+        """The authenticated client of ``request``, or raise :class:`ClientAuthFailed`."""
+        form = request.params
+        header = request.header("Authorization")
+        try:
+            basic = basic_credentials(header)
+        except MalformedCredentials as exc:
+            raise _fail(str(exc)) from None
+        if (basic is not None) + ("client_secret" in form) + (
+                "client_assertion" in form or "client_assertion_type" in form) > 1:
+            raise _fail("use one client authentication method, not two")
+        secret: str | None
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return self._private_key_jwt.authenticate(form, self._clients.get)
+        if basic is not None:
+            (client_id, secret), method = basic, "client_secret_basic"
+        elif "client_secret" in form:
+            client_id, secret, method = form.get("client_id", ""), form["client_secret"], "client_secret_post"
+        elif allow_public and form.get("client_id"):
+            client_id, secret, method = form["client_id"], None, "none"
+        else:
+            raise _fail("client authentication is required")
+        client = self._clients.get(client_id)
+        if secret is not None:
+            # Verified even for an unknown client, so the answer takes as long either way.
+            verified = verify_client_secret(secret, client.secret_hash if client is not None else None)
+            if not verified:
+                raise _fail("client authentication failed")
+        if client is None or client.token_endpoint_auth_method != method:
+            raise _fail("client authentication failed")
+        return client
 
 
 def _b64(segment: str) -> bytes:
@@ -121,32 +196,30 @@ def _number(value: Any) -> bool:
 
 
 class PrivateKeyJwt:
-    """An Authlib client-auth method: ``func(query_client, request) -> client | None``."""
+    """``private_key_jwt``: the checks of the module docstring, over the form and a client lookup."""
 
     def __init__(self, ledger: AssertionLedger, audiences: Callable[[], Sequence[str]]) -> None:
         self._ledger = ledger
         self._audiences = audiences
 
-    def __call__(self, query_client: Callable[[str], OAuthClientWrapper | None],
-                 request: OAuth2Request) -> OAuthClientWrapper | None:
-        form = request.form
-        if "client_assertion_type" not in form and "client_assertion" not in form:
-            return None  # another method's request
+    def authenticate(self, form: Mapping[str, str],
+                     query_client: Callable[[str], ClientInfo | None]) -> ClientInfo:
+        """The client the assertion in ``form`` proves, or raise :class:`ClientAuthFailed`."""
         assertion = form.get("client_assertion")
         if form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
             raise _fail("client_assertion_type must be the JWT bearer type, with client_assertion")
         client = query_client(_unverified_subject(assertion))
-        if client is None or client.info.token_endpoint_auth_method != "private_key_jwt" \
-                or not client.info.jwks:
+        if client is None or client.token_endpoint_auth_method != "private_key_jwt" \
+                or not client.jwks:
             raise _fail("client authentication failed")
         try:
-            keys = KeySet.import_key_set(json.loads(client.info.jwks))
+            keys = KeySet.import_key_set(json.loads(client.jwks))
             claims = jwt.decode(assertion, keys, algorithms=SIGNING_ALGS).claims
         except (JoseError, ValueError, TypeError, KeyError, RecursionError):
             raise _fail("client_assertion signature is invalid") from None
-        self._check_claims(client.get_client_id(), claims)
+        self._check_claims(client.client_id, claims)
         expires = datetime.fromtimestamp(float(claims["exp"]) + LEEWAY, UTC)
-        if not self._ledger.consume(client.info.id, str(claims["jti"]), expires):
+        if not self._ledger.consume(client.id, str(claims["jti"]), expires):
             raise _fail("client_assertion was already used")
         return client
 

@@ -33,7 +33,6 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
-from ..flask.state import Services, get_state
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
 from ..storage.session_rows import AmrEntry
@@ -205,14 +204,6 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
 # --------------------------------------------------------------------------- token endpoint
 
 
-def _services() -> Services:
-    return get_state().services
-
-
-def _settings() -> Settings:
-    return get_state().settings
-
-
 class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
     """``grant_type=authorization_code`` at the token endpoint (RFC 6749 section 4.1.3)."""
 
@@ -234,7 +225,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         code = form.get("code")
         if not code:
             raise InvalidRequestError("code is required")
-        authorizations: AuthorizationStore = _services().authorizations
+        authorizations: AuthorizationStore = self.server.authorizations
         record = authorizations.find(code)
         if record is None or record.client_id != client.id:
             raise InvalidGrantError("authorization code is invalid")
@@ -248,7 +239,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             raise InvalidGrantError("authorization code was already used")
         if datetime.now(UTC) >= record.expires_at:
             raise InvalidGrantError("authorization code has expired")
-        settings = _settings()
+        settings: Settings = self.server.settings
         needed = required_aal(record.scopes, scope_min_aal=settings.scope_min_aal,
                               client_min_aal=client.min_aal)
         if record.aal < needed:
@@ -258,9 +249,9 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: ClientInfo = self.request.client.info
         record: AuthorizationRecord = self.request.authorization_code
-        services = _services()
-        sessions = services.sessions
-        settings = _settings()
+        server = self.server
+        sessions = server.sessions
+        settings: Settings = server.settings
         amr = [_amr_entry(method, ts) for method, ts in record.amr]
 
         def produce(conn: Any) -> tuple[uuid.UUID, Any]:
@@ -275,7 +266,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             )
             return issued.session.id, issued
 
-        authorizations: AuthorizationStore = services.authorizations
+        authorizations: AuthorizationStore = server.authorizations
         issued = authorizations.redeem(record, produce)
         if issued is None:
             self._revoke_replayed(record)
@@ -283,7 +274,8 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         offline = "offline_access" in record.scopes or settings.always_issue_refresh_token
 
         body = build_token_response(
-            session=issued.session, client=client, scopes=record.scopes,
+            settings=settings, keyset=server.keys.keyset(), session=issued.session, client=client,
+            scopes=record.scopes,
             refresh_token=issued.refresh_token if offline and client.may_refresh() else None,
             amr=[method for method, _ in record.amr],
             auth_time=int(record.auth_time.timestamp()), nonce=record.nonce,
@@ -291,13 +283,12 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         )
         return 200, body, list(self.TOKEN_RESPONSE_HEADER)
 
-    @staticmethod
-    def _revoke_replayed(record: AuthorizationRecord) -> None:
+    def _revoke_replayed(self, record: AuthorizationRecord) -> None:
         """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""
-        services = _services()
-        session_id = services.authorizations.produced_session(record.id)
+        server = self.server
+        session_id = server.authorizations.produced_session(record.id)
         if session_id is not None:
-            services.sessions.revoke(session_id, reason="authorization_code_replayed")
+            server.sessions.revoke(session_id, reason="authorization_code_replayed")
 
 
 def _require_redirect_uri(redirect_uri: str | None, record: AuthorizationRecord) -> None:

@@ -1,37 +1,41 @@
 """Discovery metadata: RFC 8414 and OpenID Connect Discovery 1.0, one document for both.
 
 It lists exactly what this server does: one response type (``code``), two grants, PKCE with
-``S256`` only, the client authentication methods, the ID token signing algorithms (RS256
-first, then every other alg the key store holds an active key of, so each listed alg can really
-be signed and a client may register any of them as ``id_token_signed_response_alg``), the
-RFC 9207 ``iss`` parameter, and no request objects.
+``S256`` only, the three client authentication methods, the ID token signing algorithms (RS256 first), the
+RFC 9207 ``iss`` parameter, and no request objects. :class:`DiscoveryEndpoint` is the handler
+of both well-known URLs.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from flask import Flask, Response
-from flask.typing import ResponseReturnValue
+from collections.abc import Sequence
+from typing import Any, Final
 
 from ..core.policy import STANDARD_SCOPES
-from ..flask.state import AppState, get_state
+from ..core.settings import Settings
 from ..storage.clients import AUTH_METHODS
+from ..storage.signing_keys import KeyStore
 from .client_auth import SIGNING_ALGS
 from .code_grant import PROMPTS
+from .http import Answer, HttpRequest
 
-__all__ = ["STANDARD_SCOPES", "discovery_document", "openid_configuration"]
+__all__ = ["STANDARD_SCOPES", "DiscoveryEndpoint", "discovery_document"]
+
+_HEADERS: Final = (("Cache-Control", "public, max-age=300"), ("Content-Type", "application/json"))
+
+#: OIDC Core section 5.4 scopes plus offline_access (section 11).
 
 
 
+def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
+                       host_claims: Sequence[str] = ()) -> dict[str, Any]:
+    """RFC 8414 / OpenID Connect Discovery 1.0 metadata: exactly what this server does.
 
-def discovery_document(app: Flask | None = None) -> dict[str, Any]:
-    """RFC 8414 / OpenID Connect Discovery 1.0 metadata: exactly what this server does."""
-    state = get_state(app)
-    settings = state.settings
+    ``id_token_algs`` are the key store's (``KeyStore.id_token_algs``: every alg with a key,
+    RS256 first); ``host_claims`` the host's ``HostAdapter.claims_supported``.
+    """
     base = settings.issuer + settings.url_prefix
-    keys = state.services.keys
     doc: dict[str, Any] = {
         "issuer": settings.issuer,
         "authorization_endpoint": base + "/authorize",
@@ -40,13 +44,13 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "jwks_uri": base + "/jwks",
         "revocation_endpoint": base + "/revoke",
         "introspection_endpoint": base + "/introspect",
-        "scopes_supported": _scopes_supported(state),
+        "scopes_supported": _scopes_supported(settings),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         # OIDC Core section 8: pairwise only where a salt to compute it with is configured.
         "subject_types_supported": ["public", "pairwise"] if settings.pairwise_salt else ["public"],
-        "id_token_signing_alg_values_supported": list(keys.id_token_algs),
+        "id_token_signing_alg_values_supported": list(id_token_algs),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -54,7 +58,7 @@ def discovery_document(app: Flask | None = None) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
                                                           "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": _claims_supported(state),
+        "claims_supported": list(dict.fromkeys((*ID_TOKEN_CLAIMS, *host_claims))),
         "acr_values_supported": ["aal1", "aal2", "aal3"],
         "prompt_values_supported": sorted(PROMPTS),
         "claims_parameter_supported": False,
@@ -79,17 +83,22 @@ ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr
                    "azp", "at_hash")
 
 
-def _claims_supported(state: AppState) -> list[str]:
-    """The ID token's claims, then the ones the host says its ``userinfo()`` returns
-    (``HostAdapter.claims_supported``): what a relying party can actually receive."""
-    return list(dict.fromkeys((*ID_TOKEN_CLAIMS, *state.services.host.claims_supported)))
-
-
-def _scopes_supported(state: AppState) -> list[str]:
-    scopes = {*STANDARD_SCOPES, *state.settings.scope_min_aal}
+def _scopes_supported(settings: Settings) -> list[str]:
+    scopes = {*STANDARD_SCOPES, *settings.scope_min_aal}
     return sorted(scopes)
 
 
-def openid_configuration() -> ResponseReturnValue:
-    return Response(json.dumps(discovery_document()), 200,
-                    {"Cache-Control": "public, max-age=300"}, mimetype="application/json")
+class DiscoveryEndpoint:
+    """The handler of both well-known metadata URLs (RFC 8414 section 3, OIDC Discovery section 4)."""
+
+    def __init__(self, settings: Settings, keys: KeyStore,
+                 host_claims: Sequence[str] = ()) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._host_claims = tuple(host_claims)
+
+    def __call__(self, request: HttpRequest) -> Answer:
+        del request
+        document = discovery_document(self._settings, id_token_algs=self._keys.id_token_algs,
+                                      host_claims=self._host_claims)
+        return Answer(200, _HEADERS, json.dumps(document).encode())

@@ -29,26 +29,21 @@ from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, UnauthorizedClientError
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
-from flask import request as flask_request
 
 from ..core.errors import OAuthSessionsError
 from ..core.policy import clean_user_agent, is_valid_scope_token, parse_scope
-from ..flask.state import get_state
 from .oauth_errors import to_oauth2_error
 from .tokens import build_token_response
 
 if TYPE_CHECKING:
+    from ..core.settings import Settings
+    from ..jose.keys import KeySet
     from ..storage.clients import ClientInfo
     from ..storage.sessions import RotationResult, SessionStore
 
 __all__ = ["RefreshTokenGrant", "refresh", "scope_is_well_formed"]
 
 _MAX_USER_AGENT = 1024
-
-
-def _store() -> SessionStore:
-    store: SessionStore = get_state().services.sessions
-    return store
 
 
 class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
@@ -71,10 +66,13 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """Steps 4-6: rotate, then build the response from the row the rotation returned."""
+        http = self.request.http  # the handler's request value (protocol/server.py)
+        server = self.server
         body = refresh(self.request.client.info, self.request.form["refresh_token"],
                        scope=self.request.form.get("scope"),
-                       user_agent=flask_request.headers.get("User-Agent"),
-                       ip=flask_request.remote_addr)
+                       user_agent=http.header("User-Agent"), ip=http.client_address,
+                       sessions=server.sessions, settings=server.settings,
+                       keyset=server.keys.keyset())
         return 200, body, list(self.TOKEN_RESPONSE_HEADER)
 
 
@@ -84,27 +82,29 @@ def scope_is_well_formed(scope: str | None) -> bool:
 
 
 def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_agent: str | None,
-            ip: str | None) -> dict[str, Any]:
+            ip: str | None, sessions: SessionStore, settings: Settings,
+            keyset: KeySet) -> dict[str, Any]:
     """Steps 4-6 for an authenticated client: the token response body, or an ``OAuth2Error``.
 
-    Shared by the grant above and by :mod:`oauth_sessions.flask.hot_path`, so the rules of a refresh
-    live in one place whichever way the request came in. An empty ``scope`` means the granted
-    one; the user agent is cleaned of control characters and kept to its first 1024. Needs an app context.
+    An empty ``scope`` means the granted one; the user agent is cleaned of control characters
+    and kept to its first 1024. The refreshed session (with this request's user agent and
+    address) is what ``session_refreshed`` receivers get as their ``session`` argument.
     """
     scope = scope or None
     user_agent = clean_user_agent(user_agent, _MAX_USER_AGENT)
     try:
-        result = _store().rotate(refresh_token, client_id=client.id, scope=scope,
+        result = sessions.rotate(refresh_token, client_id=client.id, scope=scope,
                                  user_agent=user_agent, ip=ip, client_min_aal=client.min_aal)
     except OAuthSessionsError as exc:
         raise to_oauth2_error(exc) from None
-    return _token_body(result, client)
+    return _token_body(result, client, settings, keyset)
 
 
-def _token_body(result: RotationResult, client: ClientInfo) -> dict[str, Any]:
-    with_id_token = get_state().settings.id_token_on_refresh and "openid" in result.scopes
+def _token_body(result: RotationResult, client: ClientInfo, settings: Settings,
+                keyset: KeySet) -> dict[str, Any]:
+    with_id_token = settings.id_token_on_refresh and "openid" in result.scopes
     return build_token_response(
-        session=result.session, client=client, scopes=result.scopes,
+        settings=settings, keyset=keyset, session=result.session, client=client, scopes=result.scopes,
         refresh_token=result.refresh_token, amr=[a.method for a in result.amr],
         auth_time=int(result.auth_time.timestamp()), include_id_token=with_id_token,
     )

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from flask import Response, request
 
+from ..core.bearer import MalformedCredentials, bearer_token
 from ..core.client_rules import (
     MAX_CLIENT_NAME,
     MAX_REDIRECT_URIS,
@@ -263,8 +264,11 @@ def _bearer_failure() -> Response:
 
 
 def _bearer() -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    """The registration (or initial) access token: the one header parser, nothing if malformed."""
+    try:
+        return bearer_token(request.headers.get("Authorization"))
+    except MalformedCredentials:
+        return None
 
 
 def _allowed_scopes() -> set[str]:

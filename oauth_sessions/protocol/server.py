@@ -1,94 +1,101 @@
-"""The Authlib authorization server, wired to this library's stores.
+"""The Authlib authorization server underneath the token endpoint, wired to this library's stores.
 
-Authlib contributes the token-endpoint dispatch (``grant_type`` → grant class), client
-authentication (``client_secret_basic``, ``client_secret_post``, ``none``; RFC 6749 section
-2.3, RFC 7591 section 2; ``private_key_jwt`` comes from :mod:`oauth_sessions.protocol.client_auth`)
-and the rendering of ``OAuth2Error`` responses. Grants build their token responses themselves
-through :func:`oauth_sessions.protocol.tokens.build_token_response`, so Authlib's bearer-token generator
-and ``save_token`` are never used.
+Authlib contributes the ``grant_type`` dispatch to the grant classes and the rendering of its
+``OAuth2Error`` answers; nothing else. It is Authlib's framework-free server, fed the
+handler's :class:`~oauth_sessions.protocol.http.HttpRequest` and answering an
+:class:`~oauth_sessions.protocol.http.Answer`, so the token endpoint knows no Flask. Client
+authentication is :class:`~oauth_sessions.protocol.client_auth.ClientAuthenticator`, the one
+every endpoint uses (Authlib's own is never called). Grants build their token responses
+themselves through :func:`oauth_sessions.protocol.tokens.build_token_response`, so Authlib's
+bearer-token generator and ``save_token`` are never used.
 
 Only two grants are registered: ``authorization_code`` (with PKCE S256) and ``refresh_token``.
 There is no implicit grant, no password grant and no client credentials grant (OAuth 2.1).
+The grants find the stores and the settings on the server (``self.server``).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Mapping
+from typing import Any
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
+from ..core.settings import Settings
+from ..storage.authorizations import AuthorizationStore
 from ..storage.clients import ClientStore, OAuthClientWrapper
-from .client_auth import AssertionLedger, PrivateKeyJwt
+from ..storage.sessions import SessionStore
+from ..storage.signing_keys import KeyStore
+from .client_auth import ClientAuthenticator
 from .code_grant import AuthorizationCodeGrant
+from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
 
-if TYPE_CHECKING:
-    from flask import Response
-
-log = logging.getLogger(__name__)
-
-__all__ = ["OAuthServer"]
+__all__ = ["OAuthServer", "TokenRequest"]
 
 
-class OAuthServer(FlaskAuthorizationServer):  # type: ignore[misc]
+class TokenRequest(OAuth2Request):  # type: ignore[misc]
+    """Authlib's request over a handler's :class:`HttpRequest` (kept as ``.http``)."""
+
+    def __init__(self, http: HttpRequest) -> None:
+        # The scheme only matters to Authlib's transport check, which this library leaves to
+        # the deployment (TLS ends in front of the app; the issuer setting says https).
+        super().__init__(http.method, "https://oauth-sessions.invalid/token", headers=http.headers)
+        self.http = http
+        self.payload = BasicOAuth2Payload(dict(http.params))
+
+    @property
+    def form(self) -> Mapping[str, str]:
+        return self.http.params
+
+    @property
+    def args(self) -> Mapping[str, str]:
+        return dict(self.http.query)
+
+
+class OAuthServer(AuthorizationServer):  # type: ignore[misc]
     """One per app (``services.server``)."""
 
-    def __init__(self, clients: ClientStore, *, ledger: AssertionLedger,
-                 audiences: Callable[[], Sequence[str]]) -> None:
+    def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
+                 sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
+                 settings: Settings) -> None:
         super().__init__()
-        self._clients = clients
-        # Authlib asks for a default generator at registration time; ours refuses to be used
-        # because every grant of this library builds its own response.
-        self.register_token_generator("default", _no_generator)
+        self.clients = clients
+        self.authenticator = authenticator
+        self.sessions = sessions
+        self.authorizations = authorizations
+        self.keys = keys
+        self.settings = settings
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
-        self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(ledger, audiences))
 
     def query_client(self, client_id: Any) -> OAuthClientWrapper | None:
-        info = self._clients.get(client_id) if isinstance(client_id, str) else None
+        info = self.clients.get(client_id) if isinstance(client_id, str) else None
         return OAuthClientWrapper(info) if info is not None else None
 
-    def authenticate_client(self, request: OAuth2Request, methods: list[str],
+    def authenticate_client(self, request: TokenRequest, methods: list[str],
                             endpoint: str = "token") -> OAuthClientWrapper:
-        """Every endpoint accepts every registered method; the client's own registration
-        (``check_endpoint_auth_method``) then admits exactly one of them.
+        """The one client authentication; a failure propagates as ``ClientAuthFailed``, which
+        the token handler renders like every other endpoint's."""
+        info = self.authenticator.authenticate(request.http, allow_public="none" in methods)
+        return OAuthClientWrapper(info)
 
-        A request that carries credentials for two methods at once is refused, as the
-        introspection endpoint does: RFC 6749 section 2.3 says the client "MUST NOT use more
-        than one authentication method in each request" (Authlib alone would pick one).
-        """
-        form = request.form
-        used = (request.headers.get("Authorization", "").lower().startswith("basic ")
-                + ("client_secret" in form) + ("client_assertion" in form))
-        if used > 1:
-            raise InvalidClientError(description="use one client authentication method, not two",
-                                     status_code=401)
-        if "private_key_jwt" not in methods:
-            methods = ["private_key_jwt", *methods]
-        client: OAuthClientWrapper = super().authenticate_client(request, methods, endpoint)
-        return client
+    def create_oauth2_request(self, request: HttpRequest) -> TokenRequest:
+        return TokenRequest(request)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Nothing to save: access tokens are JWTs and refresh tokens are derived from the
         session row the grant already wrote."""
 
-    def authenticate_endpoint_client(self, methods: list[str] | None = None,
-                                     endpoint: str = "token") -> OAuthClientWrapper:
-        """Authenticate the client of the current Flask request (revocation, introspection)."""
-        request = self.create_oauth2_request(None)
-        client: OAuthClientWrapper = self.authenticate_client(
-            request, methods or ["client_secret_basic", "client_secret_post", "none"], endpoint)
-        return client
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Authlib's hook points; the library's own events are the session signals."""
 
-    def handle_response(self, status_code: int, payload: Any, headers: Any) -> Response:
-        response: Response = super().handle_response(status_code, payload, headers)
+    def handle_response(self, status_code: int, payload: Any, headers: Any) -> Answer:
         # RFC 6749 section 5.1: responses carrying tokens (or errors about them) are not cached.
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
-
-def _no_generator(**_: Any) -> dict[str, Any]:
-    raise RuntimeError("oauth_sessions grants build their own token responses")
+        listed = [(str(k), str(v)) for k, v in headers]
+        names = {k.lower() for k, _ in listed}
+        listed.extend((k, v) for k, v in NO_STORE.items() if k.lower() not in names)
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        return Answer(status_code, tuple(listed), body.encode())

@@ -25,22 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.policy import join_scope
 from ..core.subjects import subject_for
-from ..flask.state import AppState, get_keyset, get_state
 from ..jose.access_tokens import build_access_token_claims, sign_access_token
 from ..jose.id_tokens import sign_id_token
 from ..jose.keys import KeySet
 
 if TYPE_CHECKING:
+    from ..core.settings import Settings
     from ..storage.clients import ClientInfo
     from ..storage.session_rows import SessionInfo
 
 __all__ = ["build_token_response", "id_token_alg"]
 
 log = logging.getLogger(__name__)
-
-
-def _state() -> AppState:
-    return get_state()
 
 
 def id_token_alg(client: ClientInfo, default: str, keyset: KeySet,
@@ -65,6 +61,8 @@ def id_token_alg(client: ClientInfo, default: str, keyset: KeySet,
 
 def build_token_response(
     *,
+    settings: Settings,
+    keyset: KeySet,
     session: SessionInfo,
     client: ClientInfo,
     scopes: tuple[str, ...],
@@ -79,9 +77,8 @@ def build_token_response(
 
     ``session.aal`` is the assurance now; a refresh after a downgrade therefore mints tokens at
     the lower level at once (design: effective aal is the lower of issued and current).
+    ``keyset`` is the app's current one (``KeyStore.keyset()``).
     """
-    settings = _state().settings
-    keyset = get_keyset()
     now = now or datetime.now(UTC)
     aal = session.aal.value if session.aal is not None else "aal1"
     scope = join_scope(scopes)

@@ -30,7 +30,8 @@ from ..core.refresh_tokens import encode_refresh_token, generate_hmac_key, key_b
 from ..core.settings import Settings
 from ..core.types import Aal
 from .after_commit import when_committed
-from .key_encryption import KeyEncryptor, PlainKeys, SecretBox
+from .key_encryption import SecretBox, secret_box
+from .migrate import is_supabase_managed
 from .rotation import RefreshTokenLookup as RefreshTokenLookup
 from .rotation import RotationResult as RotationResult
 from .rotation import Rotator, check_active, clean_ip, utc_now
@@ -66,9 +67,7 @@ class SessionStore:
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.settings = settings
         if encryptor is None:
-            keys = settings.encryption_keys
-            encryptor = (KeyEncryptor(keys, settings.encryption_key_id or "") if keys
-                         else PlainKeys())
+            encryptor = secret_box(settings)
         self._box = encryptor
         self._rotator = Rotator(engine, settings, encryptor, sender)
 
@@ -359,20 +358,21 @@ class SessionStore:
         return result.rowcount == 1
 
     def rewrap_keys(self, *, batch_size: int = 500, first_party: bool = False) -> int:
-        """Re-encrypt session HMAC keys stored in plaintext or under a retired application key.
+        """Re-encrypt session HMAC keys, in the form each session's other reader can read.
 
-        For after ``ENCRYPTION_KEY_ID`` changed (or encryption was switched on): rows are
-        walked by primary key in batches, each its own transaction, and every update is a
-        compare-and-swap on the old value so a concurrent change is never overwritten. The
-        keys themselves do not change, so every live refresh token keeps working. Returns the
-        number of rows rewritten.
+        For after ``ENCRYPTION_KEY_ID`` (or ``SUPABASE_ENCRYPTION_KEY_ID``) changed, or
+        encryption was switched on: rows are walked by primary key in batches, each its own
+        transaction, and every update is a compare-and-swap on the old value so a concurrent
+        change is never overwritten. The keys themselves do not change, so every live refresh
+        token keeps working. Returns the number of rows rewritten.
 
-        Only sessions of OAuth clients are touched: a first-party session (``oauth_client_id``
-        NULL) is read by whoever signed the user in (on a Supabase database, Supabase Auth,
-        which cannot read this library's ``enc1:`` form), so it keeps its key as stored.
-        ``first_party=True`` includes them, for deployments where this library alone makes
-        first-party sessions (the demo). A key in Supabase Auth's own encrypted form (a JSON
-        object) is never rewritten (:meth:`~oauth_sessions.storage.key_encryption.SecretBox.needs_rewrap`).
+        Only sessions of OAuth clients are touched unless ``first_party`` is True: a
+        first-party session (``oauth_client_id`` NULL) is read by whoever signed the user in
+        (on a Supabase database, Supabase Auth). The form written follows
+        :meth:`~oauth_sessions.storage.key_encryption.SecretBox.rewrap`: a key in Supabase
+        Auth's ``aes-gcm-hkdf`` JSON form never becomes ``enc1:``; a plain first-party key
+        becomes Supabase's form (given a current Supabase root key), stays plain on a database
+        Supabase Auth manages, and becomes ``enc1:`` only on a database nobody else reads.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -381,18 +381,22 @@ class SessionStore:
         scope: Any = column.is_not(None)
         if not first_party:
             scope = scope & _S.c.oauth_client_id.is_not(None)
+        with self._engine.connect() as conn:
+            managed = is_supabase_managed(conn)
         while True:
-            stmt = select(_S.c.id, column).where(scope).order_by(_S.c.id).limit(batch_size)
+            stmt = (select(_S.c.id, column, _S.c.oauth_client_id).where(scope)
+                    .order_by(_S.c.id).limit(batch_size))
             if after is not None:
                 stmt = stmt.where(_S.c.id > after)
             with self._engine.begin() as conn:
                 rows = conn.execute(stmt).all()
                 for row in rows:
                     session_id, stored = row.id, row.refresh_token_hmac_key
-                    if not self._box.needs_rewrap(stored):
+                    new = self._box.rewrap(stored, context=session_id.bytes,
+                                           first_party=row.oauth_client_id is None,
+                                           managed=managed)
+                    if new is None:
                         continue
-                    plain = self._box.decrypt(stored, context=session_id.bytes)
-                    new = self._box.encrypt(plain, context=session_id.bytes)
                     rewritten += conn.execute(update(_S).where(_S.c.id == session_id, column == stored)
                                               .values(refresh_token_hmac_key=new)).rowcount
             if len(rows) < batch_size:
