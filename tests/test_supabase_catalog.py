@@ -383,3 +383,19 @@ def test_the_supabase_fixture_has_the_documented_shape(fresh_pg_url: str) -> Non
                 _compare(table, read_table(conn, table), expected)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("table", ["users", "oauth_clients", "oauth_consents"])
+def test_auth_table_the_library_shares_has_supabase_shape(pg_engine: Engine, table: str) -> None:
+    """No column, check or index of the library's own in Supabase's tables."""
+    _check(pg_engine, table)
+
+
+def test_auth_holds_only_supabase_tables(pg_engine: Engine) -> None:
+    """Everything of the library's own lives in its own schema; mfa_factors only if created."""
+    with pg_engine.connect() as conn:
+        tables = auth_tables(conn)
+        assert tables >= REQUIRED_TABLES
+        assert tables <= set(TABLES) | {"oauth_authorizations"}, tables - set(TABLES)
+        if "mfa_factors" in tables:
+            _compare("mfa_factors", read_table(conn, "mfa_factors"), MFA_FACTORS)
