@@ -252,11 +252,13 @@ class Rotator:
                 raise UnknownSession()
             try:
                 key = key_bytes(self._box.decrypt(found.hmac_key, context=sid.bytes))
-            except ValueError:
+            except ValueError as exc:
                 # A key this deployment cannot read (Supabase's encrypted form without its root
                 # keys, a damaged value): the token cannot be checked, so it is refused like a
-                # forged one, and the session is left exactly as it is.
-                log.warning("session %s has an unusable refresh-token key", sid)
+                # forged one, and the session is left exactly as it is. The log says why (the
+                # messages name key ids and settings, never key material).
+                log.error("session %s has a refresh-token key this deployment cannot read: %s",
+                          sid, exc)
                 raise InvalidRefreshToken("refresh token tag does not verify") from None
             if not verify_tag(parsed, key) or _foreign_first_party(parsed, found.session):
                 raise InvalidRefreshToken("refresh token tag does not verify")
