@@ -41,6 +41,9 @@ def local_path(url: str) -> str:
 
 
 class DemoHost(HostAdapter):
+    #: What userinfo() below can return (discovery's claims_supported).
+    claims_supported = ("email", "email_verified")
+
     def current_authentication(self) -> Authentication | None:
         login = current_login()
         if login is None:

@@ -59,6 +59,8 @@ def create_client(app: Flask, *, name: str = "Test client",
 class HeaderHost(HostAdapter):
     """Who is signed in comes from test headers; pages are JSON or plain redirects."""
 
+    claims_supported = ("name", "email")
+
     def current_authentication(self) -> Any:
         from oauth_sessions.flask.host import Authentication
 

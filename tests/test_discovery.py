@@ -25,7 +25,8 @@ def test_document_lists_exactly_what_is_supported(engine: Engine) -> None:
         "client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     assert "HS256" not in doc["token_endpoint_auth_signing_alg_values_supported"]
     # OIDC Discovery 1.0 section 3: RS256 MUST be listed; it is also the default ID token alg.
-    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    # ES256 (SIGNING_ALG's key) can sign ID tokens of clients that register it.
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["request_parameter_supported"] is False
     assert doc["request_uri_parameter_supported"] is False
@@ -48,14 +49,15 @@ def test_signing_alg_setting_is_what_discovery_and_jwks_say(engine: Engine) -> N
     http = make_app(engine, signing_alg="EdDSA", id_token_signing_alg="EdDSA").test_client()
     doc = http.get("/.well-known/openid-configuration").json
     assert doc["id_token_signing_alg_values_supported"] == ["RS256", "EdDSA"]
-    keys = http.get("/oauth/jwks").json["keys"]
-    assert [k["alg"] for k in keys] == ["EdDSA"] and keys[0]["crv"] == "Ed25519"
+    keys = {k["alg"]: k for k in http.get("/oauth/jwks").json["keys"]}
+    # issue 20 item 4: RS256 was listed without a key; OIDC Core 15.1 needs one published.
+    assert sorted(keys) == ["EdDSA", "RS256"] and keys["EdDSA"]["crv"] == "Ed25519"
 
 
 def test_access_and_id_token_algs_each_get_a_published_key(engine: Engine) -> None:
     http = make_app(engine, signing_alg="EdDSA").test_client()
     doc = http.get("/.well-known/openid-configuration").json
-    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256", "EdDSA"]
     keys = http.get("/oauth/jwks").json["keys"]
     assert sorted(k["alg"] for k in keys) == ["EdDSA", "RS256"]
 

@@ -68,7 +68,7 @@ def test_issue19_item5_the_default_error_page_is_html_and_escapes(engine: Engine
     assert "&lt;b&gt;x&lt;/b&gt;" in text and "client.example" in text
 
 
-@pytest.mark.parametrize("extra", [{"code_challenge": ""}, {"scope": "openid admin"},
+@pytest.mark.parametrize("extra", [{"code_challenge": ""}, {"scope": "admin"},
                                    {"prompt": "none"}])
 def test_issue15_item7_errors_for_an_unverified_client_are_never_redirected(
         engine: Engine, extra: dict[str, str]) -> None:

@@ -142,7 +142,9 @@ def test_the_current_refresh_token_is_active_and_a_superseded_one_is_not(engine:
     tokens = p.tokens()
     first = tokens["refresh_token"]
     body = p.answer(first, token_type_hint="refresh_token")
-    assert body["token_type"] == "refresh_token" and body["client_id"] == p.client.client_id
+    # RFC 7662 2.2: token_type is an RFC 6749 7.1 access token type; a refresh token has none
+    assert "token_type" not in body and body["token_use"] == "refresh_token"
+    assert body["client_id"] == p.client.client_id
     assert body["sid"] == str(sid_of(tokens["access_token"]))
     assert p.answer(first, token_type_hint="access_token")["active"] is True  # the hint is a hint
     refreshed = p.http.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": first},

@@ -318,12 +318,12 @@ def test_a_refresh_token_is_recognised_whatever_the_hint_says() -> None:
         mis_hinted = check_token(refresh, checks, hint="access_token").response()
         access = check_token(mint(), checks, hint="refresh_token").response()
     assert as_hinted == mis_hinted
-    assert as_hinted["token_type"] == "refresh_token"
+    assert "token_type" not in as_hinted and as_hinted["token_use"] == "refresh_token"
     assert as_hinted["scope"] == "openid profile payments"
     assert as_hinted["sid"] == str(SID) and as_hinted["sub"] == str(USER)
     assert as_hinted["exp"] == int(session.not_after.timestamp())  # type: ignore[union-attr]
     assert as_hinted["amr"] == ["pwd"] and as_hinted["auth_time"] == int(T0.timestamp()) - 600
-    assert access["token_type"] == "Bearer"
+    assert access["token_type"] == "Bearer" and "token_use" not in access
 
 
 def test_a_refresh_token_follows_the_same_session_rules() -> None:

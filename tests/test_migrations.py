@@ -141,3 +141,34 @@ def test_attach_refuses_oauth_tables_of_an_unknown_shape_and_changes_nothing(
         assert "registration_type" not in columns
     finally:
         engine.dispose()
+
+
+def test_0008_adds_a_null_id_token_alg_to_existing_clients_and_back(fresh_pg_url: str) -> None:
+    """Issue 20 item 4: clients made before 0008 keep NULL, i.e. ID_TOKEN_SIGNING_ALG, so their
+    ID tokens do not change; the downgrade drops the column and keeps the row."""
+    engine = create_auth_engine(fresh_pg_url)
+    client_id = uuid.uuid4()
+    try:
+        migrate.upgrade(engine, "0007")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO auth.oauth_clients (id, registration_type, redirect_uris, grant_types,"
+                " client_name, created_at, updated_at, client_type, token_endpoint_auth_method)"
+                " VALUES (:id, 'manual', 'https://rp.example/cb', 'authorization_code', 'Old RP',"
+                " now(), now(), 'confidential', 'client_secret_basic')"), {"id": client_id})
+            conn.execute(text("INSERT INTO oauth_sessions.oauth_client_settings (client_id, scope)"
+                              " VALUES (:id, 'openid')"), {"id": client_id})
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            alg = conn.execute(text("SELECT id_token_signed_response_alg FROM "
+                                    "oauth_sessions.oauth_client_settings WHERE client_id = :id"),
+                               {"id": client_id}).one()[0]
+        assert alg is None
+        migrate.downgrade(engine, "0007")
+        columns = {c["name"] for c in inspect(engine).get_columns("oauth_client_settings",
+                                                                  schema="oauth_sessions")}
+        assert "id_token_signed_response_alg" not in columns
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT client_name FROM auth.oauth_clients")).scalar() == "Old RP"
+    finally:
+        engine.dispose()

@@ -283,3 +283,36 @@ def test_an_update_cannot_point_the_backchannel_inside_either(engine: Engine) ->
                         json=current | {"backchannel_logout_uri": "https://192.168.1.1/"})
     assert response.status_code == 400 and response.json["error"] == "invalid_client_metadata"
     assert snapshot(engine) == before
+
+
+@pytest.mark.parametrize(("change", "description"), [
+    ({"subject_type": "pairwise"}, "subject_type must be public"),  # no PAIRWISE_SALT here
+    ({"subject_type": 1}, "subject_type must be public"),
+    ({"sector_identifier_uri": "https://rp.example/sector.json"},
+     "sector_identifier_uri is not supported: this server fetches no client documents; a "
+     "pairwise client's sector is the one host of its redirect URIs"),
+    ({"id_token_encrypted_response_alg": "RSA-OAEP"},
+     "encrypted ID tokens are not supported: leave out id_token_encrypted_response_alg"),
+    ({"userinfo_signed_response_alg": "RS256"},
+     "signed UserInfo answers are not supported (UserInfo is plain JSON): leave out "
+     "userinfo_signed_response_alg"),
+    ({"userinfo_encrypted_response_enc": "A128GCM"},
+     "encrypted UserInfo answers are not supported: leave out userinfo_encrypted_response_enc"),
+])
+def test_issue20_metadata_that_would_change_the_wire_is_refused_not_ignored(
+        engine: Engine, change: dict[str, Any], description: str) -> None:
+    """Unknown metadata is ignored (RFC 7591 section 2), but these are known and not done:
+    ignoring ``subject_type=pairwise`` (on a provider without ``PAIRWISE_SALT``) would silently
+    give a privacy-minded client public subjects. Refused, naming what to do, nothing written."""
+    app = make_app(engine, dynamic_registration=True)
+    get_state(app).services.keys.keyset()
+    before = snapshot(engine)
+    response = _register(app.test_client(), {**METADATA, **change})
+    assert response.status_code == 400
+    assert response.json == {"error": "invalid_client_metadata", "error_description": description}
+    assert snapshot(engine) == before
+
+
+def test_issue20_subject_type_public_is_accepted(engine: Engine) -> None:
+    http = make_app(engine, dynamic_registration=True).test_client()
+    assert _register(http, {**METADATA, "subject_type": "public"}).status_code == 201

@@ -353,3 +353,22 @@ def test_issue15_item3_remote_mode_refuses_what_introspection_calls_no_access_to
     assert response.status_code == status
     if status == 401:
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_issue20_item6_remote_mode_refuses_a_refresh_token_its_own_client_sees_active(
+        engine: Engine) -> None:
+    """A refresh token's answer has no ``token_type`` (RFC 7662 2.2 uses the RFC 6749 7.1
+    access token types only), so remote mode must read ``token_use`` to keep refusing it, even
+    with the credentials of the token's own client, the one caller that sees it active."""
+    p = provider(engine)
+    assert get_state(p.app).services.clients.update_metadata(p.client.id, can_introspect=True)
+    tokens = p.tokens()
+    answer = p.http.post("/oauth/introspect", data={"token": tokens["refresh_token"]},
+                         headers={"Authorization": basic_auth(p.client.client_id, p.secret)}).json
+    assert answer["active"] is True and "token_type" not in answer
+    with live(p.app) as base:
+        api = resource_app(remote(p, base, client_id=p.client.client_id, secret=p.secret))
+        refused = api.test_client().get("/api/profile", headers=bearer(tokens["refresh_token"]))
+        allowed = api.test_client().get("/api/profile", headers=bearer(tokens["access_token"]))
+    assert refused.status_code == 401 and refused.json["error"] == "invalid_token"
+    assert allowed.status_code == 200

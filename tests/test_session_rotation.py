@@ -424,3 +424,25 @@ def test_reuse_interval_one_second_before_at_and_after(
             with pytest.raises(errors.RefreshTokenReused):
                 store.rotate(issued.refresh_token, client_id=client)
             assert store.get(issued.session.id) is None
+
+
+@pytest.mark.parametrize("stored_key", [
+    # Supabase Auth's encrypted form, with no Supabase root keys configured here.
+    '{"key_id": "root-a", "alg": "aes-gcm-hkdf", "data": "AAAAAAAAAAAAAAAAAAAAAA==", '
+    '"nonce": "AAAAAAAAAAAAAAAA"}',
+    "not-a-key",  # a damaged value
+])
+def test_a_session_key_this_deployment_cannot_read_refuses_the_token_and_changes_nothing(
+    engine: Engine, user: uuid.UUID, client: uuid.UUID, stored_key: str
+) -> None:
+    store = make_store(engine)
+    issued = new_session(store, user, client, now=T0)
+    table = Session.__table__
+    with engine.begin() as conn:
+        conn.execute(table.update().where(table.c.id == issued.session.id)
+                     .values(refresh_token_hmac_key=stored_key))
+    before = _row(engine, issued.session.id)
+    with pytest.raises(errors.InvalidRefreshToken) as raised:
+        store.rotate(issued.refresh_token, client_id=client, now=T0)
+    assert to_oauth2_error(raised.value).error == "invalid_grant"
+    assert _row(engine, issued.session.id) == before

@@ -33,7 +33,7 @@ from oauth_sessions.jose.id_tokens import (
     verify_id_token_hint,
 )
 from oauth_sessions.jose.jws import sign_jwt
-from oauth_sessions.jose.keys import KeySet, rotate
+from oauth_sessions.jose.keys import KeySet, generate_signing_key, rotate
 from oauth_sessions.storage.models import OAuthSigningKey
 from oauth_sessions.storage.signing_keys import KeyStore
 
@@ -83,24 +83,27 @@ def test_id_token_is_rs256_and_access_token_es256_by_default(engine: Engine) -> 
 
 
 def test_discovery_lists_rs256_first(engine: Engine) -> None:
+    # Every alg with a key can sign ID tokens (a client may register any of them), RS256 first.
     doc = make_app(engine).test_client().get("/.well-known/openid-configuration").json
-    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
     es = make_app(engine, id_token_signing_alg="ES256").test_client()
     listed = es.get("/.well-known/openid-configuration").json["id_token_signing_alg_values_supported"]
     assert listed == ["RS256", "ES256"]
 
 
-def test_id_token_alg_setting_es256_gives_es256_id_tokens_and_one_key(engine: Engine) -> None:
+def test_id_token_alg_setting_es256_gives_es256_id_tokens_and_keeps_an_rs256_key(
+        engine: Engine) -> None:
     app = make_app(engine, id_token_signing_alg="ES256")
     body = _tokens(app, engine)
     http = app.test_client()
     id_header, id_claims = _verify(http, body["id_token"])
     at_header, _ = _verify(http, body["access_token"])
     assert id_header["alg"] == at_header["alg"] == "ES256"
-    assert id_header["kid"] == at_header["kid"]  # one alg in use: one key signs both
+    assert id_header["kid"] == at_header["kid"]  # one alg for both: one key signs both
     assert id_claims["at_hash"] == oidc_token_hash(body["access_token"], "ES256")
-    assert [k["alg"] for k in http.get("/oauth/jwks").json["keys"]] == ["ES256"]
-    assert _key_rows(engine) == 1
+    # OIDC Core 15.1: the RS256 key is published all the same, for clients that expect RS256.
+    assert sorted(k["alg"] for k in http.get("/oauth/jwks").json["keys"]) == ["ES256", "RS256"]
+    assert _key_rows(engine) == 2
 
 
 def test_id_token_alg_setting_refuses_an_unsupported_alg() -> None:
@@ -173,7 +176,8 @@ def test_a_newly_configured_alg_gets_its_key_and_the_old_ones_stay(engine: Engin
     the first use creates the missing RS256 key beside it."""
     with freeze_time(T0):
         single = KeyStore(engine, alg="ES256", publish_grace=GRACE)
-        only = single.keyset().active
+        only = generate_signing_key("ES256", now=T0, activated_at=T0)
+        single._save([], [only])
         assert _key_rows(engine) == 1
         both = KeyStore(engine, alg="ES256", id_token_alg="RS256", publish_grace=GRACE)
         keyset = both.keyset()

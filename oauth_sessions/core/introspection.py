@@ -127,7 +127,15 @@ class ActiveToken:
     username: str | None = None
 
     def response(self) -> dict[str, Any]:
-        """The RFC 7662 section 2.2 JSON object, members absent rather than null."""
+        """The RFC 7662 section 2.2 JSON object, members absent rather than null.
+
+        ``token_type`` is "the type of the token as defined in Section 5.1 of OAuth 2.0", which
+        is an access token type of RFC 6749 section 7.1 (``Bearer`` here). A refresh token has
+        no such type, so its answer leaves ``token_type`` out (``"refresh_token"`` was no
+        RFC 6749 token type, issue 20 item 6) and says what it is in the extension member
+        ``token_use`` (section 2.2 allows service-specific members), which the resource
+        helper's remote mode refuses as a bearer credential.
+        """
         body: dict[str, Any] = {
             "active": True,
             "scope": " ".join(self.scopes),
@@ -137,7 +145,8 @@ class ActiveToken:
             "iat": self.iat,
             "iss": self.iss,
             "aud": self.aud[0] if len(self.aud) == 1 else list(self.aud),
-            "token_type": "Bearer" if self.token_type == ACCESS_TOKEN else REFRESH_TOKEN,
+            "token_type": "Bearer" if self.token_type == ACCESS_TOKEN else None,
+            "token_use": REFRESH_TOKEN if self.token_type == REFRESH_TOKEN else None,
             "jti": self.jti,
             "sid": str(self.session_id),
             "aal": self.aal.value,

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from .types import Aal
 
 MAX_SCOPE_LENGTH = 4096  # sessions_scopes_length
+#: OIDC Core section 5.4 scopes plus offline_access (section 11): what every deployment offers.
+STANDARD_SCOPES = ("openid", "profile", "email", "address", "phone", "offline_access")
 
 
 def parse_scope(scope: str | Iterable[str] | None) -> tuple[str, ...]:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .policy import STANDARD_SCOPES, is_valid_scope_token, join_scope, parse_scope
+from .subjects import MIN_SALT_LENGTH
 from .types import Aal
 
 PREFIX = "OAUTH_SESSIONS_"
@@ -120,6 +122,25 @@ def _url_prefix(key: str, value: Any) -> str:
     return str(value)
 
 
+def _scope(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a space-separated scope string, got {value!r}")
+    scopes = parse_scope(value)
+    if not scopes or not all(is_valid_scope_token(s) for s in scopes):
+        raise ConfigurationError(f"{key} must list RFC 6749 scope tokens separated by spaces, "
+                                 f"got {value!r}")
+    return join_scope(scopes)
+
+
+def _salt(key: str, value: Any) -> str:
+    value = _string(key, value)
+    if len(value) < MIN_SALT_LENGTH:
+        raise ConfigurationError(
+            f"{key} must be a secret of at least {MIN_SALT_LENGTH} characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return str(value)
+
+
 def _key_map(key: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(
@@ -184,8 +205,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Return a fresh ID token from refresh_token grants when openid was granted (OIDC Core "
             "12.2 makes it optional; off saves one ID-token signature per refresh)."),
     Setting("ID_TOKEN_SIGNING_ALG", "RS256", _choice("ES256", "EdDSA", "RS256"),
-            "Algorithm of the key that signs ID tokens (OIDC Discovery 1.0 section 3: RS256 must "
-            "be supported)."),
+            "Algorithm of the ID tokens of clients that chose none (clients made with the CLI or "
+            "host code without --id-token-alg, and rows older than revision 0007). A client's own "
+            "id_token_signed_response_alg wins; dynamic registration stores RS256 when the client "
+            "names none. An RS256 key is kept whatever this says (OIDC Core 15.1)."),
     Setting("ENCRYPTION_KEYS", {}, _key_map,
             "Application keys {key_id: base64url 32 bytes} that encrypt session HMAC keys at rest."),
     Setting("ENCRYPTION_KEY_ID", None, _optional(_string),
@@ -205,6 +228,15 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a worker trusts the signing keys it read before reading them again: a "
             "rotation made by another worker or host is published and used by this one within "
             "this time (old keys stay published for the longest token lifetime plus twice this)."),
+    Setting("REGISTRATION_DEFAULT_SCOPE", "openid profile email address phone", _scope,
+            "Scopes of a dynamically registered client that registers no scope (OpenID "
+            "registration has no such member, so common relying parties send none). Standard "
+            "scopes (openid profile email address phone offline_access) or ones named in "
+            "SCOPE_MIN_AAL."),
+    Setting("PAIRWISE_SALT", None, _optional(_salt),
+            "Secret (32+ characters) that pairwise subject identifiers are computed with (OIDC "
+            "Core section 8.1); set, clients may register subject_type=pairwise. Never change "
+            "or remove it once a pairwise client exists: every pairwise sub would change."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client record it read (not session rows: never cached)."),
 )
@@ -247,6 +279,8 @@ class Settings:
     dynamic_registration: bool = False
     registration_initial_access_token: str | None = None
     signing_key_reload_seconds: int = 60
+    registration_default_scope: str = "openid profile email address phone"
+    pairwise_salt: str | None = field(default=None, repr=False)
     client_cache_seconds: int = 5
 
     def replace(self, **changes: Any) -> Settings:
@@ -296,6 +330,13 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
             f"{PREFIX}ENCRYPTION_KEY_ID must name one of {PREFIX}ENCRYPTION_KEYS "
             f"({', '.join(sorted(keys))}), got {key_id!r}"
         )
+    unknown = [s for s in parse_scope(values["registration_default_scope"])
+               if s not in STANDARD_SCOPES and s not in values["scope_min_aal"]]
+    if unknown:
+        raise ConfigurationError(
+            f"{PREFIX}REGISTRATION_DEFAULT_SCOPE names {' '.join(unknown)}, which a dynamically "
+            f"registered client may not have: use the standard scopes "
+            f"({' '.join(STANDARD_SCOPES)}) or name the scope in {PREFIX}SCOPE_MIN_AAL")
     if key_id and not keys:
         raise ConfigurationError(f"{PREFIX}ENCRYPTION_KEY_ID is set but {PREFIX}ENCRYPTION_KEYS is empty")
     roots, root_id = values["supabase_encryption_keys"], values["supabase_encryption_key_id"]

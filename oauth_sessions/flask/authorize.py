@@ -35,11 +35,12 @@ from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..core.policy import clean_user_agent
+from ..core.subjects import subject_for
 from ..core.types import normalize_ip
 from ..core.uris import host_of
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
 from ..protocol.logout import LogoutError, verified_hint
-from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter
+from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter, SignInRequest
 from .responses import NO_STORE, error_page, error_response, request_params
 from .state import AppState, get_state
 
@@ -128,8 +129,10 @@ def authorize() -> ResponseReturnValue:
     if _needs_login(req, auth, posted):
         if "none" in req.prompt:
             return fail("login_required", "the user is not signed in")
-        return host.login(_authorize_url(params, drop_login=True),
-                          " ".join(sorted(req.prompt)) or None)
+        return host.sign_in(SignInRequest(
+            next_url=_authorize_url(params, drop_login=True),
+            prompt=" ".join(sorted(req.prompt)) or None, client=req.client,
+            login_hint=req.login_hint, ui_locales=req.ui_locales))
     assert auth is not None
     if auth.aal < req.required_aal:
         if "none" in req.prompt:
@@ -151,7 +154,7 @@ def authorize() -> ResponseReturnValue:
             client=req.client, user_id=auth.user_id, scopes=req.scopes, granted_scopes=granted,
             action=url_for("oauth_sessions.authorize"),
             form_fields=(*fields, ("consent_ticket", _make_ticket(auth, params))),
-            redirect_uri=req.redirect_uri,
+            redirect_uri=req.redirect_uri, ui_locales=req.ui_locales,
         )
         return host.render_consent(info)
     return _issue_code(state, req, auth, _replaced_session(state, req, auth, params))
@@ -164,7 +167,8 @@ def _replaced_session(state: AppState, req: AuthorizationRequest, auth: Authenti
         hint = verified_hint(state, params.get("id_token_hint"))
     except LogoutError:
         return None  # not an ID token of ours: nothing to replace
-    if (hint is None or hint.session_id is None or hint.subject != str(auth.user_id)
+    subject = subject_for(auth.user_id, req.client.sector_identifier, state.settings.pairwise_salt)
+    if (hint is None or hint.session_id is None or hint.subject != subject
             or str(req.client.id) not in hint.audiences):
         return None
     info = state.services.sessions.get(hint.session_id)

@@ -170,6 +170,12 @@ def _client_id(value: str) -> uuid.UUID:
 @click.option("--unverified", is_flag=True,
               help="Do not vouch for this client: its errors are shown, never redirected, and "
                    "its name may not copy a verified client's (see verify-client).")
+@click.option("--id-token-alg", type=click.Choice(["ES256", "EdDSA", "RS256"]), default=None,
+              help="Alg of this client's ID tokens (id_token_signed_response_alg); default: "
+                   "OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG.")
+@click.option("--pairwise", is_flag=True,
+              help="Pairwise subject identifiers (OIDC Core 8): the client's users get a sub of "
+                   "its redirect URIs' host; needs OAUTH_SESSIONS_PAIRWISE_SALT.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @with_appcontext
 def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public: bool,
@@ -177,21 +183,33 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
                   no_refresh: bool,
                   min_aal: str | None, max_session_seconds: int | None,
                   post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
-                  unverified: bool, as_json: bool) -> None:
+                  unverified: bool, id_token_alg: str | None, pairwise: bool,
+                  as_json: bool) -> None:
     """Register a client. The secret is printed once and never stored in clear.
 
     A client created here is verified (you, the operator, vouch for it) unless --unverified."""
     if public and auth_method:
         raise click.UsageError("--auth-method is for confidential clients; public ones use none")
+    state = get_state()
+    services = state.services
+    if pairwise and state.settings.pairwise_salt is None:
+        raise click.UsageError("--pairwise needs OAUTH_SESSIONS_PAIRWISE_SALT (a secret of 32+ "
+                               "characters that must never change); set it first")
+    if id_token_alg is not None and id_token_alg not in services.keys.id_token_algs:
+        raise click.UsageError(
+            f"--id-token-alg {id_token_alg}: this provider holds no {id_token_alg} key; choose "
+            f"one of {', '.join(services.keys.id_token_algs)}, or set "
+            f"OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG={id_token_alg} first")
     try:
-        info, secret = get_state().services.clients.create(
+        info, secret = services.clients.create(
             name=name, redirect_uris=list(redirect_uris), scopes=scope, public=public,
             can_introspect=introspect, token_endpoint_auth_method=auth_method,
             grant_types=["authorization_code"] if no_refresh else None,
             min_aal=min_aal, max_session_seconds=max_session_seconds,
             jwks=jwks_file.read() if jwks_file is not None else None,
             post_logout_redirect_uris=list(post_logout_redirect_uris),
-            backchannel_logout_uri=backchannel_logout_uri, verified=not unverified)
+            backchannel_logout_uri=backchannel_logout_uri, verified=not unverified,
+            id_token_signed_response_alg=id_token_alg, pairwise=pairwise)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:

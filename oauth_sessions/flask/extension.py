@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from ..core.events import connect_logging
 from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
+from ..core.subjects import subject_for
 from ..protocol.backchannel import BackchannelSender, connect_signals
 from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, PrivateKeyJwt
 from ..protocol.discovery import DiscoveryEndpoint
@@ -118,6 +120,11 @@ class OAuthSessions:
                     explain_connect_error(exc, engine.url) or type(exc).__name__)
         services = build_services(app, settings, engine, host or self._host or HostAdapter(),
                                   self._backchannel or BackchannelSender())
+        if settings.pairwise_salt is None and services.clients.has_pairwise_clients():
+            raise ConfigurationError(
+                "clients with pairwise subject identifiers exist, but "
+                "OAUTH_SESSIONS_PAIRWISE_SALT is not set: set it to the value they were "
+                "registered with (a new one would change every pairwise sub)")
         state = AppState(settings=settings, engine=engine, services=services)
         # Back-channel logout (OIDC Back-Channel Logout 1.0) and the event log lines: both
         # listen to the session signals of every app and find this app's parts by the sender.
@@ -176,10 +183,20 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         token_endpoint=TokenEndpoint(server),
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
-        userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer),
+        userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer,
+                                           subject=_client_subject(clients, settings)),
         jwks_endpoint=JwksEndpoint(keys),
-        discovery_endpoint=DiscoveryEndpoint(settings, keys),
+        discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
     )
+
+
+def _client_subject(clients: ClientStore, settings: Settings) -> Callable[[uuid.UUID, str], str]:
+    """The ``sub`` a client sees for a user: pairwise for a pairwise client (OIDC Core 8)."""
+    def subject(user_id: uuid.UUID, client_id: str) -> str:
+        client = clients.get(client_id)
+        sector = client.sector_identifier if client is not None else None
+        return subject_for(user_id, sector, settings.pairwise_salt)
+    return subject
 
 
 def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None = None) -> int:

@@ -5,7 +5,9 @@ however it likes and tells the library the result through :class:`HostAdapter`:
 
 * :meth:`HostAdapter.current_authentication`: who is signed in on this browser, at which
   aal/amr and since when (``auth_time``, OIDC Core section 2), or ``None``;
-* :meth:`HostAdapter.login`: send the browser to sign in, then back to ``next_url``;
+* :meth:`HostAdapter.login`: send the browser to sign in, then back to ``next_url``
+  (:meth:`HostAdapter.sign_in` is the same with the request's ``login_hint`` and
+  ``ui_locales`` in a :class:`SignInRequest`; override either);
 * :meth:`HostAdapter.step_up`: raise the current sign-in to ``required_aal`` (e.g. TOTP), then
   back to ``next_url``;
 * :meth:`HostAdapter.render_consent`: show the consent page for a :class:`ConsentRequest`;
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from ..storage.clients import ClientInfo
 
 __all__ = ["AmrEntry", "Authentication", "ConsentRequest", "ErrorPage", "HostAdapter",
-           "LogoutConfirmation", "LogoutOutcome"]
+           "LogoutConfirmation", "LogoutOutcome", "SignInRequest"]
 
 @dataclass(frozen=True, slots=True)
 class Authentication:
@@ -74,6 +76,24 @@ class Authentication:
 
 
 @dataclass(frozen=True, slots=True)
+class SignInRequest:
+    """What a sign-in page may use beyond where to go next (OIDC Core 3.1.2.1).
+
+    ``login_hint``: the identifier the relying party thinks the user will sign in with (an
+    email address, say): prefill it, never trust it (anyone can send any hint; it is at most
+    512 printable ASCII characters). ``ui_locales``: BCP 47 tags the page should be shown in,
+    most preferred first; only well-formed tags are passed, so they are safe to print as they
+    are, and a locale the host lacks is simply not used.
+    """
+
+    next_url: str
+    prompt: str | None
+    client: ClientInfo
+    login_hint: str | None = None
+    ui_locales: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentRequest:
     """What the consent page needs: who asks, for what, and how to answer."""
 
@@ -89,6 +109,8 @@ class ConsentRequest:
     #: Where the browser goes after approval; the page should show its host
     #: (:func:`oauth_sessions.core.uris.host_of`) beside whether ``client.verified`` (issue 15 item 8).
     redirect_uri: str = ""
+    #: The request's ``ui_locales`` (well-formed BCP 47 tags, most preferred first).
+    ui_locales: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +173,10 @@ def _html(body: str, title: str, status: int = 200) -> ResponseReturnValue:
 class HostAdapter:
     """Subclass and override; every method says what it must do when left out."""
 
+    #: The claims :meth:`userinfo` can return (``name``, ``email`` ...), added to discovery's
+    #: ``claims_supported`` beside the ID token's own claims. Default: none.
+    claims_supported: tuple[str, ...] = ()
+
     def current_authentication(self) -> Authentication | None:
         """Who is signed in on this browser, at which aal and since when; ``None`` if nobody.
 
@@ -174,6 +200,15 @@ class HostAdapter:
         """
         raise NotImplementedError("HostAdapter.login(next_url, prompt) must return a response "
                                   "that signs the user in and then redirects to next_url")
+
+    def sign_in(self, sign_in: SignInRequest) -> ResponseReturnValue:
+        """:meth:`login` with the request's ``login_hint`` and ``ui_locales``.
+
+        The authorization endpoint calls this one. Override it to prefill the sign-in form or
+        pick its language; the default calls ``login(next_url, prompt)``, so a host that
+        implements only :meth:`login` works as before.
+        """
+        return self.login(sign_in.next_url, sign_in.prompt)
 
     def step_up(self, next_url: str, required_aal: Aal) -> ResponseReturnValue:
         """A response that raises the current sign-in to ``required_aal`` (e.g. asks for a TOTP

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -66,6 +66,11 @@ class _TtlCache:
 _ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token"})
 
 
+#: This provider names a refresh token's answer ``token_use: "refresh_token"`` and gives it no
+#: ``token_type`` (RFC 7662 section 2.2 uses the RFC 6749 access token types only).
+ACCESS: Final = "access_token"
+
+
 def _is_access_token(token_type: Any) -> bool:
     """Absent is accepted (the member is optional); anything else must name an access token."""
     return token_type is None or (isinstance(token_type, str)
@@ -107,7 +112,7 @@ class RemoteValidator(TokenValidator):
         body = self._introspect(token)
         if body.get("active") is not True:
             raise Challenge(401, "invalid_token", "the access token is not active")
-        if not _is_access_token(body.get("token_type")):
+        if not _is_access_token(body.get("token_type")) or body.get("token_use", ACCESS) != ACCESS:
             # Local mode refuses a refresh token too: an "active" answer for one is no
             # permission to use it as a bearer credential (issue 15 item 3).
             raise Challenge(401, "invalid_token", "the token is not an access token")

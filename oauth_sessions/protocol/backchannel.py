@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import signals
+from ..core.subjects import subject_for
 from ..core.uris import LOOPBACK_HOSTS, is_public_address
 from ..jose.logout_tokens import build_logout_token_claims, sign_logout_token
 
@@ -305,7 +306,10 @@ def _on_session_revoked(sender: object, **kwargs: Any) -> None:
             return
         keys, issuer = state.services.keys, state.settings.issuer
         sessions = state.services.sessions
-        client_id, subject, sid = client.client_id, str(session.user_id), str(session.id)
+        # Section 2.4: sub as in the client's ID tokens (pairwise for a pairwise client).
+        subject = subject_for(session.user_id, client.sector_identifier,
+                              state.settings.pairwise_salt)
+        client_id, sid = client.client_id, str(session.id)
 
         def make_token() -> str:
             claims = build_logout_token_claims(issuer=issuer, client_id=client_id,

@@ -45,6 +45,8 @@ __all__ = [
     "AuthorizationCodeGrant",
     "AuthorizationRequest",
     "AuthorizeError",
+    "allowed_subset",
+    "language_tags",
     "parse_authorization_request",
 ]
 
@@ -52,6 +54,10 @@ PKCE_PATTERN: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
 MAX_NONCE: Final = 512
 MAX_STATE: Final = 1024
+MAX_LOGIN_HINT: Final = 512
+MAX_UI_LOCALES: Final = 16
+#: RFC 5646 language tag shape: a primary subtag of letters, then hyphenated subtags.
+LANGUAGE_TAG: Final = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 
 class AuthorizeError(Exception):
@@ -83,6 +89,36 @@ class AuthorizationRequest:
     max_age: int | None
     acr_values: tuple[str, ...]
     required_aal: Aal
+    #: OIDC Core 3.1.2.1: the identifier the user may sign in with, for the host's sign-in page.
+    login_hint: str | None = None
+    #: OIDC Core 3.1.2.1: preferred languages of the pages, BCP 47 tags, most preferred first.
+    ui_locales: tuple[str, ...] = ()
+
+
+def language_tags(value: str | None) -> tuple[str, ...]:
+    """The well-formed BCP 47 language tags of ``ui_locales`` (OIDC Core 3.1.2.1), in order.
+
+    The section says an unsupported locale SHOULD NOT cause an error, so a malformed tag is
+    dropped rather than refused; what remains is safe to put in a page or a header as it is
+    (letters, digits and hyphens only), and at most :data:`MAX_UI_LOCALES` are kept.
+    """
+    tags = (t for t in parse_scope(value) if LANGUAGE_TAG.fullmatch(t))
+    return tuple(tags)[:MAX_UI_LOCALES]
+
+
+def allowed_subset(requested: tuple[str, ...], client: ClientInfo) -> tuple[str, ...]:
+    """The requested scopes the client is registered for, in the order asked.
+
+    RFC 6749 section 3.3 lets the server issue less than was requested ("MAY fully or partially
+    ignore the scope requested by the client") provided the token response names the scope
+    issued, which :func:`oauth_sessions.protocol.tokens.build_token_response` always does. So a
+    client that asks for more than it may have (a relying-party library asking for
+    ``openid profile email`` by habit) gets what it may have, and only a request of which
+    nothing remains is refused (``invalid_scope``). The refresh grant stays strict: RFC 6749
+    section 6 forbids asking there for anything not granted.
+    """
+    registered = set(client.scopes)
+    return tuple(s for s in requested if s in registered)
 
 
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
@@ -130,8 +166,10 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     scopes = parse_scope(params["scope"]) if params.get("scope") else client.scopes
     if not scopes or not all(is_valid_scope_token(s) for s in scopes):
         raise fail("invalid_scope", "scope is empty or malformed")
-    if not set(scopes) <= set(client.scopes):
-        raise fail("invalid_scope", "scope exceeds what the client is registered for")
+    scopes = allowed_subset(scopes, client)
+    if not scopes:
+        raise fail("invalid_scope", "none of the requested scopes is registered for this client "
+                   f"(it may ask for: {' '.join(client.scopes)})")
     prompt = frozenset(parse_scope(params.get("prompt")))
     if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
         raise fail("invalid_request", "prompt has an unknown value or combines none with others")
@@ -144,6 +182,9 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     nonce = params.get("nonce") or None
     if nonce is not None and len(nonce) > MAX_NONCE:
         raise fail("invalid_request", "nonce is too long")
+    login_hint = params.get("login_hint") or None
+    if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
+        raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
     acr_values = parse_scope(params.get("acr_values"))
     needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
                           client_min_aal=client.min_aal)
@@ -155,7 +196,8 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     return AuthorizationRequest(
         client=client, redirect_uri=redirect_uri, scopes=scopes, state=state, nonce=nonce,
         code_challenge=challenge, prompt=prompt, max_age=max_age, acr_values=acr_values,
-        required_aal=needed,
+        required_aal=needed, login_hint=login_hint,
+        ui_locales=language_tags(params.get("ui_locales")),
     )
 
 

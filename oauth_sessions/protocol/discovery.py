@@ -9,8 +9,10 @@ of both well-known URLs.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Final
 
+from ..core.policy import STANDARD_SCOPES
 from ..core.settings import Settings
 from ..storage.clients import AUTH_METHODS
 from ..storage.signing_keys import KeyStore
@@ -23,14 +25,15 @@ __all__ = ["STANDARD_SCOPES", "DiscoveryEndpoint", "discovery_document"]
 _HEADERS: Final = (("Cache-Control", "public, max-age=300"), ("Content-Type", "application/json"))
 
 #: OIDC Core section 5.4 scopes plus offline_access (section 11).
-STANDARD_SCOPES = ("openid", "profile", "email", "address", "phone", "offline_access")
 
 
 
-def discovery_document(settings: Settings, *, id_token_alg: str) -> dict[str, Any]:
+def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
+                       host_claims: Sequence[str] = ()) -> dict[str, Any]:
     """RFC 8414 / OpenID Connect Discovery 1.0 metadata: exactly what this server does.
 
-    ``id_token_alg`` is the key store's (``KeyStore.id_token_alg``).
+    ``id_token_algs`` are the key store's (``KeyStore.id_token_algs``: every alg with a key,
+    RS256 first); ``host_claims`` the host's ``HostAdapter.claims_supported``.
     """
     base = settings.issuer + settings.url_prefix
     doc: dict[str, Any] = {
@@ -45,8 +48,9 @@ def discovery_document(settings: Settings, *, id_token_alg: str) -> dict[str, An
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": _id_token_algs(id_token_alg),
+        # OIDC Core section 8: pairwise only where a salt to compute it with is configured.
+        "subject_types_supported": ["public", "pairwise"] if settings.pairwise_salt else ["public"],
+        "id_token_signing_alg_values_supported": list(id_token_algs),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -54,8 +58,7 @@ def discovery_document(settings: Settings, *, id_token_alg: str) -> dict[str, An
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
                                                           "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr",
-                             "amr", "sid", "azp", "at_hash"],
+        "claims_supported": list(dict.fromkeys((*ID_TOKEN_CLAIMS, *host_claims))),
         "acr_values_supported": ["aal1", "aal2", "aal3"],
         "prompt_values_supported": sorted(PROMPTS),
         "claims_parameter_supported": False,
@@ -74,15 +77,10 @@ def discovery_document(settings: Settings, *, id_token_alg: str) -> dict[str, An
     return doc
 
 
-def _id_token_algs(configured: str) -> list[str]:
-    """RS256 first (OpenID Connect Discovery 1.0 section 3: it MUST be listed), then the alg
-    configured for ID tokens when it differs.
-
-    Only algs this server can actually sign ID tokens with are listed; RS256 is always among
-    them because the key store creates an RS256 key whenever it is the configured alg, and a
-    client that asks for RS256 while another alg is configured is a registration-time concern.
-    """
-    return list(dict.fromkeys(("RS256", configured)))
+#: What every ID token (OIDC Core section 2) of this provider may carry; ``c_hash`` is not
+#: there because no ID token is returned from the authorization endpoint.
+ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+                   "azp", "at_hash")
 
 
 def _scopes_supported(settings: Settings) -> list[str]:
@@ -93,11 +91,14 @@ def _scopes_supported(settings: Settings) -> list[str]:
 class DiscoveryEndpoint:
     """The handler of both well-known metadata URLs (RFC 8414 section 3, OIDC Discovery section 4)."""
 
-    def __init__(self, settings: Settings, keys: KeyStore) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore,
+                 host_claims: Sequence[str] = ()) -> None:
         self._settings = settings
         self._keys = keys
+        self._host_claims = tuple(host_claims)
 
     def __call__(self, request: HttpRequest) -> Answer:
         del request
-        document = discovery_document(self._settings, id_token_alg=self._keys.id_token_alg)
+        document = discovery_document(self._settings, id_token_algs=self._keys.id_token_algs,
+                                      host_claims=self._host_claims)
         return Answer(200, _HEADERS, json.dumps(document).encode())

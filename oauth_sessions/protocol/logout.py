@@ -41,6 +41,7 @@ from flask import Response, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from ..core.subjects import subject_for
 from ..core.uris import host_of
 from ..flask.host import HostAdapter, LogoutConfirmation, LogoutOutcome
 from ..flask.responses import NO_STORE, error_response, request_params
@@ -140,14 +141,18 @@ def end_hinted_session(state: AppState, hint: Hint, client: ClientInfo | None,
     """Step 4 with a hint: end its session and sign its user out of the provider here."""
     sessions = state.services.sessions
     ended = False
+
+    def is_hinted(user_id: uuid.UUID) -> bool:
+        """The hint's ``sub`` is the client's subject of ``user_id`` (pairwise or public)."""
+        sector = client.sector_identifier if client is not None else None
+        return subject_for(user_id, sector, state.settings.pairwise_salt) == hint.subject
+
     if hint.session_id is not None and client is not None:
         info = sessions.get(hint.session_id)
-        if (info is not None and str(info.user_id) == hint.subject
-                and info.client_id == client.id):
+        if info is not None and is_hinted(info.user_id) and info.client_id == client.id:
             ended = bool(sessions.revoke(info.id, reason="rp_initiated_logout"))
     signed_in = _signed_in_user(host)
-    provider = signed_in is not None and str(signed_in) == hint.subject and _host_logout(host,
-                                                                                         signed_in)
+    provider = signed_in is not None and is_hinted(signed_in) and _host_logout(host, signed_in)
     return LogoutOutcome(provider_signed_out=provider, client=client, client_session_ended=ended)
 
 

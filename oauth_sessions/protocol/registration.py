@@ -6,7 +6,9 @@ Off unless ``OAUTH_SESSIONS_DYNAMIC_REGISTRATION`` is true. With
 
 What a dynamically registered client may ask for is a subset of what an administrator can
 give: the code grant (and refresh), the three authentication methods, the standard scopes and
-the ones named in ``SCOPE_MIN_AAL``. It can never get introspection rights or a lower aal.
+the ones named in ``SCOPE_MIN_AAL``. A client that registers no ``scope`` (OpenID Connect
+registration has no such member) gets ``OAUTH_SESSIONS_REGISTRATION_DEFAULT_SCOPE``, the
+standard OpenID scopes by default. It can never get introspection rights or a lower aal.
 Unknown metadata is ignored (RFC 7591 section 2). Each client gets a registration access token
 (stored as a hash, like secrets) for ``GET``/``PUT``/``DELETE`` on its configuration URI
 (RFC 7592 section 2); deleting a client ends all its sessions. Every ``GET`` and ``PUT`` answer
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from flask import Response, request
@@ -37,7 +39,7 @@ from ..core.client_rules import (
     check_redirect_uris,
     has_forbidden_characters,
 )
-from ..core.policy import is_valid_scope_token, join_scope, parse_scope
+from ..core.policy import STANDARD_SCOPES, is_valid_scope_token, join_scope, parse_scope
 from ..core.uris import validate_backchannel_logout_uri, validate_redirect_uri
 from ..flask.state import get_state
 from ..jose.client_jwks import parse_client_jwks
@@ -46,9 +48,9 @@ from ..storage.clients import (
     GRANT_TYPES,
     ClientInfo,
     ClientStore,
+    sector_of,
     verify_client_secret,
 )
-from .discovery import STANDARD_SCOPES
 
 __all__ = ["ClientMetadataError", "manage", "parse_client_metadata", "register"]
 
@@ -104,16 +106,105 @@ def _backchannel_uri(body: Mapping[str, Any], *, allow_loopback_http: bool) -> s
         raise ClientMetadataError("invalid_client_metadata", reason) from None
 
 
+#: Metadata that would change what the client receives on the wire (OpenID Connect Dynamic
+#: Client Registration 1.0 section 2) and that this server does not do: ignoring them, as
+#: unknown metadata is ignored, would hand the client something else than it registered for
+#: (public subjects to a client that asked for pairwise ones, plain ID tokens to one that
+#: expects them encrypted), so registering any of them is refused with what to do instead.
+UNSUPPORTED_METADATA: Final = {
+    "sector_identifier_uri": "sector_identifier_uri is not supported: this server fetches no "
+                             "client documents; a pairwise client's sector is the one host of "
+                             "its redirect URIs",
+    "id_token_encrypted_response_alg": "encrypted ID tokens are not supported: leave out "
+                                       "id_token_encrypted_response_alg",
+    "id_token_encrypted_response_enc": "encrypted ID tokens are not supported: leave out "
+                                       "id_token_encrypted_response_enc",
+    "userinfo_signed_response_alg": "signed UserInfo answers are not supported (UserInfo is "
+                                    "plain JSON): leave out userinfo_signed_response_alg",
+    "userinfo_encrypted_response_alg": "encrypted UserInfo answers are not supported: leave out "
+                                       "userinfo_encrypted_response_alg",
+    "userinfo_encrypted_response_enc": "encrypted UserInfo answers are not supported: leave out "
+                                       "userinfo_encrypted_response_enc",
+}
+
+
+def _refuse_unsupported(body: Mapping[str, Any]) -> None:
+    """Refuse metadata this server cannot honour (:data:`UNSUPPORTED_METADATA`)."""
+    for key, reason in UNSUPPORTED_METADATA.items():
+        if body.get(key) is not None:
+            raise ClientMetadataError("invalid_client_metadata", reason)
+
+
+def _pairwise(body: Mapping[str, Any], redirect_uris: Sequence[str], available: bool) -> bool:
+    """OIDC Dynamic Client Registration 1.0 section 2 ``subject_type`` (default ``public``);
+    ``pairwise`` only where the provider has ``PAIRWISE_SALT`` (discovery's
+    ``subject_types_supported`` says which), with every redirect URI on the sector's one host."""
+    subject_type = body.get("subject_type", "public")
+    if subject_type == "public":
+        return False
+    if subject_type != "pairwise" or not available:
+        supported = "public or pairwise" if available else "public"
+        raise ClientMetadataError("invalid_client_metadata",
+                                  f"subject_type must be {supported}")
+    try:
+        sector_of(redirect_uris)
+    except ValueError as exc:
+        raise ClientMetadataError("invalid_client_metadata", str(exc)) from None
+    return True
+
+
+def _id_token_alg(body: Mapping[str, Any], id_token_algs: Sequence[str]) -> str:
+    """OpenID Connect Dynamic Client Registration 1.0 section 2: ``id_token_signed_response_alg``
+    defaults to RS256, and is stored as such, so the client's ID tokens stay RS256 whatever the
+    provider's ``ID_TOKEN_SIGNING_ALG`` is. Only algs the provider holds a key of are accepted
+    (``none`` never: this server issues ID tokens from the token endpoint only, always signed)."""
+    value = body.get("id_token_signed_response_alg", "RS256")
+    if value not in id_token_algs:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "id_token_signed_response_alg must be one of "
+                                  + ", ".join(id_token_algs))
+    return str(value)
+
+
+def _scopes(body: Mapping[str, Any], allowed_scopes: set[str], default_scope: str,
+            grants: Any) -> tuple[str, ...]:
+    """The client's scopes: as registered, or ``default_scope`` when it names none (OpenID
+    Connect Dynamic Client Registration has no ``scope`` member, so relying parties built on it
+    send none, then ask for ``openid profile email``). A client that registers the refresh
+    grant without a scope also gets ``offline_access``, or it could never obtain a refresh
+    token. A named scope the server does not offer is refused with the list it does offer."""
+    scope = body.get("scope")
+    if scope is None:
+        defaults = parse_scope(default_scope)
+        if isinstance(grants, list) and "refresh_token" in grants:
+            defaults = (*defaults, "offline_access")
+        return parse_scope(s for s in defaults if s in allowed_scopes)
+    scopes = parse_scope(scope) if isinstance(scope, str) else ()
+    if not scopes or not all(is_valid_scope_token(s) and s in allowed_scopes for s in scopes):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "scope must list supported scopes only: "
+                                  + " ".join(sorted(allowed_scopes)))
+    return scopes
+
+
 def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
-                          allow_loopback_http: bool = False) -> dict[str, Any]:
+                          allow_loopback_http: bool = False,
+                          id_token_algs: Sequence[str] = ("RS256",),
+                          default_scope: str = "openid",
+                          pairwise_available: bool = False) -> dict[str, Any]:
     """RFC 7591 section 2 metadata → keyword arguments of :meth:`ClientStore.create`.
 
     ``allow_loopback_http`` (development deployments only) lets the back-channel logout URI be
     a loopback ``http`` URL; pass the client store's own ``allow_loopback_http``.
+    ``id_token_algs``: the algs the provider can sign ID tokens with (the key store's).
+    ``default_scope``: the scope of a client that registers none
+    (``OAUTH_SESSIONS_REGISTRATION_DEFAULT_SCOPE``). ``pairwise_available``: the provider
+    has ``PAIRWISE_SALT``, so ``subject_type=pairwise`` may be registered.
     """
     if not isinstance(body, dict):
         raise ClientMetadataError("invalid_client_metadata", "the body must be a JSON object")
     redirect_uris = _uri_list(body, "redirect_uris", required=True)
+    _refuse_unsupported(body)
     method = body.get("token_endpoint_auth_method", "client_secret_basic")
     if method not in AUTH_METHODS:
         raise ClientMetadataError("invalid_client_metadata",
@@ -125,11 +216,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
                                   "grant_types must be authorization_code, optionally refresh_token")
     if body.get("response_types", ["code"]) != ["code"]:
         raise ClientMetadataError("invalid_client_metadata", "response_types must be [\"code\"]")
-    scope = body.get("scope", "openid")
-    scopes = parse_scope(scope) if isinstance(scope, str) else ()
-    if not scopes or not all(is_valid_scope_token(s) and s in allowed_scopes for s in scopes):
-        raise ClientMetadataError("invalid_client_metadata",
-                                  "scope must list supported scopes only")
+    scopes = _scopes(body, allowed_scopes, default_scope, grants)
     name = body.get("client_name")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_CLIENT_NAME):
         raise ClientMetadataError("invalid_client_metadata", "client_name must be a short string")
@@ -160,6 +247,8 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         # OIDC Back-Channel Logout 1.0 section 2.2 (logout tokens carry sid either way).
         "backchannel_logout_session_required": session_required,
         "jwks": jwks,
+        "id_token_signed_response_alg": _id_token_alg(body, id_token_algs),
+        "pairwise": _pairwise(body, redirect_uris, pairwise_available),
     }
 
 
@@ -249,7 +338,10 @@ def register() -> Response:
     store: ClientStore = state.services.clients
     try:
         options = parse_client_metadata(_body(), _allowed_scopes(),
-                                        allow_loopback_http=store.allow_loopback_http)
+                                        allow_loopback_http=store.allow_loopback_http,
+                                        id_token_algs=state.services.keys.id_token_algs,
+                                        default_scope=state.settings.registration_default_scope,
+                                        pairwise_available=state.settings.pairwise_salt is not None)
     except ClientMetadataError as exc:
         return _failure(exc)
     token = secrets.token_urlsafe(32)
@@ -263,7 +355,8 @@ def register() -> Response:
 
 def manage(client_id: str) -> Response:
     """``GET``/``PUT``/``DELETE /register/<client_id>`` (RFC 7592 section 2)."""
-    store: ClientStore = get_state().services.clients
+    services = get_state().services
+    store: ClientStore = services.clients
     info = store.get(client_id, fresh=True)
     token = _bearer()
     # RFC 7592 section 2: an unknown client and a wrong token look the same (401).
@@ -281,10 +374,18 @@ def manage(client_id: str) -> Response:
             raise ClientMetadataError("invalid_client_metadata",
                                       "the body must be a JSON object with this client_id")
         options = parse_client_metadata(body, _allowed_scopes(),
-                                        allow_loopback_http=store.allow_loopback_http)
+                                        allow_loopback_http=store.allow_loopback_http,
+                                        id_token_algs=services.keys.id_token_algs,
+                                        default_scope=get_state().settings.registration_default_scope,
+                                        pairwise_available=get_state().settings.pairwise_salt
+                                        is not None)
         if options["public"] != info.is_public:
             raise ClientMetadataError("invalid_client_metadata",
                                       "a client cannot change between public and confidential")
+        if options["pairwise"] != (info.subject_type == "pairwise"):
+            raise ClientMetadataError("invalid_client_metadata",
+                                      f"a client cannot change its subject_type "
+                                      f"({info.subject_type}): every sub it knows would change")
         _update(store, info, options)
     except ClientMetadataError as exc:
         return _failure(exc)
@@ -313,5 +414,6 @@ def _update(store: ClientStore, info: ClientInfo, options: Mapping[str, Any]) ->
         client_uri=options["client_uri"], logo_uri=options["logo_uri"],
         post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
         backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
-        backchannel_logout_session_required=options["backchannel_logout_session_required"])
+        backchannel_logout_session_required=options["backchannel_logout_session_required"],
+        id_token_signed_response_alg=options["id_token_signed_response_alg"])
 

@@ -10,18 +10,21 @@ audience to choose.
 
 ID tokens (OIDC Core section 2): ``aud`` = ``azp`` = the client, ``sid`` the session,
 ``acr`` the aal, ``amr``, ``auth_time``, ``nonce`` (when the request had one) and
-``at_hash`` over the access token returned alongside. Signed with
-``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (RS256 by default: OpenID Connect Discovery 1.0
-section 3 and Dynamic Client Registration 1.0 section 2), while access tokens use
-``OAUTH_SESSIONS_SIGNING_ALG``, which is cheaper to sign on every refresh.
+``at_hash`` over the access token returned alongside. Signed with the client's registered
+``id_token_signed_response_alg`` (OpenID Connect Dynamic Client Registration 1.0 section 2;
+dynamic registration stores RS256 when the client named none), or, for a client without one
+(made by an operator), with ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (RS256 by default), while
+access tokens use ``OAUTH_SESSIONS_SIGNING_ALG``, which is cheaper to sign on every refresh.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core.policy import join_scope
+from ..core.subjects import subject_for
 from ..jose.access_tokens import build_access_token_claims, sign_access_token
 from ..jose.id_tokens import sign_id_token
 from ..jose.keys import KeySet
@@ -31,7 +34,29 @@ if TYPE_CHECKING:
     from ..storage.clients import ClientInfo
     from ..storage.session_rows import SessionInfo
 
-__all__ = ["build_token_response"]
+__all__ = ["build_token_response", "id_token_alg"]
+
+log = logging.getLogger(__name__)
+
+
+def id_token_alg(client: ClientInfo, default: str, keyset: KeySet,
+                 now: datetime | None = None) -> str:
+    """The alg of ``client``'s ID tokens: its registered one, else ``default`` (the setting).
+
+    A registered alg that has no active key any more (the operator changed the signing
+    settings after the client registered) falls back to ``default`` with a warning naming the
+    fix, rather than failing a token request whose code was already spent.
+    """
+    chosen = client.id_token_signed_response_alg
+    if chosen is None or chosen == default:
+        return default
+    if keyset.active_for(chosen, now=now) is not None:
+        return chosen
+    log.warning("client %s registered id_token_signed_response_alg=%s but the provider holds "
+                "no %s key; its ID token is signed with %s. Set OAUTH_SESSIONS_SIGNING_ALG or "
+                "OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG to %s again, or update the client.",
+                client.client_id, chosen, chosen, default, chosen)
+    return default
 
 
 def build_token_response(
@@ -83,7 +108,8 @@ def build_token_response(
         iat = int(now.timestamp())
         id_claims: dict[str, Any] = {
             "iss": settings.issuer,
-            "sub": str(session.user_id),
+            # OIDC Core section 8: the client's own subject (pairwise per sector, or public).
+            "sub": subject_for(session.user_id, client.sector_identifier, settings.pairwise_salt),
             "aud": client.client_id,
             "azp": client.client_id,
             "exp": iat + settings.id_token_lifetime,
@@ -96,5 +122,7 @@ def build_token_response(
         if nonce:
             id_claims["nonce"] = nonce
         body["id_token"] = sign_id_token(keyset, id_claims, access_token=access_token,
-                                         alg=settings.id_token_signing_alg, now=now)
+                                         alg=id_token_alg(client, settings.id_token_signing_alg,
+                                                          keyset, now),
+                                         now=now)
     return body

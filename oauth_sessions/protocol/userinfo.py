@@ -29,12 +29,18 @@ __all__ = ["UserinfoEndpoint"]
 
 #: The host's claims for a user and the token's scopes (``HostAdapter.userinfo``).
 Claims = Callable[[uuid.UUID, Sequence[str]], Mapping[str, Any]]
+#: The ``sub`` a client sees for a user (``(user_id, client_id) -> sub``).
+Subject = Callable[[uuid.UUID, str], str]
 
 
 class UserinfoEndpoint:
     """The handler: :meth:`__call__` runs the steps of the module docstring."""
 
-    def __init__(self, checks: TokenChecks, claims: Claims, realm: str) -> None:
+    def __init__(self, checks: TokenChecks, claims: Claims, realm: str,
+                 subject: Subject | None = None) -> None:
+        #: OIDC Core 5.3.2 / section 8: the ``sub`` of the client's ID tokens (pairwise for a
+        #: pairwise client); the access token's own ``sub`` is the user id.
+        self._subject = subject
         self._checks = checks
         self._claims = claims
         self._realm = realm
@@ -49,5 +55,6 @@ class UserinfoEndpoint:
         except Challenge as challenge:
             return challenge_answer(challenge, realm=self._realm)
         body = dict(self._claims(uuid.UUID(info.sub), info.scopes))
-        body["sub"] = info.sub
+        body["sub"] = (self._subject(uuid.UUID(info.sub), info.client_id)
+                       if self._subject is not None else info.sub)
         return json_answer(body)

@@ -45,9 +45,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, cast
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import Connection, Engine, Table, delete, exists, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..core import signals
 from ..core.client_rules import (
@@ -66,6 +68,7 @@ from ..core.uris import (
 )
 from ..core.uris import validate_redirect_uri as validate_redirect_uri
 from ..jose.client_jwks import parse_client_jwks
+from ..jose.keys import SUPPORTED_ALGS
 from .models import OAuthClient, OAuthClientSettings, Session
 
 if TYPE_CHECKING:
@@ -76,9 +79,11 @@ __all__ = [
     "ClientInfo",
     "ClientStore",
     "OAuthClientWrapper",
+    "check_id_token_alg",
     "generate_client_secret",
     "hash_client_secret",
     "parse_client_id",
+    "sector_of",
     "verify_client_secret",
 ]
 
@@ -196,6 +201,16 @@ class ClientInfo:
     jwks: str | None = field(default=None, repr=False)
     #: An operator vetted this client (revision 0005): only then are errors redirected to it.
     verified: bool = False
+    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0007). ``None``: the provider's
+    #: ``OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG`` (operator-made clients and rows made before 0007).
+    id_token_signed_response_alg: str | None = None
+    #: OIDC Core section 8 (revision 0008): the sector of a pairwise client (the host of its
+    #: redirect URIs); ``None`` for a public-subject client.
+    sector_identifier: str | None = None
+
+    @property
+    def subject_type(self) -> str:
+        return "public" if self.sector_identifier is None else "pairwise"
 
     @property
     def client_id(self) -> str:
@@ -237,6 +252,10 @@ class ClientInfo:
             meta["backchannel_logout_session_required"] = self.backchannel_logout_session_required
         if self.jwks:
             meta["jwks"] = json.loads(self.jwks)
+        if self.id_token_signed_response_alg:
+            meta["id_token_signed_response_alg"] = self.id_token_signed_response_alg
+        if self.sector_identifier is not None:
+            meta["subject_type"] = "pairwise"
         return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -268,6 +287,8 @@ def _info(row: Any) -> ClientInfo:
         registration_access_token_hash=row.s_registration_access_token_hash,
         jwks=row.s_jwks,
         verified=bool(row.s_verified),
+        id_token_signed_response_alg=row.s_id_token_signed_response_alg,
+        sector_identifier=row.s_sector_identifier,
     )
 
 
@@ -300,6 +321,28 @@ def _auth_method_values(method: str) -> dict[str, Any]:
         return {"token_endpoint_auth_method": method}
     return {"token_endpoint_auth_method": "client_secret_basic",
             "client_secret_hash": unusable_secret_hash()}
+
+
+def sector_of(redirect_uris: Sequence[str]) -> str:
+    """The sector identifier of a pairwise client: the one host of all its redirect URIs
+    (OIDC Core section 8.1). ``ValueError`` when they span several hosts: a
+    ``sector_identifier_uri`` would be needed, and this server fetches none."""
+    hosts = {(urlsplit(uri).hostname or "").lower() for uri in redirect_uris}
+    if len(hosts) != 1 or "" in hosts:
+        raise ValueError("a pairwise client's redirect URIs must all be on one host (its sector "
+                         "identifier); sector_identifier_uri is not supported")
+    return hosts.pop()
+
+
+def check_id_token_alg(alg: str | None) -> str | None:
+    """``alg`` if it is a JWS alg this library can sign ID tokens with, ``ValueError`` if not.
+
+    Whether the provider holds a key of that alg is the caller's check (registration and the
+    CLI ask the key store), since the store does not know the app's signing settings.
+    """
+    if alg is not None and alg not in SUPPORTED_ALGS:
+        raise ValueError(f"id_token_signed_response_alg must be one of {', '.join(SUPPORTED_ALGS)}")
+    return alg
 
 
 class ClientStore:
@@ -346,6 +389,8 @@ class ClientStore:
         registration_access_token: str | None = None,
         jwks: Any = None,
         verified: bool = False,
+        id_token_signed_response_alg: str | None = None,
+        pairwise: bool = False,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
@@ -381,6 +426,8 @@ class ClientStore:
             jwks_text = parse_client_jwks(jwks)
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
+        check_id_token_alg(id_token_signed_response_alg)
+        sector = sector_of(uris) if pairwise else None
         post_logout_redirect_uris = check_redirect_uris(list(post_logout_redirect_uris),
                                                         kind="post-logout redirect URI")
         if backchannel_logout_uri is not None:  # fetched by this server: the SSRF rules apply
@@ -422,6 +469,8 @@ class ClientStore:
             "registration_access_token_hash": (
                 hash_client_secret(registration_access_token) if registration_access_token
                 else None),
+            "id_token_signed_response_alg": id_token_signed_response_alg,
+            "sector_identifier": sector,
         }
         with self._engine.begin() as conn:
             conn.execute(insert(_O_AUTH_CLIENT).values(**client_values))
@@ -477,6 +526,9 @@ class ClientStore:
                 raise ValueError("that name belongs to a verified app; choose another")
         if "scope" in values:
             check_client_scope(values["scope"])
+        check_id_token_alg(values.get("id_token_signed_response_alg"))
+        if "redirect_uris" in values:
+            self._keep_sector(client_id, _split(values["redirect_uris"], "\n"))
         if values.get("backchannel_logout_uri") is not None:
             validate_backchannel_logout_uri(values["backchannel_logout_uri"],
                                             allow_loopback_http=self.allow_loopback_http)
@@ -500,6 +552,20 @@ class ClientStore:
                 _write_settings(conn, client_id, settings)
         self._forget(client_id)
         return bool(result.rowcount)
+
+    def _keep_sector(self, client_id: uuid.UUID, redirect_uris: Sequence[str]) -> None:
+        """A pairwise client's new redirect URIs stay in its sector: a new host would change
+        every one of its users' ``sub`` (``ValueError``)."""
+        current = self.get(client_id, fresh=True)
+        if current is None or current.sector_identifier is None:
+            return
+        try:
+            same = sector_of(redirect_uris) == current.sector_identifier
+        except ValueError:
+            same = False
+        if not same:
+            raise ValueError("a pairwise client's redirect URIs must stay on "
+                             f"{current.sector_identifier}, its sector identifier")
 
     def replace_registration_token(self, client_id: uuid.UUID, old_hash: str | None,
                                    token: str) -> bool:
@@ -590,6 +656,18 @@ class ClientStore:
             rows = conn.execute(_CLIENT_READ.where(table.c.deleted_at.is_(None))
                                 .order_by(table.c.created_at, table.c.id)).all()
         return [_info(r) for r in rows]
+
+    def has_pairwise_clients(self) -> bool:
+        """Whether a live client has pairwise subjects (a start-up check: their ``sub`` needs
+        the salt). ``False`` when the table is not migrated yet (``db upgrade`` comes later)."""
+        try:
+            with self._reads.connect() as conn:
+                found = conn.execute(_CLIENT_READ.where(
+                    _SETTINGS.c.sector_identifier.is_not(None),
+                    _O_AUTH_CLIENT.c.deleted_at.is_(None)).limit(1)).first()
+        except SQLAlchemyError:
+            return False
+        return found is not None
 
     def _forget(self, client_id: uuid.UUID) -> None:
         with self._lock:

@@ -423,6 +423,12 @@ class OAuthClientSettings(Base):
     backchannel_logout_session_required: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=true())
     registration_access_token_hash: Mapped[str | None] = mapped_column(Text)
+    # Revision 0008: OIDC Dynamic Client Registration 1.0 section 2; NULL: the provider's
+    # OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG (see oauth_sessions.protocol.tokens).
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(Text)
+    # Revision 0009: OIDC Core section 8.1; NULL: public subjects, else the sector (a host)
+    # whose pairwise sub this client's users get (see oauth_sessions.core.subjects).
+    sector_identifier: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthAuthorizationCode(Base):

@@ -250,7 +250,16 @@ class Rotator:
             found = db.read(sid)
             if found is None or found.hmac_key is None:
                 raise UnknownSession()
-            key = key_bytes(self._box.decrypt(found.hmac_key, context=sid.bytes))
+            try:
+                key = key_bytes(self._box.decrypt(found.hmac_key, context=sid.bytes))
+            except ValueError as exc:
+                # A key this deployment cannot read (Supabase's encrypted form without its root
+                # keys, a damaged value): the token cannot be checked, so it is refused like a
+                # forged one, and the session is left exactly as it is. The log says why (the
+                # messages name key ids and settings, never key material).
+                log.error("session %s has a refresh-token key this deployment cannot read: %s",
+                          sid, exc)
+                raise InvalidRefreshToken("refresh token tag does not verify") from None
             if not verify_tag(parsed, key) or _foreign_first_party(parsed, found.session):
                 raise InvalidRefreshToken("refresh token tag does not verify")
             info, amr = found.session, found.amr

@@ -14,6 +14,12 @@ default as OpenID Connect Discovery 1.0 section 3 requires) signs ID tokens. Eac
 rotated, retired and published on its own; the ``alg`` column of the table says which is which,
 so no schema change was needed.
 
+An RS256 key is always among them, whatever the two settings say: OpenID Connect Core 1.0
+section 15.1 makes RS256 the one ID token alg every provider supports, and a client that
+registered no ``id_token_signed_response_alg`` expects it (Dynamic Client Registration 1.0
+section 2), so the JWKS must hold the key that verifies such ID tokens. ``id_token_algs`` lists
+every alg an ID token can be signed with here (RS256 first): the algs that have a key.
+
 Private JWKs go through the app's :class:`~oauth_sessions.storage.key_encryption.SecretBox`, so they are
 AES-GCM encrypted at rest whenever ``OAUTH_SESSIONS_ENCRYPTION_KEYS`` is configured.
 """
@@ -59,8 +65,12 @@ class KeyStore:
         self.alg = alg
         #: Alg of ID tokens; the same as ``alg`` unless configured otherwise.
         self.id_token_alg = id_token_alg or alg
-        #: Every alg that needs an active key, the access-token one first.
-        self.algs: tuple[str, ...] = tuple(dict.fromkeys((alg, self.id_token_alg)))
+        #: Every alg that needs an active key, the access-token one first; RS256 always.
+        self.algs: tuple[str, ...] = tuple(dict.fromkeys((alg, self.id_token_alg, "RS256")))
+        #: The algs an ID token can be signed with (each has an active key), RS256 first: what
+        #: discovery advertises and what a client may register as ``id_token_signed_response_alg``.
+        self.id_token_algs: tuple[str, ...] = tuple(dict.fromkeys(
+            ("RS256", self.id_token_alg, *self.algs)))
         self.publish_grace = publish_grace
         self._box: SecretBox = box or PlainKeys()
         self._lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,10 @@ class LiveServer:
     user_id: str
 
 
-@pytest.fixture
-def live_server(engine: Engine) -> Iterator[LiveServer]:
+@contextmanager
+def _serve(engine: Engine, **options: Any) -> Iterator[LiveServer]:
+    """The app of ``make_app(engine, **options)`` on a free port of 127.0.0.1, with a
+    confidential and a public client and one user."""
     holder: dict[str, Flask] = {}
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
@@ -35,7 +38,7 @@ def live_server(engine: Engine) -> Iterator[LiveServer]:
 
     server = make_server("127.0.0.1", 0, wsgi, threaded=True)
     issuer = f"http://127.0.0.1:{server.port}"
-    app = make_app(engine, issuer=issuer)
+    app = make_app(engine, issuer=issuer, **options)
     holder["app"] = app
     client, secret = create_client(app, redirect_uris=[REDIRECT_URI])
     public, _ = create_client(app, name="SPA", redirect_uris=[REDIRECT_URI], public=True,
@@ -50,3 +53,18 @@ def live_server(engine: Engine) -> Iterator[LiveServer]:
         server.shutdown()
         thread.join(timeout=5)
         server.server_close()
+
+
+@pytest.fixture
+def live_server(engine: Engine) -> Iterator[LiveServer]:
+    with _serve(engine) as server:
+        yield server
+
+
+@pytest.fixture
+def registration_server(engine: Engine) -> Iterator[LiveServer]:
+    """Dynamic registration on, and EdDSA for access tokens and for the ID tokens of clients
+    that chose no alg (issue 20 items 4 and 5: what independent relying parties tripped on)."""
+    with _serve(engine, dynamic_registration=True, signing_alg="EdDSA",
+                id_token_signing_alg="EdDSA") as server:
+        yield server

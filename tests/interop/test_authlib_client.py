@@ -107,3 +107,34 @@ def test_authlib_client_authenticates_with_private_key_jwt(live_server: LiveServ
     assert token["access_token"] and token["refresh_token"]
     refreshed = session.refresh_token(meta["token_endpoint"])
     assert refreshed["access_token"] != token["access_token"]
+
+
+def test_authlib_client_registered_without_scope_gets_a_subset_and_rs256(
+        registration_server: LiveServer) -> None:
+    """Issue 20 items 4 and 5: the provider signs its own ID tokens with EdDSA, yet a client
+    that registered neither scope nor alg gets RS256 ID tokens and the standard scopes, and a
+    request for more than allowed gets the allowed subset, named in the token response."""
+    server = registration_server
+    meta = requests.get(server.issuer + "/.well-known/openid-configuration", timeout=10).json()
+    registered = requests.post(meta["registration_endpoint"], timeout=10,
+                               json={"redirect_uris": [REDIRECT_URI]}).json()
+    assert registered["id_token_signed_response_alg"] == "RS256"
+    session = OAuth2Session(registered["client_id"], registered["client_secret"],
+                            scope="openid profile email payments", redirect_uri=REDIRECT_URI,
+                            code_challenge_method="S256",
+                            token_endpoint_auth_method="client_secret_basic")
+    verifier = generate_token(48)
+    nonce = generate_token(16)
+    url, _ = session.create_authorization_url(meta["authorization_endpoint"],
+                                              code_verifier=verifier, nonce=nonce)
+    token = session.fetch_token(meta["token_endpoint"],
+                                authorization_response=_browser_login(server, url),
+                                code_verifier=verifier)
+    assert token["scope"] == "openid profile email"
+    keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+    claims = jwt.decode(token["id_token"], keys, claims_cls=CodeIDToken,
+                        claims_options={"iss": {"essential": True, "value": meta["issuer"]}},
+                        claims_params={"nonce": nonce, "client_id": registered["client_id"],
+                                       "access_token": token["access_token"]})
+    claims.validate()
+    assert claims.header["alg"] == "RS256"

@@ -15,7 +15,7 @@ HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
 
 
-def _run_node(server: LiveServer) -> dict:  # type: ignore[type-arg]
+def _run_node(server: LiveServer, script: str = "flow.mjs") -> dict:  # type: ignore[type-arg]
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "openid-client").is_dir():
         # Locally the rest of the suite runs without Node; under CI=true the suite turns this
@@ -25,7 +25,7 @@ def _run_node(server: LiveServer) -> dict:  # type: ignore[type-arg]
     env = {**os.environ, "ISSUER": server.issuer, "CLIENT_ID": server.client_id,
            "CLIENT_SECRET": server.client_secret, "PUBLIC_CLIENT_ID": server.public_client_id,
            "USER_ID": server.user_id, "REDIRECT_URI": "http://127.0.0.1:9/callback"}
-    done = subprocess.run([node, str(HERE / "flow.mjs")], cwd=HERE, env=env, capture_output=True,
+    done = subprocess.run([node, str(HERE / script)], cwd=HERE, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     result: dict = json.loads(done.stdout)  # type: ignore[type-arg]
@@ -53,3 +53,20 @@ def test_openid_client_runs_discovery_pkce_refresh_userinfo_and_revocation(
     assert result["second_flow_ok"] is True
     assert result["mixup_rejected"] == "OAUTH_INVALID_RESPONSE"  # foreign iss refused
     assert result["public_sub"] == live_server.user_id and result["public_refreshed"] is True
+
+
+def test_openid_client_registers_dynamically_and_gets_rs256_and_the_standard_scopes(
+        registration_server: LiveServer) -> None:
+    """Issue 20 items 4 and 5, with the provider's own ID token alg set to EdDSA."""
+    result = _run_node(registration_server, "registration.mjs")
+    registered = result["registered"]
+    assert registered["id_token_signed_response_alg"] == "RS256"
+    assert registered["scope"] == "openid profile email address phone offline_access"
+    assert result["plain_alg"] == "RS256"  # validated by openid-client with the JWKS
+    assert result["plain_scope"] == "openid profile email"
+    assert result["plain_claims"]["aud"] == registered["client_id"]
+    assert result["userinfo"]["email"] and result["userinfo"]["name"]
+    # RFC 6749 3.3: more than allowed is answered with the allowed subset, named in the response
+    assert result["subset_scope"] == "openid profile email offline_access"
+    assert result["subset_refreshed"] is True
+    assert result["eddsa_registered_alg"] == "EdDSA" and result["eddsa_alg"] == "EdDSA"
