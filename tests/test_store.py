@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, insert, select, text
 from test_store_support import T0, add_client, add_user, make_store, new_session, recording
 
-from oauth_sessions.core import signals
+from oauth_sessions.core import errors, signals
 from oauth_sessions.core.refresh_tokens import TOKEN_PREFIX, parse_refresh_token
 from oauth_sessions.core.types import Aal
 from oauth_sessions.storage.key_encryption import KeyEncryptor
@@ -91,9 +91,9 @@ def test_keys_are_encrypted_at_rest_and_plain_rows_keep_working(engine: Engine) 
     assert store.rotate(old.refresh_token, client_id=None, now=T0).session.counter == 1
 
 
-def test_an_encrypted_key_moved_to_another_row_does_not_decrypt(engine: Engine) -> None:
-    from oauth_sessions.storage.key_encryption import KeyDecryptionError
-
+def test_an_encrypted_key_moved_to_another_row_does_not_decrypt(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     user = add_user(engine)
     encryptor = KeyEncryptor({"k1": KeyEncryptor.generate_key()}, "k1")
     store = SessionStore(engine, make_store(engine).settings, encryptor)
@@ -101,8 +101,11 @@ def test_an_encrypted_key_moved_to_another_row_does_not_decrypt(engine: Engine) 
     with engine.begin() as conn:
         conn.execute(SESSIONS.update().where(SESSIONS.c.id == b.session.id)
                      .values(refresh_token_hmac_key=_stored_key(engine, a.session.id)))
-    with pytest.raises(KeyDecryptionError):
+    before = store.get(b.session.id)
+    with caplog.at_level("ERROR"), pytest.raises(errors.InvalidRefreshToken):
         store.rotate(b.refresh_token, client_id=None, now=T0)
+    assert "belongs to another row" in caplog.text
+    assert store.get(b.session.id) == before
 
 
 def test_list_for_user_is_newest_first_and_only_theirs(engine: Engine) -> None:
