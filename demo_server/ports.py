@@ -66,32 +66,28 @@ def client_app_url(env: Mapping[str, str] = os.environ) -> str:
 def client_command(issuer_url: str, app_url: str) -> str:
     """The exact command that starts the sample app against this provider, e.g.
     ``make demo-client PROVIDER_PORT=5400 CLIENT_PORT=5401`` (defaults left out)."""
-    settings: list[str] = []
-    issuer_parts = urlsplit(issuer_url)
-    if issuer_parts.hostname == LOOPBACK and issuer_parts.scheme == "http" and issuer_parts.port \
-            and issuer_parts.path in ("", "/"):
-        if issuer_parts.port != DEFAULT_PROVIDER_PORT:
-            settings.append(f"PROVIDER_PORT={issuer_parts.port}")
-    else:
-        settings.append(f"PROVIDER_URL={issuer_url.rstrip('/')}")
-    app_port = urlsplit(app_url).port
-    if app_port and app_port != DEFAULT_CLIENT_PORT:
-        settings.append(f"CLIENT_PORT={app_port}")
-    return " ".join(["make demo-client", *settings])
+    return _make_command("demo-client", issuer_url, "PROVIDER_URL", app_url)
 
 
 def provider_command(url: str, app_url: str) -> str:
     """The command that starts a provider at ``url`` for the sample app at ``app_url``,
     e.g. ``make demo PROVIDER_PORT=5400 CLIENT_PORT=5401`` (defaults left out)."""
-    parts = urlsplit(url)
+    return _make_command("demo", url, "ISSUER", app_url)
+
+
+def _make_command(target: str, provider_url: str, url_variable: str, app_url: str) -> str:
+    """``make <target>`` with the settings that differ from the defaults: the provider as
+    ``PROVIDER_PORT`` when it is plain http on the loopback address, else as ``url_variable``
+    (the full URL), and the sample app's ``CLIENT_PORT``."""
     settings: list[str] = []
+    parts = urlsplit(provider_url)
     if parts.hostname == LOOPBACK and parts.scheme == "http" and parts.port \
             and parts.path in ("", "/"):
         if parts.port != DEFAULT_PROVIDER_PORT:
             settings.append(f"PROVIDER_PORT={parts.port}")
     else:
-        settings.append(f"ISSUER={url.rstrip('/')}")
+        settings.append(f"{url_variable}={provider_url.rstrip('/')}")
     app_port = urlsplit(app_url).port
     if app_port and app_port != DEFAULT_CLIENT_PORT:
         settings.append(f"CLIENT_PORT={app_port}")
-    return " ".join(["make demo", *settings])
+    return " ".join([f"make {target}", *settings])

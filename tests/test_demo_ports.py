@@ -155,6 +155,11 @@ def test_the_banner_command_leaves_defaults_out() -> None:
             == "make demo-client PROVIDER_PORT=5400")
     assert (ports.client_command("https://id.example", "http://127.0.0.1:5401")
             == "make demo-client PROVIDER_URL=https://id.example CLIENT_PORT=5401")
+    assert ports.provider_command("http://127.0.0.1:5000", "http://127.0.0.1:5001") == "make demo"
+    assert (ports.provider_command("http://127.0.0.1:5400", "http://127.0.0.1:5401")
+            == "make demo PROVIDER_PORT=5400 CLIENT_PORT=5401")
+    assert (ports.provider_command("https://id.example/", "http://127.0.0.1:5001")
+            == "make demo ISSUER=https://id.example")
 
 
 def test_make_demo_client_refuses_port_and_names_the_two_variables() -> None:
