@@ -20,7 +20,7 @@ import logging
 from flask import Blueprint, Flask, request
 from flask.typing import ResponseReturnValue
 
-from ..protocol.http import from_werkzeug
+from ..protocol.http import HttpRequest, from_werkzeug
 from ..protocol.logout import end_session
 from ..protocol.registration import manage, register
 from .authorize import authorize
@@ -39,6 +39,12 @@ def _state() -> AppState:
     return get_state()
 
 
+def _http() -> HttpRequest:
+    """The handlers' request value of the current request, read from the request object itself
+    (through Flask's ``request`` proxy every attribute read would be a context lookup)."""
+    return from_werkzeug(request._get_current_object())  # type: ignore[attr-defined]
+
+
 # --------------------------------------------------------------------------- the handlers' views
 # Each a few lines: the request value, the handler, the response. Everything Flask runs around
 # a view (the host's hooks, error handlers, signals, a wrapper put on app.view_functions) runs.
@@ -46,32 +52,32 @@ def _state() -> AppState:
 
 def token() -> ResponseReturnValue:
     """``/token`` (RFC 6749 section 3.2): :class:`~oauth_sessions.protocol.token_endpoint.TokenEndpoint`."""
-    return to_response(_state().services.token_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.token_endpoint(_http()))
 
 
 def revoke() -> ResponseReturnValue:
     """``/revoke`` (RFC 7009): :class:`~oauth_sessions.protocol.revocation.RevocationEndpoint`."""
-    return to_response(_state().services.revocation_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.revocation_endpoint(_http()))
 
 
 def introspect() -> ResponseReturnValue:
     """``/introspect`` (RFC 7662): the introspection handler (``protocol/introspection_endpoint.py``)."""
-    return to_response(_state().services.introspection_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.introspection_endpoint(_http()))
 
 
 def userinfo() -> ResponseReturnValue:
     """``/userinfo`` (OIDC Core section 5.3): :class:`~oauth_sessions.protocol.userinfo.UserinfoEndpoint`."""
-    return to_response(_state().services.userinfo_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.userinfo_endpoint(_http()))
 
 
 def jwks() -> ResponseReturnValue:
     """``/jwks`` (RFC 7517 section 5): :class:`~oauth_sessions.protocol.jwks.JwksEndpoint`."""
-    return to_response(_state().services.jwks_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.jwks_endpoint(_http()))
 
 
 def openid_configuration() -> ResponseReturnValue:
     """Both well-known metadata URLs (RFC 8414, OIDC Discovery 1.0): the discovery handler."""
-    return to_response(_state().services.discovery_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.discovery_endpoint(_http()))
 
 
 # --------------------------------------------------------------------------- registration

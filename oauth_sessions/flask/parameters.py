@@ -28,5 +28,5 @@ def check_parameters() -> Response | None:
     """``before_request`` of the OAuth blueprint: :func:`check_request` for the other views."""
     if request.endpoint in HANDLED:
         return None
-    refused = check_request(from_werkzeug(request))
+    refused = check_request(from_werkzeug(request._get_current_object()))  # type: ignore[attr-defined]
     return to_response(refused) if refused is not None else None
