@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask
+from flask.globals import request_ctx
 from flask.typing import ResponseReturnValue
 
 from ..protocol.http import HttpRequest, from_werkzeug
@@ -42,7 +43,7 @@ def _state() -> AppState:
 def _http() -> HttpRequest:
     """The handlers' request value of the current request, read from the request object itself
     (through Flask's ``request`` proxy every attribute read would be a context lookup)."""
-    return from_werkzeug(request._get_current_object())  # type: ignore[attr-defined]
+    return from_werkzeug(request_ctx.request)
 
 
 # --------------------------------------------------------------------------- the handlers' views
