@@ -543,3 +543,24 @@ def test_a_proof_hash_is_scoped_to_its_key(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(OAuthDpopProof.__table__).where(
             OAuthDpopProof.__table__.c.jti_hash == digest)).first() is None
+
+
+def test_the_cli_sets_dpop_bound_access_tokens(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["oauth-sessions", "create-client", "--name", "Native",
+                                  "--redirect-uri", "https://native.example/cb", "--public",
+                                  "--dpop-bound-access-tokens", "--json"])
+    assert created.exit_code == 0, created.output
+    meta = json.loads(created.output)
+    assert meta["dpop_bound_access_tokens"] is True
+    clients = get_state(app).services.clients
+    undo = runner.invoke(args=["oauth-sessions", "require-dpop", meta["client_id"], "--undo"])
+    assert undo.exit_code == 0, undo.output
+    client = clients.get(meta["client_id"], fresh=True)
+    assert client is not None and not client.dpop_bound_access_tokens
+    again = runner.invoke(args=["oauth-sessions", "require-dpop", meta["client_id"]])
+    assert again.exit_code == 0
+    client = clients.get(meta["client_id"], fresh=True)
+    assert client is not None and client.dpop_bound_access_tokens
+    unknown = runner.invoke(args=["oauth-sessions", "require-dpop", str(uuid.uuid4())])
+    assert unknown.exit_code != 0 and "no client with that id" in unknown.output

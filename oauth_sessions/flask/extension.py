@@ -189,7 +189,8 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
         userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer,
-                                           subject=_client_subject(clients, settings)),
+                                           subject=_client_subject(clients, settings),
+                                           dpop=dpop, url=base + "/userinfo"),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
     )
