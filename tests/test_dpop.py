@@ -453,7 +453,9 @@ def test_nonces_are_the_same_on_every_worker_with_the_same_secret() -> None:
     other = NonceIssuer(derive_nonce_key("t" * 32), 300)
     nonce = one.issue(1000.0)
     assert two.is_valid(nonce, 1000.0) and not other.is_valid(nonce, 1000.0)
-    assert two.is_valid(nonce, 1199.0) and not two.is_valid(nonce, 1200.0)  # window 3 ends at 1200
+    # issued in window 3 (900-1199): good through window 4, refused from 1500 on
+    assert two.is_valid(nonce, 1499.0) and not two.is_valid(nonce, 1500.0)
+    assert not two.is_valid(two.issue(1500.0), 1499.0)  # a nonce of the future is no good either
     assert not two.is_valid(nonce[:-1] + ("A" if nonce[-1] != "A" else "B"), 1000.0)
 
 
