@@ -566,3 +566,14 @@ def test_the_cli_sets_dpop_bound_access_tokens(app: Flask) -> None:
     assert client is not None and client.dpop_bound_access_tokens
     unknown = runner.invoke(args=["oauth-sessions", "require-dpop", str(uuid.uuid4())])
     assert unknown.exit_code != 0 and "no client with that id" in unknown.output
+
+
+def test_purge_forgets_the_ids_of_proofs_too_old_to_be_accepted(app: Flask, engine: Engine) -> None:
+    ledger = DpopReplayLedger(engine)
+    now = datetime.now(UTC)
+    assert ledger.consume("k", "old", now - timedelta(seconds=1))
+    assert ledger.consume("k", "live", now + timedelta(minutes=2))
+    result = app.test_cli_runner().invoke(args=["oauth-sessions", "purge"])
+    assert result.exit_code == 0, result.output
+    assert "1 DPoP proofs" in result.output
+    assert not ledger.consume("k", "live", now + timedelta(minutes=2))  # still remembered

@@ -16,6 +16,7 @@ from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
 from ..storage.database_errors import explain_database_error
+from ..storage.dpop import DpopReplayLedger
 from .management import SessionView, sessions_manager
 from .state import get_state
 
@@ -316,7 +317,8 @@ def rotate_keys(alg: str | None) -> None:
 @with_appcontext
 def purge(batch_size: int, first_party: bool) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
-    day (kept that long so a late replay still revokes), and expired client assertion ids.
+    day (kept that long so a late replay still revokes), expired client assertion ids and the
+    ids of DPoP proofs too old to be accepted.
 
     Sessions go in batches, oldest not_after first, each batch its own short transaction, so
     it is safe to run from cron while traffic flows. Only OAuth clients' sessions are
@@ -326,9 +328,10 @@ def purge(batch_size: int, first_party: bool) -> None:
                                                            first_party=first_party)
     codes = state.services.authorizations.purge()
     assertions = AssertionLedger(state.engine).purge()
+    proofs = DpopReplayLedger(state.engine).purge()
     which = "sessions" if first_party else "OAuth client sessions"
     click.echo(f"purged {sessions} {which}, {codes} authorization codes, "
-               f"{assertions} client assertions")
+               f"{assertions} client assertions, {proofs} DPoP proofs")
 
 
 # --------------------------------------------------------------------------- sessions
