@@ -534,6 +534,18 @@ def test_racing_token_requests_with_one_proof_get_one_token(pg_engine: Engine) -
     assert sorted(statuses) == [200] + [400] * 7
 
 
+def test_each_record_clears_the_expired_ones(engine: Engine) -> None:
+    ledger = DpopReplayLedger(engine)
+    now = datetime.now(UTC)
+    assert ledger.consume("k", "a", now + timedelta(seconds=10), now=now)
+    assert ledger.consume("k", "b", now + timedelta(seconds=20), now=now + timedelta(seconds=10))
+    with engine.connect() as conn:  # "a" expired exactly at 10 s: still kept (strictly before)
+        assert conn.execute(select(func.count()).select_from(OAuthDpopProof.__table__)).scalar() == 2
+    assert ledger.consume("k", "c", now + timedelta(seconds=60), now=now + timedelta(seconds=11))
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(OAuthDpopProof.__table__)).scalar() == 2
+
+
 def test_a_proof_hash_is_scoped_to_its_key(engine: Engine) -> None:
     ledger = DpopReplayLedger(engine)
     expires = datetime.now(UTC) + timedelta(minutes=1)
@@ -571,8 +583,8 @@ def test_the_cli_sets_dpop_bound_access_tokens(app: Flask) -> None:
 def test_purge_forgets_the_ids_of_proofs_too_old_to_be_accepted(app: Flask, engine: Engine) -> None:
     ledger = DpopReplayLedger(engine)
     now = datetime.now(UTC)
-    assert ledger.consume("k", "old", now - timedelta(seconds=1))
-    assert ledger.consume("k", "live", now + timedelta(minutes=2))
+    assert ledger.consume("k", "old", now - timedelta(seconds=1), now=now - timedelta(minutes=1))
+    assert ledger.consume("k", "live", now + timedelta(minutes=2), now=now - timedelta(minutes=1))
     result = app.test_cli_runner().invoke(args=["oauth-sessions", "purge"])
     assert result.exit_code == 0, result.output
     assert "1 DPoP proofs" in result.output

@@ -33,15 +33,19 @@ class DpopReplayLedger:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def consume(self, jkt: str, jti: str, expires_at: datetime) -> bool:
+    def consume(self, jkt: str, jti: str, expires_at: datetime, *,
+                now: datetime | None = None) -> bool:
         """Record ``jti`` of key ``jkt``; False when it was recorded before (a replay).
 
-        Autocommitted on its own: the record must hold even if the request fails afterwards,
-        or a failed request would leave its proof usable again.
+        Committed on its own: the record must hold even if the request fails afterwards, or a
+        failed request would leave its proof usable again. Records already expired go in the
+        same transaction (as for client assertions), so the table stays small without a cron.
         """
         digest = hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest()
+        cutoff = now or datetime.now(UTC)
         try:
             with self._engine.begin() as conn:
+                conn.execute(delete(_PROOFS).where(_PROOFS.c.expires_at < cutoff))
                 conn.execute(insert(_PROOFS).values(jti_hash=digest, expires_at=expires_at))
         except IntegrityError:
             return False
