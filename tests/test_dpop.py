@@ -589,3 +589,31 @@ def test_purge_forgets_the_ids_of_proofs_too_old_to_be_accepted(app: Flask, engi
     assert result.exit_code == 0, result.output
     assert "1 DPoP proofs" in result.output
     assert not ledger.consume("k", "live", now + timedelta(minutes=2))  # still remembered
+
+
+def test_only_bound_refresh_tokens_read_the_binding(app: Flask, public: ClientInfo,
+                                                    engine: Engine) -> None:
+    """The refresh of an unbound session costs what it did before DPoP: no statement of it
+    touches ``oauth_dpop_bindings`` (on PostgreSQL the read and the compare-and-swap bypass
+    SQLAlchemy, but the binding read would not); a bound session's refresh reads it once."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    key = DpopKey()
+    plain = _exchange(app, public, None, None).json["refresh_token"]
+    bound = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json["refresh_token"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert _refresh(app, public, plain, None).status_code == 200
+        plain_reads = [s for s in seen if "oauth_dpop_bindings" in s]
+        seen.clear()
+        assert _refresh(app, public, bound, key.proof("POST", TOKEN_URL)).status_code == 200
+        bound_reads = [s for s in seen if "oauth_dpop_bindings" in s]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert plain_reads == []
+    assert len(bound_reads) == 1
