@@ -91,7 +91,7 @@ def end_session() -> ResponseReturnValue:
     return to_response(answer) if isinstance(answer, Answer) else answer
 
 
-# --------------------------------------------------------------------------- registration
+# --------------------------------------------------------------------------- mounting
 
 
 def register_blueprints(app: Flask, state: AppState) -> None:
