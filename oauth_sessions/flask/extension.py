@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from ..core.dpop_nonces import NonceIssuer, derive_nonce_key
 from ..core.events import connect_logging
 from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
@@ -25,8 +26,11 @@ from ..core.subjects import subject_for
 from ..protocol.backchannel import BackchannelSender, connect_signals
 from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, PrivateKeyJwt
 from ..protocol.discovery import DiscoveryEndpoint
+from ..protocol.dpop import DpopChecker
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
 from ..protocol.jwks import JwksEndpoint
+from ..protocol.logout import LogoutEndpoint
+from ..protocol.registration import RegistrationEndpoint
 from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
 from ..protocol.token_endpoint import TokenEndpoint
@@ -35,17 +39,20 @@ from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine, watch_pooler, with_library_schema
 from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_error
+from ..storage.dpop import DpopReplayLedger
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
+from ..storage.users import ensure_user as ensure_user_row
 from .blueprints import register_blueprints
 from .cli import cli
 from .host import HostAdapter
 from .state import EXTENSION_KEY, AppState, Services, get_state
 
-__all__ = ["AppState", "OAuthSessions", "Services", "build_services", "get_state", "revoke_consent"]
+__all__ = ["AppState", "OAuthSessions", "Services", "build_services", "ensure_user", "get_state",
+           "revoke_consent"]
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +175,9 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
         settings.issuer, base + "/token", base + "/revoke", base + "/introspect")))
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
+    dpop = _dpop_checker(app, settings, engine)
     server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
-                         authorizations=authorizations, keys=keys, settings=settings)
+                         authorizations=authorizations, keys=keys, settings=settings, dpop=dpop)
     return Services(
         sessions=sessions,
         clients=clients,
@@ -180,14 +188,29 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         host=host,
         backchannel=backchannel,
         introspection=introspection,
+        dpop=dpop,
         token_endpoint=TokenEndpoint(server),
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
         userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer,
-                                           subject=_client_subject(clients, settings)),
+                                           subject=_client_subject(clients, settings),
+                                           dpop=dpop, url=base + "/userinfo"),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
+        registration_endpoint=RegistrationEndpoint(settings, clients, keys),
+        logout_endpoint=LogoutEndpoint(settings=settings, keys=keys, clients=clients,
+                                       sessions=sessions, host=host,
+                                       secret_key=lambda: app.secret_key),
     )
+
+
+def _dpop_checker(app: Flask, settings: Settings, engine: Engine) -> DpopChecker:
+    """DPoP proof checks (RFC 9449) with nonces keyed from ``DPOP_NONCE_SECRET`` or, unset, the
+    app's ``SECRET_KEY`` (checked above): the same key on every worker, nothing stored."""
+    secret = settings.dpop_nonce_secret or app.secret_key
+    nonces = NonceIssuer(derive_nonce_key(secret), settings.dpop_nonce_lifetime) if secret else None
+    return DpopChecker(DpopReplayLedger(engine), iat_window=settings.dpop_iat_window,
+                       nonces=nonces, nonce_required=settings.dpop_nonce_required)
 
 
 def _client_subject(clients: ClientStore, settings: Settings) -> Callable[[uuid.UUID, str], str]:
@@ -208,3 +231,11 @@ def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None =
     services.consents.revoke(user_id, client_id)
     ended: int = services.sessions.revoke_user_client(user_id, client_id, reason="consent_revoked")
     return ended
+
+
+def ensure_user(user_id: uuid.UUID, *, email: str | None = None, app: Flask | None = None) -> bool:
+    """Make sure ``auth.users`` has ``user_id``, so sessions can reference it; True when a row
+    was created. Call it when a person signs in: it is idempotent, and two workers signing the
+    same person in at once both succeed (:func:`oauth_sessions.storage.users.ensure_user` on the
+    engine of ``app``, default the current app)."""
+    return ensure_user_row(get_state(app).engine, user_id, email=email)

@@ -18,12 +18,17 @@ from sqlalchemy import Engine
 from ..core.settings import Settings
 
 if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
     from ..core.introspection import TokenChecks
     from ..jose.keys import KeySet
     from ..protocol.backchannel import BackchannelSender
     from ..protocol.discovery import DiscoveryEndpoint
+    from ..protocol.dpop import DpopChecker
     from ..protocol.introspection_endpoint import IntrospectionEndpoint
     from ..protocol.jwks import JwksEndpoint
+    from ..protocol.logout import LogoutEndpoint
+    from ..protocol.registration import RegistrationEndpoint
     from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
     from ..protocol.token_endpoint import TokenEndpoint
@@ -52,6 +57,8 @@ class Services:
     host: HostAdapter
     backchannel: BackchannelSender
     introspection: TokenChecks
+    #: DPoP proof checks (RFC 9449) of the token endpoint and the provider's resources.
+    dpop: DpopChecker
     #: The protocol handlers, shared by the blueprint and the WSGI app (``oauth_sessions.wsgi``).
     token_endpoint: TokenEndpoint
     introspection_endpoint: IntrospectionEndpoint
@@ -59,6 +66,9 @@ class Services:
     userinfo_endpoint: UserinfoEndpoint
     jwks_endpoint: JwksEndpoint
     discovery_endpoint: DiscoveryEndpoint
+    registration_endpoint: RegistrationEndpoint
+    #: RP-initiated logout, with the host's pages as Flask response values.
+    logout_endpoint: LogoutEndpoint[ResponseReturnValue]
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ __all__ = [
     "HttpRequest",
     "error_answer",
     "from_werkzeug",
+    "header_map",
     "json_answer",
     "with_security_headers",
 ]
@@ -142,6 +143,23 @@ def with_security_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str,
     return out
 
 
+def header_map(request: WerkzeugRequest) -> dict[str, str]:
+    """The request's headers by lower-case name, read from the WSGI environ as Werkzeug's
+    ``EnvironHeaders`` lists them (cheaper than that view).
+
+    A header sent several times is one environ entry, joined with commas by the server (WSGI,
+    as CGI), so a second ``DPoP`` header is seen and refused (RFC 9449 section 4.3 step 1).
+    """
+    headers: dict[str, str] = {}
+    for key, value in request.environ.items():
+        if key.startswith("HTTP_"):
+            if key != "HTTP_CONTENT_TYPE" and key != "HTTP_CONTENT_LENGTH":
+                headers[key[5:].replace("_", "-").lower()] = value
+        elif key in _ENVIRON_CONTENT and value:
+            headers[_ENVIRON_CONTENT[key]] = value
+    return headers
+
+
 def from_werkzeug(request: WerkzeugRequest) -> HttpRequest:
     """The request value of a Werkzeug (or Flask) request; reads the body only up to :data:`MAX_BODY`.
 
@@ -155,7 +173,6 @@ def from_werkzeug(request: WerkzeugRequest) -> HttpRequest:
     Pass the request object itself, not Flask's ``request`` proxy: each attribute read through
     the proxy costs a context lookup.
     """
-    environ = request.environ
     method = request.method
     length = request.content_length
     mimetype = request.mimetype
@@ -176,7 +193,7 @@ def from_werkzeug(request: WerkzeugRequest) -> HttpRequest:
     query = request.query_string
     return HttpRequest(
         method=method,
-        headers=_headers(environ),
+        headers=header_map(request),
         query=_pairs(query.decode()) if query else (),
         form=form,
         mimetype=mimetype,
@@ -196,15 +213,3 @@ _ENVIRON_CONTENT: Final = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "co
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
     """Werkzeug's own parse of a query string or urlencoded body (``Request.args``, the form)."""
     return tuple(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
-
-
-def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
-    """The request headers by lower-case name, as Werkzeug's ``EnvironHeaders`` lists them."""
-    headers: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            if key != "HTTP_CONTENT_TYPE" and key != "HTTP_CONTENT_LENGTH":
-                headers[key[5:].replace("_", "-").lower()] = value
-        elif key in _ENVIRON_CONTENT and value:
-            headers[_ENVIRON_CONTENT[key]] = value
-    return headers

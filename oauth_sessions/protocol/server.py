@@ -30,6 +30,7 @@ from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from .client_auth import ClientAuthenticator
 from .code_grant import AuthorizationCodeGrant
+from .dpop import DpopChecker
 from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
 
@@ -60,7 +61,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
                  sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
-                 settings: Settings) -> None:
+                 settings: Settings, dpop: DpopChecker) -> None:
         super().__init__()
         self.clients = clients
         self.authenticator = authenticator
@@ -68,6 +69,10 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.authorizations = authorizations
         self.keys = keys
         self.settings = settings
+        self.dpop = dpop
+        #: The ``htu`` every proof at the token endpoint names (RFC 9449 section 4.3 step 9):
+        #: the URL discovery publishes, whatever Host header a proxy passed on.
+        self.token_endpoint_url = settings.issuer + settings.url_prefix + "/token"
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
 
