@@ -1,12 +1,13 @@
 """The Flask blueprints: every HTTP endpoint of the provider, mounted under the URL prefix.
 
 Under ``OAUTH_SESSIONS_URL_PREFIX`` (default ``/oauth``): ``/authorize``, ``/token``,
-``/revoke``, ``/userinfo``, ``/jwks``, ``/logout`` (and ``/introspect``, ``/register`` from their modules).
+``/revoke``, ``/userinfo``, ``/jwks``, ``/logout``, ``/par`` (RFC 9126) (and ``/introspect``,
+``/register`` from their modules).
 At the app root: ``/.well-known/openid-configuration`` and
 ``/.well-known/oauth-authorization-server`` (RFC 8414 section 3: the well-known suffix is
 inserted after the host, so an issuer with a path needs the host to route it too).
 
-``/token``, ``/revoke``, ``/introspect``, ``/userinfo``, ``/jwks`` and the metadata are the
+``/token``, ``/revoke``, ``/introspect``, ``/par``, ``/userinfo``, ``/jwks`` and the metadata are the
 protocol handlers' (``protocol/``), reached through views of a few lines; the machine endpoints'
 handlers serve the WSGI app (:mod:`oauth_sessions.wsgi`) too.
 Before any other endpoint runs, :func:`oauth_sessions.flask.parameters.check_parameters` refuses
@@ -69,6 +70,11 @@ def jwks() -> ResponseReturnValue:
     return to_response(_state().services.jwks_endpoint(from_werkzeug(request)))
 
 
+def pushed_authorization_request() -> ResponseReturnValue:
+    """``/par`` (RFC 9126): :class:`~oauth_sessions.protocol.pushed_requests.PushedAuthorizationEndpoint`."""
+    return to_response(_state().services.pushed_authorization_endpoint(from_werkzeug(request)))
+
+
 def openid_configuration() -> ResponseReturnValue:
     """Both well-known metadata URLs (RFC 8414, OIDC Discovery 1.0): the discovery handler."""
     return to_response(_state().services.discovery_endpoint(from_werkzeug(request)))
@@ -89,6 +95,8 @@ def register_blueprints(app: Flask, state: AppState) -> None:
     bp.add_url_rule("/logout", "end_session", end_session, methods=["GET", "POST"])
     bp.add_url_rule("/openapi.yaml", "openapi", openapi_document, methods=["GET"])
     bp.add_url_rule("/introspect", "introspect", introspect, methods=["POST"])
+    bp.add_url_rule("/par", "pushed_authorization_request", pushed_authorization_request,
+                    methods=["POST"])
     if state.settings.dynamic_registration:
         bp.add_url_rule("/register", "register", register, methods=["POST"])
         bp.add_url_rule("/register/<client_id>", "manage_client", manage,

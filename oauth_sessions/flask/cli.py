@@ -176,6 +176,9 @@ def _client_id(value: str) -> uuid.UUID:
 @click.option("--pairwise", is_flag=True,
               help="Pairwise subject identifiers (OIDC Core 8): the client's users get a sub of "
                    "its redirect URIs' host; needs OAUTH_SESSIONS_PAIRWISE_SALT.")
+@click.option("--require-par", is_flag=True,
+              help="The client must push its authorization requests (RFC 9126, "
+                   "require_pushed_authorization_requests).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @with_appcontext
 def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public: bool,
@@ -184,7 +187,7 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
                   min_aal: str | None, max_session_seconds: int | None,
                   post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
                   unverified: bool, id_token_alg: str | None, pairwise: bool,
-                  as_json: bool) -> None:
+                  require_par: bool, as_json: bool) -> None:
     """Register a client. The secret is printed once and never stored in clear.
 
     A client created here is verified (you, the operator, vouch for it) unless --unverified."""
@@ -209,7 +212,8 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
             jwks=jwks_file.read() if jwks_file is not None else None,
             post_logout_redirect_uris=list(post_logout_redirect_uris),
             backchannel_logout_uri=backchannel_logout_uri, verified=not unverified,
-            id_token_signed_response_alg=id_token_alg, pairwise=pairwise)
+            id_token_signed_response_alg=id_token_alg, pairwise=pairwise,
+            require_pushed_authorization_requests=require_par)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -247,6 +251,20 @@ def verify_client(client_id: str, undo: bool) -> None:
     if not get_state().services.clients.set_verified(_client_id(client_id), not undo):
         raise click.ClickException("no client with that id")
     click.echo(f"{client_id} is now {'unverified' if undo else 'verified'}")
+
+
+@cli.command("require-par")
+@click.argument("client_id")
+@click.option("--undo", is_flag=True, help="Accept plain authorization requests again.")
+@with_appcontext
+def require_par(client_id: str, undo: bool) -> None:
+    """Require a client to push its authorization requests (RFC 9126 section 6): /authorize
+    then accepts only the request_uri that /par answered it."""
+    if not get_state().services.clients.update_metadata(
+            _client_id(client_id), require_pushed_authorization_requests=not undo):
+        raise click.ClickException("no client with that id")
+    click.echo(f"{client_id} {'may send plain' if undo else 'must push its'} authorization "
+               "requests")
 
 
 @cli.command("rotate-secret")
@@ -299,7 +317,8 @@ def rotate_keys(alg: str | None) -> None:
 @with_appcontext
 def purge(batch_size: int, first_party: bool) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
-    day (kept that long so a late replay still revokes), and expired client assertion ids.
+    day (kept that long so a late replay still revokes), expired client assertion ids and
+    pushed authorization requests expired for a day.
 
     Sessions go in batches, oldest not_after first, each batch its own short transaction, so
     it is safe to run from cron while traffic flows. Only OAuth clients' sessions are
@@ -309,9 +328,10 @@ def purge(batch_size: int, first_party: bool) -> None:
                                                            first_party=first_party)
     codes = state.services.authorizations.purge()
     assertions = AssertionLedger(state.engine).purge()
+    pushed = state.services.pushed_requests.purge()
     which = "sessions" if first_party else "OAuth client sessions"
     click.echo(f"purged {sessions} {which}, {codes} authorization codes, "
-               f"{assertions} client assertions")
+               f"{assertions} client assertions, {pushed} pushed requests")
 
 
 # --------------------------------------------------------------------------- sessions

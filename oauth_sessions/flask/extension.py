@@ -27,6 +27,7 @@ from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, Private
 from ..protocol.discovery import DiscoveryEndpoint
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
 from ..protocol.jwks import JwksEndpoint
+from ..protocol.pushed_requests import PushedAuthorizationEndpoint
 from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
 from ..protocol.token_endpoint import TokenEndpoint
@@ -38,6 +39,7 @@ from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_er
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
+from ..storage.pushed_requests import PushedRequestStore
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from .blueprints import register_blueprints
@@ -166,8 +168,9 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     # issuer or the endpoint it is sent to.
     base = settings.issuer + settings.url_prefix
     authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
-        settings.issuer, base + "/token", base + "/revoke", base + "/introspect")))
+        settings.issuer, base + "/token", base + "/revoke", base + "/introspect", base + "/par")))
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
+    pushed_requests = PushedRequestStore(engine, lifetime=settings.pushed_request_lifetime)
     server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
                          authorizations=authorizations, keys=keys, settings=settings)
     return Services(
@@ -176,6 +179,7 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         keys=keys,
         authorizations=authorizations,
         consents=ConsentStore(engine),
+        pushed_requests=pushed_requests,
         server=server,
         host=host,
         backchannel=backchannel,
@@ -187,6 +191,8 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
                                            subject=_client_subject(clients, settings)),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
+        pushed_authorization_endpoint=PushedAuthorizationEndpoint(authenticator, clients,
+                                                                  pushed_requests, settings),
     )
 
 

@@ -21,7 +21,7 @@ __all__ = ["HANDLED", "MAX_BODY", "MAX_VALUE", "PRINTABLE_ASCII", "check_paramet
 #: Endpoints whose handler checks the request itself.
 HANDLED: Final = frozenset({"oauth_sessions.token", "oauth_sessions.revoke",
                             "oauth_sessions.introspect", "oauth_sessions.userinfo",
-                            "oauth_sessions.jwks"})
+                            "oauth_sessions.jwks", "oauth_sessions.pushed_authorization_request"})
 
 
 def check_parameters() -> Response | None:

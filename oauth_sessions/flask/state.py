@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from ..protocol.discovery import DiscoveryEndpoint
     from ..protocol.introspection_endpoint import IntrospectionEndpoint
     from ..protocol.jwks import JwksEndpoint
+    from ..protocol.pushed_requests import PushedAuthorizationEndpoint
     from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
     from ..protocol.token_endpoint import TokenEndpoint
     from ..protocol.userinfo import UserinfoEndpoint
     from ..storage.authorizations import AuthorizationStore, ConsentStore
     from ..storage.clients import ClientStore
+    from ..storage.pushed_requests import PushedRequestStore
     from ..storage.sessions import SessionStore
     from ..storage.signing_keys import KeyStore
     from .host import HostAdapter
@@ -48,6 +50,8 @@ class Services:
     keys: KeyStore
     authorizations: AuthorizationStore
     consents: ConsentStore
+    #: Pushed authorization requests (RFC 9126) waiting for the authorization endpoint.
+    pushed_requests: PushedRequestStore
     server: OAuthServer
     host: HostAdapter
     backchannel: BackchannelSender
@@ -59,6 +63,7 @@ class Services:
     userinfo_endpoint: UserinfoEndpoint
     jwks_endpoint: JwksEndpoint
     discovery_endpoint: DiscoveryEndpoint
+    pushed_authorization_endpoint: PushedAuthorizationEndpoint
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,8 +122,15 @@ def allowed_subset(requested: tuple[str, ...], client: ClientInfo) -> tuple[str,
 
 
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
-                                settings: Settings) -> AuthorizationRequest:
-    """Validate the request parameters (already checked for duplicates, size and charset)."""
+                                settings: Settings, *, pushed: bool = False) -> AuthorizationRequest:
+    """Validate the request parameters (already checked for duplicates, size and charset).
+
+    The one validation of an authorization request, whichever way it comes: to the
+    authorization endpoint in the query, or pushed (``pushed=True``: the parameters a client
+    POSTed to the RFC 9126 endpoint, checked there when pushed and again when used).
+    A client that must push (RFC 9126 section 6, or the provider's
+    ``REQUIRE_PUSHED_AUTHORIZATION_REQUESTS``) is refused when the request was not pushed.
+    """
     if not params.get("client_id"):
         raise AuthorizeError("invalid_request", "client_id is missing")
     client = clients.get(params["client_id"])
@@ -142,10 +149,21 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
 
     if state is not None and len(state) > MAX_STATE:
         raise fail("invalid_request", "state is too long")
+    if not pushed and (settings.require_pushed_authorization_requests
+                       or client.require_pushed_authorization_requests):
+        raise fail("invalid_request", "this client must push its authorization requests "
+                   "(RFC 9126): POST them to the pushed_authorization_request_endpoint and "
+                   "send only client_id and the request_uri it answers")
     if "request" in params:
         raise fail("request_not_supported", "request objects are not supported")
+    if "request_uri" in params and pushed:
+        raise fail("invalid_request", "request_uri cannot be part of a pushed request "
+                   "(RFC 9126 section 2.1)")
     if "request_uri" in params:
-        raise fail("request_uri_not_supported", "request_uri is not supported")
+        # A reference to a pushed request is taken by the authorization endpoint before this
+        # runs; any other request_uri would be a request object to fetch (OIDC Core 6.2).
+        raise fail("request_uri_not_supported", "request_uri is supported only as the "
+                   "reference a pushed authorization request answered (RFC 9126)")
     response_type = params.get("response_type")
     if not response_type:
         raise fail("invalid_request", "response_type is required")

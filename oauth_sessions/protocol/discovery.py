@@ -63,8 +63,12 @@ def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
         "prompt_values_supported": sorted(PROMPTS),
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
+        # OIDC request_uri (a request object to fetch) is not supported; a request_uri that
+        # a pushed request answered is (RFC 9126 section 5).
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
+        "pushed_authorization_request_endpoint": base + "/par",
+        "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         # OIDC RP-Initiated Logout 1.0 section 2.1, Back-Channel Logout 1.0 section 2.1.

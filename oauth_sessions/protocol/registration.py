@@ -225,6 +225,10 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
     if not isinstance(session_required, bool):
         raise ClientMetadataError("invalid_client_metadata",
                                   "backchannel_logout_session_required must be a boolean")
+    require_par = body.get("require_pushed_authorization_requests", False)
+    if not isinstance(require_par, bool):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "require_pushed_authorization_requests must be a boolean")
     jwks = None
     if method == "private_key_jwt":
         try:
@@ -249,6 +253,8 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         "jwks": jwks,
         "id_token_signed_response_alg": _id_token_alg(body, id_token_algs),
         "pairwise": _pairwise(body, redirect_uris, pairwise_available),
+        # RFC 9126 section 6 (default false).
+        "require_pushed_authorization_requests": require_par,
     }
 
 
@@ -415,5 +421,6 @@ def _update(store: ClientStore, info: ClientInfo, options: Mapping[str, Any]) ->
         post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
         backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
         backchannel_logout_session_required=options["backchannel_logout_session_required"],
-        id_token_signed_response_alg=options["id_token_signed_response_alg"])
+        id_token_signed_response_alg=options["id_token_signed_response_alg"],
+        require_pushed_authorization_requests=options["require_pushed_authorization_requests"])
 

@@ -207,6 +207,9 @@ class ClientInfo:
     #: OIDC Core section 8 (revision 0008): the sector of a pairwise client (the host of its
     #: redirect URIs); ``None`` for a public-subject client.
     sector_identifier: str | None = None
+    #: RFC 9126 section 6 (revision 0010): the authorization endpoint accepts only pushed
+    #: requests (a ``request_uri``) from this client.
+    require_pushed_authorization_requests: bool = False
 
     @property
     def subject_type(self) -> str:
@@ -256,6 +259,8 @@ class ClientInfo:
             meta["id_token_signed_response_alg"] = self.id_token_signed_response_alg
         if self.sector_identifier is not None:
             meta["subject_type"] = "pairwise"
+        if self.require_pushed_authorization_requests:
+            meta["require_pushed_authorization_requests"] = True
         return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -289,6 +294,7 @@ def _info(row: Any) -> ClientInfo:
         verified=bool(row.s_verified),
         id_token_signed_response_alg=row.s_id_token_signed_response_alg,
         sector_identifier=row.s_sector_identifier,
+        require_pushed_authorization_requests=bool(row.s_require_pushed_authorization_requests),
     )
 
 
@@ -391,6 +397,7 @@ class ClientStore:
         verified: bool = False,
         id_token_signed_response_alg: str | None = None,
         pairwise: bool = False,
+        require_pushed_authorization_requests: bool = False,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
@@ -471,6 +478,7 @@ class ClientStore:
                 else None),
             "id_token_signed_response_alg": id_token_signed_response_alg,
             "sector_identifier": sector,
+            "require_pushed_authorization_requests": require_pushed_authorization_requests,
         }
         with self._engine.begin() as conn:
             conn.execute(insert(_O_AUTH_CLIENT).values(**client_values))

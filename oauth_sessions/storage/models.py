@@ -429,6 +429,10 @@ class OAuthClientSettings(Base):
     # Revision 0009: OIDC Core section 8.1; NULL: public subjects, else the sector (a host)
     # whose pairwise sub this client's users get (see oauth_sessions.core.subjects).
     sector_identifier: Mapped[str | None] = mapped_column(Text)
+    # Revision 0010: RFC 9126 section 6; true: this client's authorization requests must be
+    # pushed (the authorization endpoint accepts only a request_uri from it).
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=false())
 
 
 class OAuthAuthorizationCode(Base):
@@ -496,6 +500,31 @@ class OAuthClientAssertion(Base):
         nullable=False,
     )
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OAuthPushedRequest(Base):
+    """``oauth_pushed_requests`` (revision 0010): authorization requests pushed to the RFC 9126
+    endpoint, waiting for the authorization endpoint.
+
+    ``request_hash`` is the SHA-256 of the ``request_uri`` handed to the client, never the
+    reference itself. ``used_at``: the authorization endpoint took the request (one-time);
+    ``completed_at``: a code was issued from it (once).
+    """
+
+    __tablename__ = "oauth_pushed_requests"
+    __table_args__ = (Index("oauth_pushed_requests_expires_at_idx", "expires_at"),
+                      {"schema": LIBRARY_SCHEMA})
+
+    request_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("auth.oauth_clients.id", ondelete="CASCADE",
+                         name="oauth_pushed_requests_client_id_fkey"), nullable=False)
+    #: The pushed parameters, a JSON object of strings.
+    parameters: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OAuthSigningKey(Base):
