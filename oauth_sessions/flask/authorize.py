@@ -63,7 +63,7 @@ _CONSENT_MAX_AGE: Final = 600
 _BOUND_PARAMETERS: Final = frozenset({
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "acr_values", "response_mode", "login_hint",
-    "ui_locales", "claims_locales", "display", "id_token_hint",
+    "ui_locales", "claims_locales", "display", "id_token_hint", "claims",
 })
 
 def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
@@ -205,6 +205,9 @@ def authorize() -> ResponseReturnValue:
             prompt=" ".join(sorted(req.prompt)) or None, client=req.client,
             login_hint=req.login_hint, ui_locales=req.ui_locales))
     assert auth is not None
+    if not _is_requested_subject(state, req, auth):
+        return fail("login_required", "the signed-in user is not the sub the claims request "
+                    "names (OIDC Core 5.5.1)")
     if auth.aal < req.required_aal:
         if "none" in req.prompt:
             return fail("interaction_required", "a higher authentication level is required")
@@ -235,6 +238,16 @@ def authorize() -> ResponseReturnValue:
     return _issue_code(state, req, auth, _replaced_session(state, req, auth, params))
 
 
+def _is_requested_subject(state: AppState, req: AuthorizationRequest,
+                          auth: Authentication) -> bool:
+    """OIDC Core 5.5.1: an ID token ``sub`` requested with a value answers only for that user."""
+    wanted = req.claims.requested("id_token", "sub") if req.claims is not None else None
+    if wanted is None or not wanted.values:
+        return True
+    subject = subject_for(auth.user_id, req.client.sector_identifier, state.settings.pairwise_salt)
+    return subject in wanted.values
+
+
 def _replaced_session(state: AppState, req: AuthorizationRequest, auth: Authentication,
                       params: Mapping[str, str]) -> uuid.UUID | None:
     """The live session of this client and user that ``id_token_hint`` names, if any."""
@@ -263,6 +276,7 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
         code_challenge_method="S256", aal=auth.aal, amr=sorted(latest.items()),
         factor_id=auth.factor_id, auth_time=auth.auth_time, not_after=auth.not_after,
         user_agent=_user_agent(), ip=_ip(), replaces_session_id=replaces,
+        claims=req.claims.to_json() if req.claims is not None else None,
     )
     params = [("code", code)]
     if req.state:

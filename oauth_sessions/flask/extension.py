@@ -172,7 +172,8 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
     pushed_requests = PushedRequestStore(engine, lifetime=settings.pushed_request_lifetime)
     server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
-                         authorizations=authorizations, keys=keys, settings=settings)
+                         authorizations=authorizations, keys=keys, settings=settings,
+                         host_claims=host.userinfo)
     return Services(
         sessions=sessions,
         clients=clients,

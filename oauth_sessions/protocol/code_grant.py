@@ -31,6 +31,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from ..core.claims_request import ClaimsRequest, ClaimsRequestError, parse_claims_request
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
@@ -93,6 +94,8 @@ class AuthorizationRequest:
     login_hint: str | None = None
     #: OIDC Core 3.1.2.1: preferred languages of the pages, BCP 47 tags, most preferred first.
     ui_locales: tuple[str, ...] = ()
+    #: OIDC Core 5.5: the individual claims asked for (:mod:`oauth_sessions.core.claims_request`).
+    claims: ClaimsRequest | None = None
 
 
 def language_tags(value: str | None) -> tuple[str, ...]:
@@ -203,10 +206,17 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     login_hint = params.get("login_hint") or None
     if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
         raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
+    try:
+        claims = parse_claims_request(params.get("claims"))
+    except ClaimsRequestError as exc:
+        raise fail("invalid_request", str(exc)) from None
     acr_values = parse_scope(params.get("acr_values"))
     needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
                           client_min_aal=client.min_aal)
-    asked = [Aal(v) for v in acr_values if v in {"aal1", "aal2", "aal3"}]
+    acr_claim = claims.requested("id_token", "acr") if claims is not None else None
+    # OIDC Core 5.5.1.1: an acr requested as a claim with values works as acr_values does.
+    levels = (*acr_values, *(str(v) for v in (acr_claim.values if acr_claim else ())))
+    asked = [Aal(v) for v in levels if v in {"aal1", "aal2", "aal3"}]
     if asked:
         # acr_values lists acceptable levels in order of preference (OIDC Core 3.1.2.1); the
         # least of them is what satisfies the client.
@@ -215,7 +225,7 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
         client=client, redirect_uri=redirect_uri, scopes=scopes, state=state, nonce=nonce,
         code_challenge=challenge, prompt=prompt, max_age=max_age, acr_values=acr_values,
         required_aal=needed, login_hint=login_hint,
-        ui_locales=language_tags(params.get("ui_locales")),
+        ui_locales=language_tags(params.get("ui_locales")), claims=claims,
     )
 
 
@@ -298,8 +308,19 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             amr=[method for method, _ in record.amr],
             auth_time=int(record.auth_time.timestamp()), nonce=record.nonce,
             include_id_token="openid" in record.scopes,
+            id_token_extra=self._requested_id_token_claims(record),
         )
         return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+
+    def _requested_id_token_claims(self, record: AuthorizationRecord) -> dict[str, Any]:
+        """OIDC Core 5.5: the claims the request put under ``id_token``, of those the host
+        supplies for the granted scopes (never more: see :mod:`oauth_sessions.core.claims_request`)."""
+        request = parse_claims_request(record.claims) if record.claims else None
+        names = request.id_token_claims() if request is not None else ()
+        if not names or self.server.host_claims is None or "openid" not in record.scopes:
+            return {}
+        granted = self.server.host_claims(record.user_id, record.scopes)
+        return {name: granted[name] for name in names if name in granted}
 
     def _revoke_replayed(self, record: AuthorizationRecord) -> None:
         """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""

@@ -61,7 +61,8 @@ def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
         "claims_supported": list(dict.fromkeys((*ID_TOKEN_CLAIMS, *host_claims))),
         "acr_values_supported": ["aal1", "aal2", "aal3"],
         "prompt_values_supported": sorted(PROMPTS),
-        "claims_parameter_supported": False,
+        # OIDC Core 5.5: released within the granted scopes (core/claims_request.py).
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         # OIDC request_uri (a request object to fetch) is not supported; a request_uri that
         # a pushed request answered is (RFC 9126 section 5).

@@ -17,7 +17,8 @@ The grants find the stores and the settings on the server (``self.server``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
@@ -33,7 +34,10 @@ from .code_grant import AuthorizationCodeGrant
 from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
 
-__all__ = ["OAuthServer", "TokenRequest"]
+__all__ = ["HostClaims", "OAuthServer", "TokenRequest"]
+
+#: The host's claims of a user for granted scopes (``HostAdapter.userinfo``).
+HostClaims = Callable[[uuid.UUID, Sequence[str]], Mapping[str, Any]]
 
 
 class TokenRequest(OAuth2Request):  # type: ignore[misc]
@@ -60,7 +64,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
                  sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
-                 settings: Settings) -> None:
+                 settings: Settings, host_claims: HostClaims | None = None) -> None:
         super().__init__()
         self.clients = clients
         self.authenticator = authenticator
@@ -68,6 +72,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.authorizations = authorizations
         self.keys = keys
         self.settings = settings
+        #: Where the ID token's requested claims come from (OIDC Core 5.5); none without it.
+        self.host_claims = host_claims
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
 

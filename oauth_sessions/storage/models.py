@@ -482,6 +482,8 @@ class OAuthAuthorizationCode(Base):
     # Revision 0007: the client's session this authorization replaces (a step-up or another
     # re-authorization naming it by id_token_hint); ended when the code produces the new one.
     replaces_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Revision 0011: the OIDC Core 5.5 claims request, as parsed (JSON text); NULL: none.
+    claims: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthClientAssertion(Base):
