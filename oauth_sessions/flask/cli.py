@@ -176,6 +176,9 @@ def _client_id(value: str) -> uuid.UUID:
 @click.option("--pairwise", is_flag=True,
               help="Pairwise subject identifiers (OIDC Core 8): the client's users get a sub of "
                    "its redirect URIs' host; needs OAUTH_SESSIONS_PAIRWISE_SALT.")
+@click.option("--userinfo-alg", type=click.Choice(["ES256", "EdDSA", "RS256"]), default=None,
+              help="Sign this client's UserInfo answers with this alg (userinfo_signed_response_alg, "
+                   "application/jwt); default: plain JSON.")
 @click.option("--require-par", is_flag=True,
               help="The client must push its authorization requests (RFC 9126, "
                    "require_pushed_authorization_requests).")
@@ -187,7 +190,7 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
                   min_aal: str | None, max_session_seconds: int | None,
                   post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
                   unverified: bool, id_token_alg: str | None, pairwise: bool,
-                  require_par: bool, as_json: bool) -> None:
+                  userinfo_alg: str | None, require_par: bool, as_json: bool) -> None:
     """Register a client. The secret is printed once and never stored in clear.
 
     A client created here is verified (you, the operator, vouch for it) unless --unverified."""
@@ -198,11 +201,12 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
     if pairwise and state.settings.pairwise_salt is None:
         raise click.UsageError("--pairwise needs OAUTH_SESSIONS_PAIRWISE_SALT (a secret of 32+ "
                                "characters that must never change); set it first")
-    if id_token_alg is not None and id_token_alg not in services.keys.id_token_algs:
-        raise click.UsageError(
-            f"--id-token-alg {id_token_alg}: this provider holds no {id_token_alg} key; choose "
-            f"one of {', '.join(services.keys.id_token_algs)}, or set "
-            f"OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG={id_token_alg} first")
+    for option, chosen in (("--id-token-alg", id_token_alg), ("--userinfo-alg", userinfo_alg)):
+        if chosen is not None and chosen not in services.keys.id_token_algs:
+            raise click.UsageError(
+                f"{option} {chosen}: this provider holds no {chosen} key; choose "
+                f"one of {', '.join(services.keys.id_token_algs)}, or set "
+                f"OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG={chosen} first")
     try:
         info, secret = services.clients.create(
             name=name, redirect_uris=list(redirect_uris), scopes=scope, public=public,
@@ -213,7 +217,8 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
             post_logout_redirect_uris=list(post_logout_redirect_uris),
             backchannel_logout_uri=backchannel_logout_uri, verified=not unverified,
             id_token_signed_response_alg=id_token_alg, pairwise=pairwise,
-            require_pushed_authorization_requests=require_par)
+            require_pushed_authorization_requests=require_par,
+            userinfo_signed_response_alg=userinfo_alg)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:

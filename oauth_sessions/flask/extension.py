@@ -189,7 +189,8 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
         userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer,
-                                           subject=_client_subject(clients, settings)),
+                                           subject=_client_subject(clients, settings),
+                                           signing_alg=_userinfo_alg(clients, keys)),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
         pushed_authorization_endpoint=PushedAuthorizationEndpoint(authenticator, clients,
@@ -204,6 +205,23 @@ def _client_subject(clients: ClientStore, settings: Settings) -> Callable[[uuid.
         sector = client.sector_identifier if client is not None else None
         return subject_for(user_id, sector, settings.pairwise_salt)
     return subject
+
+
+def _userinfo_alg(clients: ClientStore, keys: KeyStore) -> Callable[[str], str | None]:
+    """The alg of a client's signed UserInfo answers (OIDC Core 5.3.2), ``None`` for JSON.
+
+    A registered alg the provider no longer holds a key of falls back to plain JSON with a
+    warning (the answer must not fail for a setting the operator changed later)."""
+    def alg(client_id: str) -> str | None:
+        client = clients.get(client_id)
+        chosen = client.userinfo_signed_response_alg if client is not None else None
+        if chosen is None or chosen in keys.id_token_algs:
+            return chosen
+        log.warning("client %s registered userinfo_signed_response_alg=%s but the provider "
+                    "holds no %s key; its UserInfo answers are plain JSON", client_id, chosen,
+                    chosen)
+        return None
+    return alg
 
 
 def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None = None) -> int:

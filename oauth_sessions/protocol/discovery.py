@@ -51,6 +51,8 @@ def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
         # OIDC Core section 8: pairwise only where a salt to compute it with is configured.
         "subject_types_supported": ["public", "pairwise"] if settings.pairwise_salt else ["public"],
         "id_token_signing_alg_values_supported": list(id_token_algs),
+        # OIDC Core 5.3.2: signed UserInfo for clients that register an alg (the same keys).
+        "userinfo_signing_alg_values_supported": list(id_token_algs),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),

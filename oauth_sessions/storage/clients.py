@@ -210,6 +210,9 @@ class ClientInfo:
     #: RFC 9126 section 6 (revision 0010): the authorization endpoint accepts only pushed
     #: requests (a ``request_uri``) from this client.
     require_pushed_authorization_requests: bool = False
+    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0012): UserInfo answers this
+    #: client with a JWT signed with this alg; ``None``: plain JSON.
+    userinfo_signed_response_alg: str | None = None
 
     @property
     def subject_type(self) -> str:
@@ -261,6 +264,8 @@ class ClientInfo:
             meta["subject_type"] = "pairwise"
         if self.require_pushed_authorization_requests:
             meta["require_pushed_authorization_requests"] = True
+        if self.userinfo_signed_response_alg:
+            meta["userinfo_signed_response_alg"] = self.userinfo_signed_response_alg
         return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -295,6 +300,7 @@ def _info(row: Any) -> ClientInfo:
         id_token_signed_response_alg=row.s_id_token_signed_response_alg,
         sector_identifier=row.s_sector_identifier,
         require_pushed_authorization_requests=bool(row.s_require_pushed_authorization_requests),
+        userinfo_signed_response_alg=row.s_userinfo_signed_response_alg,
     )
 
 
@@ -398,6 +404,7 @@ class ClientStore:
         id_token_signed_response_alg: str | None = None,
         pairwise: bool = False,
         require_pushed_authorization_requests: bool = False,
+        userinfo_signed_response_alg: str | None = None,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
@@ -434,6 +441,7 @@ class ClientStore:
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
         check_id_token_alg(id_token_signed_response_alg)
+        check_id_token_alg(userinfo_signed_response_alg)
         sector = sector_of(uris) if pairwise else None
         post_logout_redirect_uris = check_redirect_uris(list(post_logout_redirect_uris),
                                                         kind="post-logout redirect URI")
@@ -479,6 +487,7 @@ class ClientStore:
             "id_token_signed_response_alg": id_token_signed_response_alg,
             "sector_identifier": sector,
             "require_pushed_authorization_requests": require_pushed_authorization_requests,
+            "userinfo_signed_response_alg": userinfo_signed_response_alg,
         }
         with self._engine.begin() as conn:
             conn.execute(insert(_O_AUTH_CLIENT).values(**client_values))
@@ -535,6 +544,7 @@ class ClientStore:
         if "scope" in values:
             check_client_scope(values["scope"])
         check_id_token_alg(values.get("id_token_signed_response_alg"))
+        check_id_token_alg(values.get("userinfo_signed_response_alg"))
         if "redirect_uris" in values:
             self._keep_sector(client_id, _split(values["redirect_uris"], "\n"))
         if values.get("backchannel_logout_uri") is not None:

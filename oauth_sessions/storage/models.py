@@ -433,6 +433,9 @@ class OAuthClientSettings(Base):
     # pushed (the authorization endpoint accepts only a request_uri from it).
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=false())
+    # Revision 0012: OIDC Dynamic Client Registration 1.0 section 2; NULL: UserInfo answers
+    # plain JSON, else a JWT signed with this alg (OIDC Core section 5.3.2).
+    userinfo_signed_response_alg: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthAuthorizationCode(Base):
