@@ -16,6 +16,7 @@ from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
 from ..storage.database_errors import explain_database_error
+from ..storage.dpop import DpopReplayLedger
 from .management import SessionView, sessions_manager
 from .state import get_state
 
@@ -182,6 +183,9 @@ def _client_id(value: str) -> uuid.UUID:
 @click.option("--require-par", is_flag=True,
               help="The client must push its authorization requests (RFC 9126, "
                    "require_pushed_authorization_requests).")
+@click.option("--dpop-bound-access-tokens", "dpop_bound", is_flag=True,
+              help="Every token request of this client must carry a DPoP proof (RFC 9449 "
+                   "section 5.2); see require-dpop to change it later.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @with_appcontext
 def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public: bool,
@@ -190,7 +194,8 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
                   min_aal: str | None, max_session_seconds: int | None,
                   post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
                   unverified: bool, id_token_alg: str | None, pairwise: bool,
-                  userinfo_alg: str | None, require_par: bool, as_json: bool) -> None:
+                  userinfo_alg: str | None, require_par: bool, dpop_bound: bool,
+                  as_json: bool) -> None:
     """Register a client. The secret is printed once and never stored in clear.
 
     A client created here is verified (you, the operator, vouch for it) unless --unverified."""
@@ -218,7 +223,8 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
             backchannel_logout_uri=backchannel_logout_uri, verified=not unverified,
             id_token_signed_response_alg=id_token_alg, pairwise=pairwise,
             require_pushed_authorization_requests=require_par,
-            userinfo_signed_response_alg=userinfo_alg)
+            userinfo_signed_response_alg=userinfo_alg,
+            dpop_bound_access_tokens=dpop_bound)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -272,6 +278,19 @@ def require_par(client_id: str, undo: bool) -> None:
                "requests")
 
 
+@cli.command("require-dpop")
+@click.argument("client_id")
+@click.option("--undo", is_flag=True, help="Let the client send token requests without DPoP again.")
+@with_appcontext
+def require_dpop(client_id: str, undo: bool) -> None:
+    """Make every token request of a client carry a DPoP proof (dpop_bound_access_tokens,
+    RFC 9449 section 5.2); other workers see the change within OAUTH_SESSIONS_CLIENT_CACHE_SECONDS."""
+    clients = get_state().services.clients
+    if not clients.update_metadata(_client_id(client_id), dpop_bound_access_tokens=not undo):
+        raise click.ClickException("no client with that id")
+    click.echo(f"{client_id} {'may send token requests without DPoP' if undo else 'must use DPoP'}")
+
+
 @cli.command("rotate-secret")
 @click.argument("client_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -322,8 +341,9 @@ def rotate_keys(alg: str | None) -> None:
 @with_appcontext
 def purge(batch_size: int, first_party: bool) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
-    day (kept that long so a late replay still revokes), expired client assertion ids and
-    pushed authorization requests expired for a day.
+    day (kept that long so a late replay still revokes), expired client assertion ids, the
+    ids of DPoP proofs too old to be accepted and pushed authorization requests expired for a
+    day.
 
     Sessions go in batches, oldest not_after first, each batch its own short transaction, so
     it is safe to run from cron while traffic flows. Only OAuth clients' sessions are
@@ -333,10 +353,11 @@ def purge(batch_size: int, first_party: bool) -> None:
                                                            first_party=first_party)
     codes = state.services.authorizations.purge()
     assertions = AssertionLedger(state.engine).purge()
+    proofs = DpopReplayLedger(state.engine).purge()
     pushed = state.services.pushed_requests.purge()
     which = "sessions" if first_party else "OAuth client sessions"
     click.echo(f"purged {sessions} {which}, {codes} authorization codes, "
-               f"{assertions} client assertions, {pushed} pushed requests")
+               f"{assertions} client assertions, {proofs} DPoP proofs, {pushed} pushed requests")
 
 
 # --------------------------------------------------------------------------- sessions

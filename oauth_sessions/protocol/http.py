@@ -30,6 +30,7 @@ __all__ = [
     "HttpRequest",
     "error_answer",
     "from_werkzeug",
+    "header_map",
     "json_answer",
     "with_security_headers",
 ]
@@ -118,6 +119,16 @@ def with_security_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str,
     return out
 
 
+def header_map(request: WerkzeugRequest) -> dict[str, str]:
+    """The request's headers by lower-case name, the first of each; but every ``DPoP`` header
+    joined with commas, so that a second one is seen and refused (RFC 9449 section 4.3 step 1)."""
+    headers = {k.lower(): v for k, v in reversed(list(request.headers.items()))}  # first wins
+    proofs = request.headers.getlist("DPoP")
+    if len(proofs) > 1:
+        headers["dpop"] = ", ".join(proofs)
+    return headers
+
+
 def from_werkzeug(request: WerkzeugRequest) -> HttpRequest:
     """The request value of a Werkzeug (or Flask) request; reads the body only up to :data:`MAX_BODY`.
 
@@ -137,7 +148,7 @@ def from_werkzeug(request: WerkzeugRequest) -> HttpRequest:
                 form_error = True
     return HttpRequest(
         method=request.method,
-        headers={k.lower(): v for k, v in reversed(list(request.headers.items()))},  # first wins
+        headers=header_map(request),
         query=tuple(request.args.items(multi=True)),
         form=form,
         mimetype=request.mimetype,

@@ -240,6 +240,10 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
     if not isinstance(require_par, bool):
         raise ClientMetadataError("invalid_client_metadata",
                                   "require_pushed_authorization_requests must be a boolean")
+    dpop_bound = body.get("dpop_bound_access_tokens", False)
+    if not isinstance(dpop_bound, bool):  # RFC 9449 section 5.2: a boolean, default false
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "dpop_bound_access_tokens must be a boolean")
     jwks = None
     if method == "private_key_jwt":
         try:
@@ -267,6 +271,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         # RFC 9126 section 6 (default false).
         "require_pushed_authorization_requests": require_par,
         "userinfo_signed_response_alg": _userinfo_alg(body, id_token_algs),
+        "dpop_bound_access_tokens": dpop_bound,
     }
 
 
@@ -423,7 +428,8 @@ class RegistrationEndpoint:
             backchannel_logout_session_required=options["backchannel_logout_session_required"],
             id_token_signed_response_alg=options["id_token_signed_response_alg"],
             require_pushed_authorization_requests=options["require_pushed_authorization_requests"],
-            userinfo_signed_response_alg=options["userinfo_signed_response_alg"])
+            userinfo_signed_response_alg=options["userinfo_signed_response_alg"],
+            dpop_bound_access_tokens=options["dpop_bound_access_tokens"])
 
 
 def _bearer(request: HttpRequest) -> str | None:

@@ -31,6 +31,7 @@ from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from .client_auth import ClientAuthenticator
 from .code_grant import AuthorizationCodeGrant
+from .dpop import DpopChecker
 from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
 
@@ -64,7 +65,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
                  sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
-                 settings: Settings, host_claims: HostClaims | None = None) -> None:
+                 settings: Settings, dpop: DpopChecker,
+                 host_claims: HostClaims | None = None) -> None:
         super().__init__()
         self.clients = clients
         self.authenticator = authenticator
@@ -74,6 +76,10 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.settings = settings
         #: Where the ID token's requested claims come from (OIDC Core 5.5); none without it.
         self.host_claims = host_claims
+        self.dpop = dpop
+        #: The ``htu`` every proof at the token endpoint names (RFC 9449 section 4.3 step 9):
+        #: the URL discovery publishes, whatever Host header a proxy passed on.
+        self.token_endpoint_url = settings.issuer + settings.url_prefix + "/token"
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
 

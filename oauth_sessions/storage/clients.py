@@ -207,10 +207,12 @@ class ClientInfo:
     #: OIDC Core section 8 (revision 0008): the sector of a pairwise client (the host of its
     #: redirect URIs); ``None`` for a public-subject client.
     sector_identifier: str | None = None
-    #: RFC 9126 section 6 (revision 0010): the authorization endpoint accepts only pushed
+    #: RFC 9449 section 5.2 (revision 0010): every token request of the client carries DPoP.
+    dpop_bound_access_tokens: bool = False
+    #: RFC 9126 section 6 (revision 0011): the authorization endpoint accepts only pushed
     #: requests (a ``request_uri``) from this client.
     require_pushed_authorization_requests: bool = False
-    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0012): UserInfo answers this
+    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0013): UserInfo answers this
     #: client with a JWT signed with this alg; ``None``: plain JSON.
     userinfo_signed_response_alg: str | None = None
 
@@ -262,6 +264,8 @@ class ClientInfo:
             meta["id_token_signed_response_alg"] = self.id_token_signed_response_alg
         if self.sector_identifier is not None:
             meta["subject_type"] = "pairwise"
+        if self.dpop_bound_access_tokens:
+            meta["dpop_bound_access_tokens"] = True
         if self.require_pushed_authorization_requests:
             meta["require_pushed_authorization_requests"] = True
         if self.userinfo_signed_response_alg:
@@ -299,6 +303,7 @@ def _info(row: Any) -> ClientInfo:
         verified=bool(row.s_verified),
         id_token_signed_response_alg=row.s_id_token_signed_response_alg,
         sector_identifier=row.s_sector_identifier,
+        dpop_bound_access_tokens=bool(row.s_dpop_bound_access_tokens),
         require_pushed_authorization_requests=bool(row.s_require_pushed_authorization_requests),
         userinfo_signed_response_alg=row.s_userinfo_signed_response_alg,
     )
@@ -403,6 +408,7 @@ class ClientStore:
         verified: bool = False,
         id_token_signed_response_alg: str | None = None,
         pairwise: bool = False,
+        dpop_bound_access_tokens: bool = False,
         require_pushed_authorization_requests: bool = False,
         userinfo_signed_response_alg: str | None = None,
         now: datetime | None = None,
@@ -486,6 +492,7 @@ class ClientStore:
                 else None),
             "id_token_signed_response_alg": id_token_signed_response_alg,
             "sector_identifier": sector,
+            "dpop_bound_access_tokens": bool(dpop_bound_access_tokens),
             "require_pushed_authorization_requests": require_pushed_authorization_requests,
             "userinfo_signed_response_alg": userinfo_signed_response_alg,
         }

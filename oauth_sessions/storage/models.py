@@ -429,11 +429,14 @@ class OAuthClientSettings(Base):
     # Revision 0009: OIDC Core section 8.1; NULL: public subjects, else the sector (a host)
     # whose pairwise sub this client's users get (see oauth_sessions.core.subjects).
     sector_identifier: Mapped[str | None] = mapped_column(Text)
-    # Revision 0010: RFC 9126 section 6; true: this client's authorization requests must be
+    # Revision 0010: RFC 9449 section 5.2; true: every token request of the client carries DPoP.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                                           server_default=false())
+    # Revision 0011: RFC 9126 section 6; true: this client's authorization requests must be
     # pushed (the authorization endpoint accepts only a request_uri from it).
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=false())
-    # Revision 0012: OIDC Dynamic Client Registration 1.0 section 2; NULL: UserInfo answers
+    # Revision 0013: OIDC Dynamic Client Registration 1.0 section 2; NULL: UserInfo answers
     # plain JSON, else a JWT signed with this alg (OIDC Core section 5.3.2).
     userinfo_signed_response_alg: Mapped[str | None] = mapped_column(Text)
 
@@ -485,7 +488,7 @@ class OAuthAuthorizationCode(Base):
     # Revision 0007: the client's session this authorization replaces (a step-up or another
     # re-authorization naming it by id_token_hint); ended when the code produces the new one.
     replaces_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    # Revision 0011: the OIDC Core 5.5 claims request, as parsed (JSON text); NULL: none.
+    # Revision 0012: the OIDC Core 5.5 claims request, as parsed (JSON text); NULL: none.
     claims: Mapped[str | None] = mapped_column(Text)
 
 
@@ -507,8 +510,35 @@ class OAuthClientAssertion(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class OAuthDpopProof(Base):
+    """``oauth_dpop_proofs``: ``jti`` values (hashed with the key's thumbprint) of accepted DPoP
+    proofs, kept until the proof's ``iat`` window has passed (RFC 9449 section 11.1). The
+    primary key decides a race between workers: the second insert fails."""
+
+    __tablename__ = "oauth_dpop_proofs"
+    __table_args__ = (Index("oauth_dpop_proofs_expires_at_idx", "expires_at"),
+                      {"schema": LIBRARY_SCHEMA})
+
+    jti_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OAuthDpopBinding(Base):
+    """``oauth_dpop_bindings``: the DPoP key (RFC 7638 thumbprint) a session's refresh tokens
+    are bound to (RFC 9449 section 5), one row per bound session, gone with the session."""
+
+    __tablename__ = "oauth_dpop_bindings"
+    __table_args__ = {"schema": LIBRARY_SCHEMA}
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("auth.sessions.id", ondelete="CASCADE",
+                         name="oauth_dpop_bindings_session_id_fkey"), primary_key=True)
+    jkt: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
 class OAuthPushedRequest(Base):
-    """``oauth_pushed_requests`` (revision 0010): authorization requests pushed to the RFC 9126
+    """``oauth_pushed_requests`` (revision 0011): authorization requests pushed to the RFC 9126
     endpoint, waiting for the authorization endpoint.
 
     ``request_hash`` is the SHA-256 of the ``request_uri`` handed to the client, never the

@@ -4,10 +4,10 @@ The claims request an authorization was made with, as parsed (JSON text), so the
 endpoint puts the requested claims in the ID token of the code exchange. NULL (every existing
 row) is an authorization without one, as before.
 
-Idempotent like 0008 to 0010: a schema that already has the column is left as it is.
+Idempotent like 0008 to 0011: a schema that already has the column is left as it is.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from oauth_sessions.storage.migrate import library_schema
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

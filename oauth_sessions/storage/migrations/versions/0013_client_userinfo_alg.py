@@ -4,10 +4,10 @@ OpenID Connect Dynamic Client Registration 1.0 section 2: a client may register 
 its UserInfo answers are signed with; UserInfo then answers ``application/jwt`` (OIDC Core
 section 5.3.2). NULL (every existing row, and the default) is plain JSON, as before.
 
-Idempotent like 0008 to 0011: a schema that already has the column is left as it is.
+Idempotent like 0008 to 0012: a schema that already has the column is left as it is.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from oauth_sessions.storage.migrate import library_schema
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

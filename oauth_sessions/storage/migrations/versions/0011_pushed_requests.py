@@ -6,10 +6,10 @@
 * ``oauth_client_settings.require_pushed_authorization_requests`` (RFC 9126 section 6),
   false for every existing client, so nothing changes for them.
 
-Nothing is written in ``auth``. Idempotent like 0008 and 0009: what exists is left as it is.
+Nothing is written in ``auth``. Idempotent like 0008 to 0010: what exists is left as it is.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -22,8 +22,8 @@ from sqlalchemy.schema import CreateTable
 from oauth_sessions.storage import models
 from oauth_sessions.storage.migrate import library_schema
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
