@@ -77,7 +77,7 @@ def jwks() -> ResponseReturnValue:
 
 def pushed_authorization_request() -> ResponseReturnValue:
     """``/par`` (RFC 9126): :class:`~oauth_sessions.protocol.pushed_requests.PushedAuthorizationEndpoint`."""
-    return to_response(_state().services.pushed_authorization_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.pushed_authorization_endpoint(_http()))
 
 
 def openid_configuration() -> ResponseReturnValue:
