@@ -121,3 +121,20 @@ def test_a_public_client_sending_a_secret_gets_the_generic_text(engine: Engine) 
     client, _ = create_client(app, public=True)
     response = _post(app, "/oauth/token", client, "post", "anything")
     assert response.status_code == 401 and response.json["error_description"] == FAILED
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/par"])
+def test_a_private_key_jwt_client_sending_only_its_id_is_told_its_method(
+        engine: Engine, path: str) -> None:
+    from joserfc import jwk
+
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "k1"})
+    app = make_app(engine)
+    client, _ = create_client(app, token_endpoint_auth_method="private_key_jwt",
+                              jwks={"keys": [key.as_dict(private=False)]})
+    response = _post(app, path, client, "none", "")
+    assert response.status_code == 401
+    assert response.json["error_description"] == "client is registered for private_key_jwt"
+    # A secret presented for it is a wrong credential (it has none): the generic text.
+    guessed = _post(app, path, client, "basic", "a-guess")
+    assert guessed.status_code == 401 and guessed.json["error_description"] == FAILED
