@@ -52,7 +52,7 @@ _CONSENT_MAX_AGE: Final = 600
 _BOUND_PARAMETERS: Final = frozenset({
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "acr_values", "response_mode", "login_hint",
-    "ui_locales", "claims_locales", "display", "id_token_hint",
+    "ui_locales", "claims_locales", "display", "id_token_hint", "resource",
 })
 
 def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
@@ -79,22 +79,25 @@ def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
 
 def _authorize_url(params: Mapping[str, str], *, drop_login: bool) -> str:
     """This request as a GET URL, for the host to come back to after login or step-up."""
-    query = dict(params)
+    query: dict[str, str | list[str]] = dict(params)
     for key in ("decision", "consent_ticket"):
         query.pop(key, None)
+    if "resource" in params:  # repeated again, as the client sent it (RFC 8707 section 2)
+        query["resource"] = params["resource"].split(" ")
     if drop_login:
         # prompt=login and max_age are satisfied by the sign-in we are sending the user to;
         # keeping them would loop (a fresh sign-in is already a second or two old when the
         # browser comes back, so max_age=0 could never pass). The relying party still checks
         # the ID token's auth_time against its max_age (OIDC Core 3.1.3.7 step 13).
         query.pop("max_age", None)
-    if drop_login and "prompt" in query:
-        rest = [p for p in query["prompt"].split(" ") if p and p != "login"]
+    prompt = params.get("prompt")
+    if drop_login and prompt is not None:
+        rest = [p for p in prompt.split(" ") if p and p != "login"]
         if rest:
             query["prompt"] = " ".join(rest)
         else:
             del query["prompt"]
-    return url_for("oauth_sessions.authorize") + "?" + urlencode(query)
+    return url_for("oauth_sessions.authorize") + "?" + urlencode(query, doseq=True)
 
 
 def _needs_login(req: AuthorizationRequest, auth: Authentication | None, posted: bool) -> bool:
@@ -115,7 +118,8 @@ def authorize() -> ResponseReturnValue:
     issuer = state.settings.issuer
     params = request_params()
     try:
-        req = parse_authorization_request(params, state.services.clients, state.settings)
+        req = parse_authorization_request(params, state.services.clients, state.settings,
+                                          state.services.resource_indicators)
     except AuthorizeError as exc:
         return _redirect_error(exc, issuer)
 
@@ -149,12 +153,15 @@ def authorize() -> ResponseReturnValue:
     elif "consent" in req.prompt or not set(req.scopes) <= set(granted):
         if "none" in req.prompt:
             return fail("consent_required", "the user has not approved this client")
-        fields = tuple((k, v) for k, v in params.items() if k not in {"decision", "consent_ticket"})
+        fields = tuple((k, v) for k, v in params.items()
+                       if k not in {"decision", "consent_ticket", "resource"})
+        if "resource" in params:  # each value its own field again, as the client sent them
+            fields += tuple(("resource", r) for r in params["resource"].split(" "))
         info = ConsentRequest(
             client=req.client, user_id=auth.user_id, scopes=req.scopes, granted_scopes=granted,
             action=url_for("oauth_sessions.authorize"),
             form_fields=(*fields, ("consent_ticket", _make_ticket(auth, params))),
-            redirect_uri=req.redirect_uri, ui_locales=req.ui_locales,
+            redirect_uri=req.redirect_uri, ui_locales=req.ui_locales, resources=req.resources,
         )
         return host.render_consent(info)
     return _issue_code(state, req, auth, _replaced_session(state, req, auth, params))
@@ -188,6 +195,7 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
         code_challenge_method="S256", aal=auth.aal, amr=sorted(latest.items()),
         factor_id=auth.factor_id, auth_time=auth.auth_time, not_after=auth.not_after,
         user_agent=_user_agent(), ip=_ip(), replaces_session_id=replaces,
+        resources=req.resources,
     )
     params = [("code", code)]
     if req.state:

@@ -27,6 +27,7 @@ from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, Private
 from ..protocol.discovery import DiscoveryEndpoint
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
 from ..protocol.jwks import JwksEndpoint
+from ..protocol.resource_indicators import ResourceIndicators
 from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
 from ..protocol.token_endpoint import TokenEndpoint
@@ -38,6 +39,7 @@ from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_er
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
+from ..storage.resource_servers import ResourceServerStore
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from .blueprints import register_blueprints
@@ -165,11 +167,15 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     # One client authentication for every endpoint; a private_key_jwt assertion may name the
     # issuer or the endpoint it is sent to.
     base = settings.issuer + settings.url_prefix
+    resource_servers = ResourceServerStore(engine, cache_seconds=settings.client_cache_seconds)
+    resource_indicators = ResourceIndicators(resource_servers, settings.issuer)
     authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
-        settings.issuer, base + "/token", base + "/revoke", base + "/introspect")))
+        settings.issuer, base + "/token", base + "/revoke", base + "/introspect")),
+        resource_servers=resource_servers)
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
     server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
-                         authorizations=authorizations, keys=keys, settings=settings)
+                         authorizations=authorizations, keys=keys, settings=settings,
+                         resource_indicators=resource_indicators)
     return Services(
         sessions=sessions,
         clients=clients,
@@ -180,6 +186,8 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         host=host,
         backchannel=backchannel,
         introspection=introspection,
+        resource_servers=resource_servers,
+        resource_indicators=resource_indicators,
         token_endpoint=TokenEndpoint(server),
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),

@@ -126,13 +126,15 @@ class LocalValidator(TokenValidator):
     app's own database (:func:`oauth_sessions.protocol.access_tokens.validate_access_token`); an
     unreachable database is a 503 challenge, since the host's routes have no outage handler of ours."""
 
-    def __init__(self, resource: str | None) -> None:
+    def __init__(self, resource: str | None, *, accept_issuer_audience: bool = True) -> None:
         self.resource = resource
+        self.accept_issuer_audience = accept_issuer_audience
 
     def validate(self, token: str) -> TokenInfo:
         audiences = [self.resource] if self.resource else []
         return validate_access_token(token, get_state(current_app).services.introspection,
-                                     audiences=audiences)
+                                     audiences=audiences, resource=self.resource or None,
+                                     accept_default_audience=self.accept_issuer_audience)
 
 
 # --------------------------------------------------------------------------- the protector
@@ -141,9 +143,14 @@ class LocalValidator(TokenValidator):
 class ResourceProtector:
     """Guards views with ``require(scope=..., aal=..., max_age=...)``.
 
-    ``resource`` is this resource server's identifier (an https URL, RFC 9728 section 1.2): it is
-    the audience whose ``OAUTH_SESSIONS_AUDIENCE_MIN_AAL`` applies in local mode, and the base
-    of the metadata URL named in every challenge.
+    ``resource`` is this resource server's identifier (an https URL, RFC 9728 section 1.2): the
+    audience a token must name (RFC 8707; ``aud`` checked in both modes), the audience whose
+    ``OAUTH_SESSIONS_AUDIENCE_MIN_AAL`` applies in local mode, and the base of the metadata URL
+    named in every challenge. Without it a token must be of the default audience (the issuer).
+    ``accept_issuer_audience`` (default True) also accepts tokens of the default audience only,
+    those minted without any ``resource``, so that existing clients keep working; set it to
+    False once every client names this resource, and no token meant for another resource
+    server or for no one in particular passes here.
     """
 
     def __init__(
@@ -161,9 +168,11 @@ class ResourceProtector:
 
     @classmethod
     def local(cls, app: Flask | None = None, *, resource: str | None = None,
-              realm: str = "oauth_sessions") -> ResourceProtector:
+              realm: str = "oauth_sessions",
+              accept_issuer_audience: bool = True) -> ResourceProtector:
         """Validate against this app's own ``OAuthSessions`` (same database, no HTTP)."""
-        protector = cls(LocalValidator(resource), resource=resource, realm=realm)
+        protector = cls(LocalValidator(resource, accept_issuer_audience=accept_issuer_audience),
+                        resource=resource, realm=realm)
         if app is not None:
             protector.authorization_servers = [get_state(app).settings.issuer]
         return protector
@@ -172,15 +181,24 @@ class ResourceProtector:
     def remote(cls, introspection_url: str, client_id: str, client_secret: str, *,
                cache_ttl: float = 0, cache_size: int = 10_000, timeout: tuple[float, float] = (2.0, 5.0),
                pool_size: int = 10, resource: str | None = None, realm: str = "oauth_sessions",
-               authorization_servers: Iterable[str] = ()) -> ResourceProtector:
-        """Validate through a remote introspection endpoint; ``cache_ttl`` is the revocation delay."""
+               authorization_servers: Iterable[str] = (),
+               accept_issuer_audience: bool = True) -> ResourceProtector:
+        """Validate through a remote introspection endpoint; ``cache_ttl`` is the revocation delay.
+
+        ``client_id`` and ``client_secret`` are the credentials of a registered resource server
+        (its id and introspection secret: the endpoint then answers only for tokens meant for
+        it) or of a client with ``can_introspect``. Either way the answer's ``aud`` is checked
+        here too, by the same rule as in local mode.
+        """
         try:  # an optional dependency (requests), imported only by remote mode
             from .resource_remote import RemoteValidator
         except ImportError as exc:
             raise RuntimeError("remote mode needs requests: pip install 'oauth_sessions[resource]'"
                                ) from exc
         validator = RemoteValidator(introspection_url, client_id, client_secret, timeout=timeout,
-                                    pool_size=pool_size, cache_ttl=cache_ttl, cache_size=cache_size)
+                                    pool_size=pool_size, cache_ttl=cache_ttl, cache_size=cache_size,
+                                    resource=resource,
+                                    accept_issuer_audience=accept_issuer_audience)
         return cls(validator, resource=resource, realm=realm,
                    authorization_servers=authorization_servers)
 

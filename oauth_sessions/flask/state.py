@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from ..protocol.discovery import DiscoveryEndpoint
     from ..protocol.introspection_endpoint import IntrospectionEndpoint
     from ..protocol.jwks import JwksEndpoint
+    from ..protocol.resource_indicators import ResourceIndicators
     from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
     from ..protocol.token_endpoint import TokenEndpoint
     from ..protocol.userinfo import UserinfoEndpoint
     from ..storage.authorizations import AuthorizationStore, ConsentStore
     from ..storage.clients import ClientStore
+    from ..storage.resource_servers import ResourceServerStore
     from ..storage.sessions import SessionStore
     from ..storage.signing_keys import KeyStore
     from .host import HostAdapter
@@ -52,6 +54,9 @@ class Services:
     host: HostAdapter
     backchannel: BackchannelSender
     introspection: TokenChecks
+    #: Registered resource servers (RFC 8707) and the resource rules over them.
+    resource_servers: ResourceServerStore
+    resource_indicators: ResourceIndicators
     #: The protocol handlers, shared by the blueprint and the WSGI app (``oauth_sessions.wsgi``).
     token_endpoint: TokenEndpoint
     introspection_endpoint: IntrospectionEndpoint

@@ -31,11 +31,15 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from ..core.errors import OAuthSessionsError, UnknownResource
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
+from ..storage.resource_servers import record_session_resources
 from ..storage.session_rows import AmrEntry
+from .oauth_errors import to_oauth2_error
+from .resource_indicators import ResourceIndicators
 from .tokens import build_token_response
 
 if TYPE_CHECKING:
@@ -93,6 +97,8 @@ class AuthorizationRequest:
     login_hint: str | None = None
     #: OIDC Core 3.1.2.1: preferred languages of the pages, BCP 47 tags, most preferred first.
     ui_locales: tuple[str, ...] = ()
+    #: RFC 8707: the resources the tokens of this authorization may be meant for.
+    resources: tuple[str, ...] = ()
 
 
 def language_tags(value: str | None) -> tuple[str, ...]:
@@ -122,8 +128,15 @@ def allowed_subset(requested: tuple[str, ...], client: ClientInfo) -> tuple[str,
 
 
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
-                                settings: Settings) -> AuthorizationRequest:
-    """Validate the request parameters (already checked for duplicates, size and charset)."""
+                                settings: Settings,
+                                resource_indicators: ResourceIndicators | None = None,
+                                ) -> AuthorizationRequest:
+    """Validate the request parameters (already checked for duplicates, size and charset).
+
+    ``params["resource"]`` holds the request's ``resource`` values joined by spaces
+    (:func:`oauth_sessions.flask.responses.request_params`); without ``resource_indicators``
+    a request naming any is refused with ``invalid_target``.
+    """
     if not params.get("client_id"):
         raise AuthorizeError("invalid_request", "client_id is missing")
     client = clients.get(params["client_id"])
@@ -185,9 +198,22 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     login_hint = params.get("login_hint") or None
     if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
         raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
+    resources: tuple[str, ...] = ()
+    resource_min_aal: Aal | None = None
+    if "resource" in params:
+        try:
+            if resource_indicators is None:
+                raise UnknownResource()
+            resources, resource_min_aal = resource_indicators.for_authorization(
+                params["resource"].split(" "), scopes)
+        except OAuthSessionsError as exc:
+            raise fail(exc.error, exc.description) from None
     acr_values = parse_scope(params.get("acr_values"))
     needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
+                          audience_min_aal=settings.audience_min_aal, audiences=resources,
                           client_min_aal=client.min_aal)
+    if resource_min_aal is not None:
+        needed = max(needed, resource_min_aal)
     asked = [Aal(v) for v in acr_values if v in {"aal1", "aal2", "aal3"}]
     if asked:
         # acr_values lists acceptable levels in order of preference (OIDC Core 3.1.2.1); the
@@ -198,6 +224,7 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
         code_challenge=challenge, prompt=prompt, max_age=max_age, acr_values=acr_values,
         required_aal=needed, login_hint=login_hint,
         ui_locales=language_tags(params.get("ui_locales")),
+        resources=resources,
     )
 
 
@@ -244,6 +271,16 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
                               client_min_aal=client.min_aal)
         if record.aal < needed:
             raise InvalidGrantError("the authentication level is below what the scopes require")
+        self.request.audience, self.request.access_scopes = None, record.scopes
+        requested = self.request.http.param_values("resource")
+        if requested or record.resources:
+            # RFC 8707 section 2.2, before the code is spent: a refusal burns nothing.
+            try:
+                self.request.audience, self.request.access_scopes = (
+                    self.server.resource_indicators.audience(tuple(requested), record.resources,
+                                                             record.scopes))
+            except OAuthSessionsError as exc:
+                raise to_oauth2_error(exc) from None
         self.request.authorization_code = record
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
@@ -264,6 +301,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
                 # the session this authorization replaces ends in this same transaction
                 replaces=record.replaces_session_id, conn=conn,
             )
+            record_session_resources(conn, issued.session.id, record.resources)
             return issued.session.id, issued
 
         authorizations: AuthorizationStore = server.authorizations
@@ -275,7 +313,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
 
         body = build_token_response(
             settings=settings, keyset=server.keys.keyset(), session=issued.session, client=client,
-            scopes=record.scopes,
+            scopes=self.request.access_scopes, audience=self.request.audience,
             refresh_token=issued.refresh_token if offline and client.may_refresh() else None,
             amr=[method for method, _ in record.amr],
             auth_time=int(record.auth_time.timestamp()), nonce=record.nonce,

@@ -10,11 +10,18 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 from ..core.errors import InvalidRefreshToken, OAuthSessionsError
 from ..core.refresh_tokens import MalformedRefreshToken
 
-__all__ = ["to_oauth2_error"]
+__all__ = ["InvalidTargetError", "to_oauth2_error"]
+
+
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 section 2: ``invalid_target``, 400 (Authlib has no class for it)."""
+
+    error = "invalid_target"
 
 _BY_CODE: Final[dict[str, type[OAuth2Error]]] = {
     "invalid_grant": InvalidGrantError,
     "invalid_scope": InvalidScopeError,
+    "invalid_target": InvalidTargetError,
 }
 
 

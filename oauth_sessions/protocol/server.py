@@ -32,6 +32,7 @@ from .client_auth import ClientAuthenticator
 from .code_grant import AuthorizationCodeGrant
 from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
+from .resource_indicators import ResourceIndicators
 
 __all__ = ["OAuthServer", "TokenRequest"]
 
@@ -60,7 +61,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
                  sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
-                 settings: Settings) -> None:
+                 settings: Settings, resource_indicators: ResourceIndicators) -> None:
         super().__init__()
         self.clients = clients
         self.authenticator = authenticator
@@ -68,6 +69,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.authorizations = authorizations
         self.keys = keys
         self.settings = settings
+        self.resource_indicators = resource_indicators
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
 
