@@ -197,7 +197,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCOPE_MIN_AAL", {}, _aal_map,
             "Minimum aal per scope, e.g. {'payments': 'aal2'}."),
     Setting("AUDIENCE_MIN_AAL", {}, _aal_map,
-            "Minimum aal per resource server (audience or introspecting client id)."),
+            "Minimum aal per resource server (audience or introspecting client id); a "
+            "registered resource server's own --min-aal applies as well (RFC 8707, "
+            "docs/resource-indicators.md)."),
     Setting("SIGNING_ALG", "ES256", _choice("ES256", "EdDSA", "RS256"),
             "Algorithm of the key that signs access tokens, logout tokens and signed "
             "introspection answers."),
@@ -238,7 +240,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Core section 8.1); set, clients may register subject_type=pairwise. Never change "
             "or remove it once a pairwise client exists: every pairwise sub would change."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
-            "How long a worker may reuse a client record it read (not session rows: never cached)."),
+            "How long a worker may reuse a client or resource-server record it read (not session "
+            "rows: never cached)."),
 )
 
 #: Settings that no longer exist, with what replaces them (named at start-up, not just "unknown").
