@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,13 +35,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import Engine, select
+from test_store_support import add_client, add_user, make_store, new_session
 from werkzeug.datastructures import MultiDict
 
 from oauth_sessions import get_state
+from oauth_sessions.core.errors import ResourceAmbiguous
 from oauth_sessions.core.types import Aal
+from oauth_sessions.storage import migrate
 from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.database import create_auth_engine
+from oauth_sessions.storage.introspection_store import reserved_connections
 from oauth_sessions.storage.models import OAuthSessionResources
-from oauth_sessions.storage.resource_servers import ResourceServerInfo
+from oauth_sessions.storage.resource_servers import ResourceServerInfo, record_session_resources
 
 API = "https://api.example.test/v1"
 MAIL = "https://mail.example.test"
@@ -422,3 +429,59 @@ def test_the_registry_refuses_what_rfc_8707_refuses(engine: Engine) -> None:
     with pytest.raises(ValueError, match="scope"):
         store.create(MAIL, scopes="bad\\scope")
     assert [s.resource for s in store.list()] == [API]
+
+
+# --------------------------------------------------------------------------- PostgreSQL specifics
+
+
+def test_racing_refreshes_for_a_resource_rotate_once_and_all_get_its_audience(
+        pg_engine: Engine) -> None:
+    """Threads (as gunicorn's) present one refresh token naming one granted resource: the
+    counter moves exactly once, every answer is a token for that resource, none is a 500."""
+    s = setup(pg_engine)
+    tokens = s.tokens([API, MAIL], [API])
+    sid = uuid.UUID(claims(tokens["access_token"])["sid"])
+    sessions = get_state(s.app).services.sessions
+    before = sessions.get(sid)
+    assert before is not None and before.counter is not None
+    barrier = threading.Barrier(8)
+
+    def one() -> Any:
+        http = s.app.test_client()
+        barrier.wait()
+        return http.post("/oauth/token", data=MultiDict([
+            ("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"]),
+            ("resource", MAIL)]), headers={"Authorization": basic_auth(s.client.client_id, s.secret)})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: one(), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert {claims(a.json["access_token"])["aud"] for a in answers} == {MAIL}
+    assert len({a.json["refresh_token"] for a in answers}) == 1  # the same next token for all
+    after = sessions.get(sid)
+    assert after is not None and after.counter == before.counter + 1
+
+
+def test_the_refresh_read_finds_the_resources_in_a_renamed_library_schema(
+        fresh_pg_url: str) -> None:
+    """The refresh path's prepared read joins the library's table by its configured name: the
+    granted resources are seen (an ambiguous refresh is refused before any write, a named one
+    gets its audience)."""
+    engine = create_auth_engine(fresh_pg_url, schema="idp_private")
+    try:
+        migrate.upgrade(engine)
+        store = make_store(engine)
+        client = add_client(engine)
+        issued = new_session(store, add_user(engine), client)
+        with engine.begin() as conn:
+            record_session_resources(conn, issued.session.id, [API, MAIL])
+        with pytest.raises(ResourceAmbiguous):
+            store.rotate(issued.refresh_token, client_id=client)
+        assert store.get(issued.session.id).counter == 0  # type: ignore[union-attr]
+        result = store.rotate(issued.refresh_token, client_id=client, resources=(MAIL,))
+        assert result.audience == MAIL and result.session.counter == 1
+    finally:
+        reserved = reserved_connections(engine)
+        while reserved._idle:  # closed now, not whenever the engine is collected
+            reserved.discard(reserved._idle.pop())
+        engine.dispose()
