@@ -10,10 +10,9 @@ from urllib.parse import urlencode
 
 from flask import Flask, redirect, render_template_string, request, session
 
-from oauth_sessions import Aal, OAuthSessions
+from oauth_sessions import Aal, OAuthSessions, ensure_user
 from oauth_sessions.core.uris import same_site_path
 from oauth_sessions.flask.host import AmrEntry, Authentication, HostAdapter
-from oauth_sessions.storage.users import ensure_user
 
 CONSENT = """<p>{{ r.client.name }} asks for: {{ r.scopes|join(', ') }}</p>
 <form method=post action="{{ r.action }}">{% for k, v in r.form_fields %}

@@ -6,6 +6,7 @@ from .core.settings import ConfigurationError as ConfigurationError
 from .core.settings import Settings as Settings
 from .core.types import Aal as Aal
 from .flask.extension import OAuthSessions as OAuthSessions
+from .flask.extension import ensure_user as ensure_user
 from .flask.state import get_state as get_state
 
 try:

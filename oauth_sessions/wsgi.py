@@ -11,6 +11,11 @@ answers the same URLs wherever it is mounted)::
     GET  /.well-known/openid-configuration       protocol/discovery.py
     GET  /.well-known/oauth-authorization-server protocol/discovery.py
 
+and, when ``OAUTH_SESSIONS_DYNAMIC_REGISTRATION`` is on, as on the blueprint::
+
+    POST               {prefix}/register              protocol/registration.py (RFC 7591)
+    GET, PUT, DELETE   {prefix}/register/<client_id>  protocol/registration.py (RFC 7592)
+
 with the same handlers as the Flask blueprint, so the status, headers and body of every answer
 are the blueprint's (``tests/test_wsgi_app.py`` compares them). ``HEAD`` is answered where
 ``GET`` is, as Flask does. Anything else is 404, a wrong method 405.
@@ -36,7 +41,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 from flask import Flask
@@ -70,31 +76,49 @@ class MachineApp:
         state = get_state(app)  # raises, saying how to fix it, when the extension is missing
         services, prefix = state.services, state.settings.url_prefix
         self._app = app
-        self._routes: dict[str, tuple[str, Handler]] = {
-            prefix + "/token": ("POST", services.token_endpoint),
-            prefix + "/introspect": ("POST", services.introspection_endpoint),
-            prefix + "/revoke": ("POST", services.revocation_endpoint),
-            prefix + "/jwks": ("GET", services.jwks_endpoint),
-            "/.well-known/openid-configuration": ("GET", services.discovery_endpoint),
-            "/.well-known/oauth-authorization-server": ("GET", services.discovery_endpoint),
+        self._routes: dict[str, Mapping[str, Handler]] = {
+            prefix + "/token": {"POST": services.token_endpoint},
+            prefix + "/introspect": {"POST": services.introspection_endpoint},
+            prefix + "/revoke": {"POST": services.revocation_endpoint},
+            prefix + "/jwks": {"GET": services.jwks_endpoint},
+            "/.well-known/openid-configuration": {"GET": services.discovery_endpoint},
+            "/.well-known/oauth-authorization-server": {"GET": services.discovery_endpoint},
         }
+        #: ``{prefix}/register/`` when registration is on: the RFC 7592 configuration URIs.
+        self._client_uris: str | None = None
+        if state.settings.dynamic_registration:
+            self._registration = services.registration_endpoint
+            self._routes[prefix + "/register"] = {"POST": self._registration.register}
+            self._client_uris = prefix + "/register/"
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        route = self._routes.get(path)
-        if route is None:
+        methods = self._routes.get(path) or self._client_uri(path)
+        if methods is None:
             return NotFound()(environ, start_response)
-        method, handler = route
-        asked = environ.get("REQUEST_METHOD")
-        if asked != method and not (asked == "HEAD" and method == "GET"):
-            allowed = [method, "HEAD"] if method == "GET" else [method]
+        asked = environ.get("REQUEST_METHOD", "GET")
+        handler = methods.get(asked) or (methods.get("GET") if asked == "HEAD" else None)
+        if handler is None:
+            allowed = sorted({*methods, "HEAD"} if "GET" in methods else methods)
             return MethodNotAllowed(valid_methods=allowed)(environ, start_response)
         answer = self._answer(handler, Request(environ))
-        # In the order the blueprint sends them: the answer's, the length, the security headers.
-        headers = with_security_headers([*answer.headers, ("Content-Length", str(len(answer.body)))])
+        # In the order the blueprint sends them: the answer's, the length (none on a 204, RFC
+        # 9110 section 8.6), the security headers.
+        length = [] if answer.status == 204 else [("Content-Length", str(len(answer.body)))]
+        headers = with_security_headers([*answer.headers, *length])
         start_response(f"{answer.status} {HTTP_STATUS_CODES.get(answer.status, 'UNKNOWN').upper()}",
                        headers)
         return [answer.body] if asked != "HEAD" else []
+
+    def _client_uri(self, path: str) -> Mapping[str, Handler] | None:
+        """RFC 7592 ``{prefix}/register/<client_id>``: one path segment, decoded as Flask does."""
+        if self._client_uris is None or not path.startswith(self._client_uris):
+            return None
+        client_id = path[len(self._client_uris):].encode("latin-1").decode("utf-8", "replace")
+        if not client_id or "/" in client_id:
+            return None
+        manage = partial(self._registration.manage, client_id=client_id)
+        return {"GET": manage, "PUT": manage, "DELETE": manage}
 
     def _answer(self, handler: Handler, request: Request) -> Answer:
         try:
@@ -111,5 +135,10 @@ class MachineApp:
             return server_error_answer()
 
     def routes(self) -> dict[str, str]:
-        """The paths this app answers and their method (for mounting and for docs)."""
-        return {path: method for path, (method, _) in self._routes.items()}
+        """The paths to mount this app on and their methods (for mounting and for docs).
+
+        Werkzeug's ``DispatcherMiddleware`` hands a mount point the paths below it too, so
+        ``{prefix}/register`` (when registration is on) also carries the RFC 7592
+        configuration URIs ``{prefix}/register/<client_id>`` (``GET``, ``PUT``, ``DELETE``).
+        """
+        return {path: ", ".join(methods) for path, methods in self._routes.items()}

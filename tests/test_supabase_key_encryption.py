@@ -297,7 +297,10 @@ def test_a_session_keyed_in_supabase_form_refreshes_and_keeps_its_form(
     # Without the root keys the same row cannot be used, and nothing is written.
     before = _row(engine, session.id)
     blind = SessionStore(engine, make_settings())
-    assert blind.find_refresh_session(token) is None
+    with caplog.at_level("ERROR"):  # introspection's read-only lookup says why, as rotation does
+        assert blind.find_refresh_session(token) is None
+    assert "SUPABASE_ENCRYPTION_KEYS" in caplog.text and HMAC_KEY not in caplog.text
+    caplog.clear()
     with caplog.at_level("ERROR"), pytest.raises(InvalidRefreshToken):
         blind.rotate(_supabase_v0_token(session.id, 2, key_bytes(HMAC_KEY)), client_id=client,
                      now=T0)

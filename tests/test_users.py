@@ -8,8 +8,8 @@ import uuid
 from factories import make_app
 from sqlalchemy import Engine, func, select
 
+from oauth_sessions import ensure_user
 from oauth_sessions.storage.models import User
-from oauth_sessions.storage.users import ensure_user
 
 
 def count_users(engine: Engine, user_id: uuid.UUID) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from factories import create_client, create_user, exchange_code, make_app, obtain_code, pkce_pair
+from factories import (
+    ISSUER,
+    create_client,
+    create_user,
+    exchange_code,
+    make_app,
+    obtain_code,
+    pkce_pair,
+    snapshot,
+)
 from flask import Flask
 from freezegun import freeze_time
 from sqlalchemy import Engine, delete
@@ -28,13 +38,16 @@ from werkzeug.test import Client
 
 from oauth_sessions import get_state
 from oauth_sessions.core.types import Aal
-from oauth_sessions.storage.clients import ClientInfo
+from oauth_sessions.storage.clients import ClientInfo, verify_client_secret
 from oauth_sessions.storage.models import Session
 from oauth_sessions.storage.sessions import SessionStore
 from oauth_sessions.wsgi import make_wsgi_app
 
 SCOPES = "openid profile offline_access"
 RANDOM = ("access_token", "refresh_token", "id_token", "jti", "sid")
+#: Also random in a registration answer (RFC 7591 section 3.2.1): a new client each time.
+REGISTERED = ("client_id", "client_secret", "registration_access_token", "registration_client_uri",
+              "client_id_issued_at")
 
 
 @dataclass
@@ -82,7 +95,11 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 
 def _comparable(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
     headers = response.headers.to_wsgi_list()
-    assert int(response.headers["Content-Length"]) == len(response.data) or response.request.method == "HEAD"
+    length = response.headers.get("Content-Length")
+    if response.status_code == 204:  # no content, and no length (RFC 9110 section 8.6)
+        assert length is None and response.data == b""
+    else:
+        assert int(length) == len(response.data) or response.request.method == "HEAD"
     body: Any = response.data
     if response.headers["Content-Type"] == "application/token-introspection+jwt":
         return response.status_code, headers, body.rsplit(b".", 1)[0]  # ES256 signs at random
@@ -90,8 +107,10 @@ def _comparable(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
         parsed = json.loads(body)
     except ValueError:
         return response.status_code, headers, body
-    if isinstance(parsed, dict) and any(name in parsed for name in RANDOM):
-        for name in RANDOM:
+    random = (*RANDOM, *REGISTERED) if isinstance(parsed, dict) and "registration_client_uri" in parsed \
+        else RANDOM
+    if isinstance(parsed, dict) and any(name in parsed for name in random):
+        for name in random:
             if name in parsed:
                 parsed[name] = type(parsed[name]).__name__  # random: compare the kind
         headers = [(k, v) for k, v in headers if k != "Content-Length"]  # lengths vary with them
@@ -404,6 +423,195 @@ def test_a_repeated_query_parameter_at_jwks_is_refused_alike(provider: Provider)
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
 
 
+# --------------------------------------------------------------------------- registration
+
+
+METADATA = {"redirect_uris": ["https://rp.example/cb"], "client_name": "RP",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile offline_access", "unknown_field": "ignored"}
+
+
+def _way(http: Any) -> str:
+    return "flask" if isinstance(http.application, Flask) else "wsgi"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + token}
+
+
+@pytest.fixture
+def registering(engine: Engine) -> Provider:
+    app = make_app(engine, dynamic_registration=True)
+    client, secret = create_client(app, scopes=SCOPES)
+    public, _ = create_client(app, public=True, scopes=SCOPES)
+    resource, resource_secret = create_client(app, name="api", can_introspect=True)
+    assert secret and resource_secret
+    return Provider(app, client, secret, public, resource, resource_secret)
+
+
+def test_registration_and_its_management_are_answered_alike(registering: Provider) -> None:
+    """RFC 7591 section 3 and RFC 7592 section 2, one client per way in: register, read,
+    update, delete, then the deleted client's URI; every answer the same both ways."""
+    p = registering
+    created: dict[str, dict[str, Any]] = {}
+
+    def register(http: Any) -> Any:
+        response = http.post("/oauth/register", json=METADATA)
+        created[_way(http)] = response.get_json()
+        return response
+
+    def uri(http: Any) -> str:
+        return "/oauth/register/" + created[_way(http)]["client_id"]
+
+    def token(http: Any) -> dict[str, str]:
+        return _bearer(created[_way(http)]["registration_access_token"])
+
+    def read(http: Any) -> Any:
+        response = http.get(uri(http), headers=token(http))
+        created[_way(http)]["registration_access_token"] = response.get_json()["registration_access_token"]
+        return response
+
+    def update(http: Any) -> Any:
+        body = {**created[_way(http)], "client_name": "RP 2", "redirect_uris": ["https://rp.example/new"]}
+        del body["registration_access_token"]
+        response = http.put(uri(http), json=body, headers=token(http))
+        created[_way(http)]["registration_access_token"] = response.get_json()["registration_access_token"]
+        return response
+
+    first = _same(p, register)
+    assert first.status_code == 201 and first.get_json()["client_secret"]
+    assert created["flask"]["client_id"] != created["wsgi"]["client_id"]
+    assert _same(p, read).status_code == 200
+    updated = _same(p, update)
+    assert updated.status_code == 200 and updated.get_json()["redirect_uris"] == ["https://rp.example/new"]
+    for way in WAYS:  # each way's update reached the store
+        info = get_state(p.app).services.clients.get(created[way]["client_id"], fresh=True)
+        assert info is not None and info.name == "RP 2"
+    gone = _same(p, lambda http: http.delete(uri(http), headers=token(http)))
+    assert gone.status_code == 204 and gone.data == b"" and "Content-Length" not in gone.headers
+    assert _same(p, lambda http: http.get(uri(http), headers=token(http))).status_code == 401
+    for way in WAYS:
+        assert get_state(p.app).services.clients.get(created[way]["client_id"], fresh=True) is None
+
+
+@pytest.mark.parametrize("case", ["no redirect uris", "implicit grant", "not json", "a list",
+                                  "too deep", "control character", "unknown scope",
+                                  "repeated query parameter", "malformed basic", "too large"])
+def test_registration_refusals_are_answered_alike_and_write_nothing(registering: Provider,
+                                                                    case: str) -> None:
+    p = registering
+    bodies: dict[str, Any] = {
+        "no redirect uris": METADATA | {"redirect_uris": []},
+        "implicit grant": METADATA | {"grant_types": ["implicit"]},
+        "a list": [METADATA],
+        "too deep": METADATA | {"x": [[[[[[[[["deep"]]]]]]]]]},
+        "control character": METADATA | {"client_name": "R\u0000P"},
+        "unknown scope": METADATA | {"scope": "openid admin"},
+        "too large": METADATA | {"client_name": "x" * 70_000},
+    }
+
+    def make(http: Any) -> Any:
+        if case == "not json":
+            return http.post("/oauth/register", data="{not json", content_type="application/json")
+        if case == "repeated query parameter":
+            return http.post("/oauth/register?a=1&a=2", json=METADATA)
+        if case == "malformed basic":
+            return http.post("/oauth/register", json=METADATA, headers={"Authorization": "Basic %%%"})
+        return http.post("/oauth/register", json=bodies[case])
+
+    before = snapshot(p.store.engine)
+    response = _same(p, make)
+    assert response.status_code == {"malformed basic": 401}.get(case, 400)
+    expected = {"no redirect uris": "invalid_redirect_uri", "repeated query parameter": "invalid_request",
+                "malformed basic": "invalid_client", "too large": "invalid_request"}
+    assert response.get_json()["error"] == expected.get(case, "invalid_client_metadata")
+    assert snapshot(p.store.engine) == before
+
+
+@pytest.mark.parametrize("case", ["no token", "wrong token", "unknown client", "not a uuid",
+                                  "nul in the path", "non-ascii path", "administered client",
+                                  "another client id in the body", "public to confidential",
+                                  "head"])
+def test_management_refusals_are_answered_alike_and_change_nothing(registering: Provider,
+                                                                   case: str) -> None:
+    p = registering
+    registered = p.app.test_client().post("/oauth/register", json=METADATA).get_json()
+    own = "/oauth/register/" + registered["client_id"]
+    token = _bearer(registered["registration_access_token"])
+    body = {k: v for k, v in registered.items() if k != "registration_access_token"}
+
+    def make(http: Any) -> Any:
+        answers = {
+            "no token": lambda: http.get(own),
+            "wrong token": lambda: http.get(own, headers=_bearer("nope")),
+            "unknown client": lambda: http.get("/oauth/register/" + str(uuid.uuid4()), headers=token),
+            "not a uuid": lambda: http.get("/oauth/register/x%27%3B--", headers=token),
+            "nul in the path": lambda: http.get("/oauth/register/%00", headers=token),
+            "non-ascii path": lambda: http.get("/oauth/register/%C3%A9%FF", headers=token),
+            "administered client": lambda: http.get("/oauth/register/" + p.client.client_id,
+                                                    headers={"Authorization": "Bearer anything"}),
+            "another client id in the body": lambda: http.put(own, json=body | {"client_id": "other"},
+                                                              headers=token),
+            "public to confidential": lambda: http.put(
+                own, json=body | {"token_endpoint_auth_method": "none"}, headers=token),
+            "head": lambda: http.head(own, headers=token),  # never replaces the token
+        }
+        return answers[case]()
+
+    before = snapshot(p.store.engine)
+    response = _same(p, make)
+    assert response.status_code == (400 if case in ("another client id in the body",
+                                                    "public to confidential", "head") else 401)
+    if response.status_code == 401:
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert snapshot(p.store.engine) == before
+    assert p.app.test_client().get(own, headers=token).status_code == 200  # the token still works
+
+
+def test_registration_paths_outside_the_rfc7592_uris_are_404_both_ways(registering: Provider) -> None:
+    wsgi, flask = Client(make_wsgi_app(registering.app)), registering.app.test_client()
+    for path in ("/oauth/register/", "/oauth/register/a/b", "/oauth/registerx"):
+        assert wsgi.get(path).status_code == flask.get(path).status_code == 404
+    assert wsgi.get("/oauth/register").status_code == 405  # POST only, as on the blueprint
+    assert wsgi.post("/oauth/register/x").headers["Allow"] == "DELETE, GET, HEAD, PUT"
+
+
+def test_without_dynamic_registration_the_wsgi_app_has_no_register_path(provider: Provider) -> None:
+    machine = make_wsgi_app(provider.app)
+    assert "/oauth/register" not in machine.routes()
+    assert Client(machine).post("/oauth/register", json=METADATA).status_code == 404
+    assert Client(machine).get("/oauth/register/" + str(uuid.uuid4())).status_code == 404
+
+
+@pytest.mark.postgres
+def test_racing_reads_through_both_ways_get_one_new_registration_token(pg_engine: Engine) -> None:
+    """RFC 7592 section 3 through both ways at once: of six threads presenting one token, three
+    through Flask and three through the WSGI app, exactly one gets a new token."""
+    app = make_app(pg_engine, dynamic_registration=True)
+    created = app.test_client().post("/oauth/register", json=METADATA).get_json()
+    uri = "/oauth/register/" + created["client_id"]
+    machine = make_wsgi_app(app)
+    barrier = threading.Barrier(6)
+    answers: list[Any] = []
+
+    def read(way: str) -> None:
+        http = app.test_client() if way == "flask" else Client(machine)
+        barrier.wait()
+        answers.append(http.get(uri, headers=_bearer(created["registration_access_token"])))
+
+    threads = [threading.Thread(target=read, args=(way,)) for way in WAYS * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(a.status_code for a in answers) == [200] + [401] * 5
+    winner = next(a for a in answers if a.status_code == 200)
+    info = get_state(app).services.clients.get(created["client_id"], fresh=True)
+    assert info is not None
+    assert verify_client_secret(winner.get_json()["registration_access_token"],
+                                info.registration_access_token_hash)
+
+
 # --------------------------------------------------------------------------- mounting
 
 
@@ -416,9 +624,9 @@ def test_routes_outside_the_machine_endpoints_are_404_and_wrong_methods_405(prov
     assert http.post("/oauth/jwks").headers["Allow"] == "GET, HEAD"
 
 
-def test_mounted_with_the_dispatcher_the_machine_paths_skip_the_host_hooks(provider: Provider) -> None:
-    """What the docs promise: no Flask request hooks run in the WSGI app; the rest stays Flask's."""
-    p = provider
+def _mounted_behind_a_hook(p: Provider) -> tuple[Any, list[str]]:
+    """The host app with a ``before_request`` hook and the WSGI app mounted on its routes, as
+    the production guide shows; the list records each time the hook ran."""
     seen: list[str] = []
 
     @p.app.before_request
@@ -428,9 +636,31 @@ def test_mounted_with_the_dispatcher_the_machine_paths_skip_the_host_hooks(provi
     machine = make_wsgi_app(p.app)
     p.app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
         p.app.wsgi_app, {path: machine for path in machine.routes()})
-    http = p.app.test_client()
+    return p.app.test_client(), seen
+
+
+def test_mounted_with_the_dispatcher_the_machine_paths_skip_the_host_hooks(provider: Provider) -> None:
+    """What the docs promise: no Flask request hooks run in the WSGI app; the rest stays Flask's."""
+    p = provider
+    http, seen = _mounted_behind_a_hook(p)
     assert _refresh(p, http, p.session()).status_code == 200
     assert _revoke(p, http, p.session()).status_code == 200
     assert http.get("/oauth/jwks").status_code == 200
     assert seen == []
+    assert http.post("/oauth/register", json=METADATA).status_code == 404  # registration is off
+    assert seen == ["hook"]  # so that path is Flask's
+    seen.clear()
     assert http.get("/oauth/userinfo").status_code == 401 and seen == ["hook"]  # the Flask way
+
+
+def test_mounted_with_the_dispatcher_registration_and_its_uris_skip_the_host_hooks(
+        registering: Provider) -> None:
+    """``routes()`` names ``{prefix}/register``; the dispatcher hands it the RFC 7592 URIs too."""
+    p = registering
+    assert make_wsgi_app(p.app).routes()["/oauth/register"] == "POST"
+    http, seen = _mounted_behind_a_hook(p)
+    created = http.post("/oauth/register", json=METADATA).get_json()
+    read = http.get(created["registration_client_uri"].removeprefix(ISSUER),
+                    headers=_bearer(created["registration_access_token"]))
+    assert read.status_code == 200 and read.get_json()["client_id"] == created["client_id"]
+    assert seen == []

@@ -171,7 +171,8 @@ def _replaced_session(state: AppState, req: AuthorizationRequest, auth: Authenti
                       params: Mapping[str, str]) -> uuid.UUID | None:
     """The live session of this client and user that ``id_token_hint`` names, if any."""
     try:
-        hint = verified_hint(state, params.get("id_token_hint"))
+        hint = verified_hint(state.services.keys, state.settings.issuer,
+                             params.get("id_token_hint"))
     except LogoutError:
         return None  # not an ID token of ours: nothing to replace
     subject = subject_for(auth.user_id, req.client.sector_identifier, state.settings.pairwise_salt)

@@ -6,9 +6,9 @@ At the app root: ``/.well-known/openid-configuration`` and
 ``/.well-known/oauth-authorization-server`` (RFC 8414 section 3: the well-known suffix is
 inserted after the host, so an issuer with a path needs the host to route it too).
 
-``/token``, ``/revoke``, ``/introspect``, ``/userinfo``, ``/jwks`` and the metadata are the
-protocol handlers' (``protocol/``), reached through views of a few lines; the machine endpoints'
-handlers serve the WSGI app (:mod:`oauth_sessions.wsgi`) too.
+Every endpoint but ``/authorize`` (and the OpenAPI document) is a protocol handler's
+(``protocol/``), reached through a view of a few lines; the machine endpoints' handlers
+(registration included) serve the WSGI app (:mod:`oauth_sessions.wsgi`) too.
 Before any other endpoint runs, :func:`oauth_sessions.flask.parameters.check_parameters` refuses
 what no endpoint can use (the handlers run the same checks themselves).
 """
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, request, url_for
 from flask.typing import ResponseReturnValue
 
-from ..protocol.http import from_werkzeug
-from ..protocol.logout import end_session
-from ..protocol.registration import manage, register
+from ..protocol.http import Answer, from_werkzeug
 from .authorize import authorize
 from .openapi import openapi_document
 from .outage import install_outage_handlers
@@ -74,7 +72,26 @@ def openid_configuration() -> ResponseReturnValue:
     return to_response(_state().services.discovery_endpoint(from_werkzeug(request)))
 
 
-# --------------------------------------------------------------------------- registration
+def register() -> ResponseReturnValue:
+    """``/register`` (RFC 7591 section 3): the registration handler's ``register``."""
+    return to_response(_state().services.registration_endpoint.register(from_werkzeug(request)))
+
+
+def manage(client_id: str) -> ResponseReturnValue:
+    """``/register/<client_id>`` (RFC 7592 section 2): the registration handler's ``manage``."""
+    return to_response(_state().services.registration_endpoint.manage(from_werkzeug(request),
+                                                                      client_id))
+
+
+def end_session() -> ResponseReturnValue:
+    """``/logout`` (RP-Initiated Logout 1.0): :class:`~oauth_sessions.protocol.logout.LogoutEndpoint`;
+    the host's own pages (confirmation, signed out) go back to Flask as the host made them."""
+    answer = _state().services.logout_endpoint(from_werkzeug(request),
+                                               form_action=url_for("oauth_sessions.end_session"))
+    return to_response(answer) if isinstance(answer, Answer) else answer
+
+
+# --------------------------------------------------------------------------- mounting
 
 
 def register_blueprints(app: Flask, state: AppState) -> None:

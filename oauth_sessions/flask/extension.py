@@ -27,6 +27,8 @@ from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, Private
 from ..protocol.discovery import DiscoveryEndpoint
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
 from ..protocol.jwks import JwksEndpoint
+from ..protocol.logout import LogoutEndpoint
+from ..protocol.registration import RegistrationEndpoint
 from ..protocol.resource_indicators import ResourceIndicators
 from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
@@ -42,12 +44,14 @@ from ..storage.migrate import check_privileges
 from ..storage.resource_servers import ResourceServerStore
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
+from ..storage.users import ensure_user as ensure_user_row
 from .blueprints import register_blueprints
 from .cli import cli
 from .host import HostAdapter
 from .state import EXTENSION_KEY, AppState, Services, get_state
 
-__all__ = ["AppState", "OAuthSessions", "Services", "build_services", "get_state", "revoke_consent"]
+__all__ = ["AppState", "OAuthSessions", "Services", "build_services", "ensure_user", "get_state",
+           "revoke_consent"]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +199,10 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
                                            subject=_client_subject(clients, settings)),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
+        registration_endpoint=RegistrationEndpoint(settings, clients, keys),
+        logout_endpoint=LogoutEndpoint(settings=settings, keys=keys, clients=clients,
+                                       sessions=sessions, host=host,
+                                       secret_key=lambda: app.secret_key),
     )
 
 
@@ -216,3 +224,11 @@ def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None =
     services.consents.revoke(user_id, client_id)
     ended: int = services.sessions.revoke_user_client(user_id, client_id, reason="consent_revoked")
     return ended
+
+
+def ensure_user(user_id: uuid.UUID, *, email: str | None = None, app: Flask | None = None) -> bool:
+    """Make sure ``auth.users`` has ``user_id``, so sessions can reference it; True when a row
+    was created. Call it when a person signs in: it is idempotent, and two workers signing the
+    same person in at once both succeed (:func:`oauth_sessions.storage.users.ensure_user` on the
+    engine of ``app``, default the current app)."""
+    return ensure_user_row(get_state(app).engine, user_id, email=email)

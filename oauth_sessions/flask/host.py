@@ -22,6 +22,8 @@ however it likes and tells the library the result through :class:`HostAdapter`:
   missing PKCE, or any error for a client no operator verified: then the page names where the
   error would have gone and offers a link, RFC 9700 section 4.11.2).
 
+The logout methods are the :class:`~oauth_sessions.protocol.logout.LogoutHost` interface the
+logout handler needs (:class:`LogoutConfirmation` and :class:`LogoutOutcome` are defined there).
 :meth:`HostAdapter.logout` must be implemented by a host that keeps its own sign-in: the
 default says so, and RP-initiated logout then tells the user honestly that they are still
 signed in to the provider instead of claiming a sign-out that did not happen.
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import escape
 
 from ..core.types import Aal
+from ..protocol.logout import LogoutConfirmation, LogoutOutcome
 from ..storage.session_rows import AmrEntry
 
 if TYPE_CHECKING:
@@ -116,19 +119,6 @@ class ConsentRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class LogoutConfirmation:
-    """What the "sign out?" page needs: the client asking (if known) and how to answer.
-
-    The page posts ``form_fields`` plus ``decision=logout`` to ``action``; cancelling is a link
-    back to the host's own pages, never a post.
-    """
-
-    client: ClientInfo | None
-    action: str
-    form_fields: tuple[tuple[str, str], ...] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
 class ErrorPage:
     """An error shown to the person instead of being redirected to the client.
 
@@ -143,23 +133,6 @@ class ErrorPage:
     description: str
     status: int = 400
     client: ClientInfo | None = None
-    continue_url: str | None = None
-    continue_host: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogoutOutcome:
-    """What RP-initiated logout actually ended, for :meth:`HostAdapter.logged_out`.
-
-    ``provider_signed_out``: the host's own sign-in in this browser ended (its
-    :meth:`HostAdapter.logout` ran). False when nobody, or someone else, was signed in here, or
-    when the host does not implement ``logout``. ``client``: the client whose session ended.
-    """
-
-    provider_signed_out: bool
-    client: ClientInfo | None = None
-    #: The session of ``client`` named by the ``id_token_hint`` was ended.
-    client_session_ended: bool = False
     continue_url: str | None = None
     continue_host: str | None = None
 

@@ -1,9 +1,9 @@
-"""Request hygiene for the blueprint's views that are not handlers yet (authorize, logout,
-registration, the OpenAPI document).
+"""Request hygiene for the blueprint's views that are not protocol handlers (authorize, the
+OpenAPI document).
 
 The rules are :func:`oauth_sessions.protocol.request_checks.check_request`; the handlers
-(token, introspection, revocation, userinfo, JWKS) run it as their own first step, so it is skipped for them
-here and applies the same way in the WSGI app.
+(token, introspection, revocation, userinfo, JWKS, registration, logout) run it as their own
+first step, so it is skipped for them here and applies the same way in the WSGI app.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ __all__ = ["HANDLED", "MAX_BODY", "MAX_VALUE", "PRINTABLE_ASCII", "check_paramet
 #: Endpoints whose handler checks the request itself.
 HANDLED: Final = frozenset({"oauth_sessions.token", "oauth_sessions.revoke",
                             "oauth_sessions.introspect", "oauth_sessions.userinfo",
-                            "oauth_sessions.jwks"})
+                            "oauth_sessions.jwks", "oauth_sessions.register",
+                            "oauth_sessions.manage_client", "oauth_sessions.end_session"})
 
 
 def check_parameters() -> Response | None:

@@ -5,16 +5,15 @@ browser-facing views."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from flask import Response, request
 from flask.typing import ResponseReturnValue
 
-from ..protocol.http import NO_STORE, Answer, error_answer, json_answer
+from ..protocol.http import NO_STORE, Answer, error_answer
 from .host import ErrorPage, HostAdapter
 from .state import get_state
 
-__all__ = ["NO_STORE", "error_page", "error_response", "json_response", "request_params",
+__all__ = ["NO_STORE", "error_page", "error_response", "request_params",
            "to_response", "wants_html"]
 
 
@@ -22,11 +21,6 @@ def to_response(answer: Answer) -> Response:
     """The Flask response of a handler's answer (the blueprint's security headers are added by
     its ``after_request``, after the host's own hooks)."""
     return Response(answer.body, answer.status, list(answer.headers))
-
-
-def json_response(body: Mapping[str, Any], status: int = 200,
-                  headers: Mapping[str, str] | None = None) -> Response:
-    return to_response(json_answer(body, status, headers))
 
 
 def error_response(error: str, description: str, status: int = 400,

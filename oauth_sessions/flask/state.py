@@ -18,12 +18,16 @@ from sqlalchemy import Engine
 from ..core.settings import Settings
 
 if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
     from ..core.introspection import TokenChecks
     from ..jose.keys import KeySet
     from ..protocol.backchannel import BackchannelSender
     from ..protocol.discovery import DiscoveryEndpoint
     from ..protocol.introspection_endpoint import IntrospectionEndpoint
     from ..protocol.jwks import JwksEndpoint
+    from ..protocol.logout import LogoutEndpoint
+    from ..protocol.registration import RegistrationEndpoint
     from ..protocol.resource_indicators import ResourceIndicators
     from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
@@ -64,6 +68,9 @@ class Services:
     userinfo_endpoint: UserinfoEndpoint
     jwks_endpoint: JwksEndpoint
     discovery_endpoint: DiscoveryEndpoint
+    registration_endpoint: RegistrationEndpoint
+    #: RP-initiated logout, with the host's pages as Flask response values.
+    logout_endpoint: LogoutEndpoint[ResponseReturnValue]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,6 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from flask import Response, request
-
 from ..core.bearer import MalformedCredentials, bearer_token
 from ..core.client_rules import (
     MAX_CLIENT_NAME,
@@ -40,8 +38,8 @@ from ..core.client_rules import (
     has_forbidden_characters,
 )
 from ..core.policy import STANDARD_SCOPES, is_valid_scope_token, join_scope, parse_scope
+from ..core.settings import Settings
 from ..core.uris import validate_backchannel_logout_uri, validate_redirect_uri
-from ..flask.state import get_state
 from ..jose.client_jwks import parse_client_jwks
 from ..storage.clients import (
     AUTH_METHODS,
@@ -51,8 +49,11 @@ from ..storage.clients import (
     sector_of,
     verify_client_secret,
 )
+from ..storage.signing_keys import KeyStore
+from .http import Answer, HttpRequest, error_answer, json_answer
+from .request_checks import check_request
 
-__all__ = ["ClientMetadataError", "manage", "parse_client_metadata", "register"]
+__all__ = ["ClientMetadataError", "RegistrationEndpoint", "parse_client_metadata"]
 
 #: The deepest metadata is a private_key_jwt client's ``jwks`` (object → keys → key → x5c).
 MAX_DEPTH: Final = 8
@@ -252,50 +253,175 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
     }
 
 
-def _json(body: Mapping[str, Any], status: int, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status,
-                    {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
-                    mimetype="application/json")
+_NO_CONTENT: Final = Answer(204, (("Cache-Control", "no-store"),
+                                  ("Content-Type", "text/html; charset=utf-8")))
+_BEARER_FAILURE: Final = error_answer("invalid_token", "a valid bearer token is required", 401,
+                                      {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def _bearer_failure() -> Response:
-    return _json({"error": "invalid_token", "error_description": "a valid bearer token is required"},
-                 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+class RegistrationEndpoint:
+    """The handlers of ``POST {prefix}/register`` (:meth:`register`) and of
+    ``GET``/``PUT``/``DELETE {prefix}/register/<client_id>`` (:meth:`manage`).
+
+    The steps of :meth:`register`, in order::
+
+        check_request           request hygiene (protocol/request_checks.py)
+        require_initial_token   with REGISTRATION_INITIAL_ACCESS_TOKEN set, that bearer token
+                                (constant-time), else 401 invalid_token
+        json_body               the JSON body, bounded in depth and characters
+        parse_client_metadata   RFC 7591 section 2 metadata, else 400 (nothing written)
+        create                  the client, with a registration access token stored as a hash
+        answer                  201: the configuration, the secret, the token (section 3.2.1)
+
+    The steps of :meth:`manage`, in order::
+
+        check_request           request hygiene
+        registered_client       the client exists, registered itself, and the bearer token is
+                                its registration access token; else 401 (RFC 7592 section 2:
+                                an unknown client and a wrong token look the same)
+        GET                     the configuration with a new token (section 2.1)
+        DELETE                  the client and all its sessions are gone: 204 (section 2.3)
+        PUT                     json_body, the same client_id, parse_client_metadata, no change
+                                between public and confidential or of subject_type, update,
+                                then the configuration with a new token (section 2.2)
+    """
+
+    def __init__(self, settings: Settings, clients: ClientStore, keys: KeyStore) -> None:
+        self._settings = settings
+        self._clients = clients
+        self._keys = keys
+        self._allowed_scopes = {*STANDARD_SCOPES, *settings.scope_min_aal}
+
+    def register(self, request: HttpRequest) -> Answer:
+        refused = check_request(request)
+        if refused is not None:
+            return refused
+        if not self.has_initial_token(request):
+            return _BEARER_FAILURE
+        try:
+            options = self.client_options(json_body(request))
+        except ClientMetadataError as exc:
+            return _failure(exc)
+        token = secrets.token_urlsafe(32)
+        try:
+            info, secret = self._clients.create(registration_type="dynamic",
+                                                registration_access_token=token,
+                                                verified=False, **options)
+        except ValueError as exc:  # the store's own rules (a reserved name, say)
+            return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
+        return json_answer(self.configuration(info, secret=secret, registration_token=token), 201)
+
+    def manage(self, request: HttpRequest, client_id: str) -> Answer:
+        refused = check_request(request)
+        if refused is not None:
+            return refused
+        info = self.registered_client(request, client_id)
+        if info is None:
+            return _BEARER_FAILURE
+        if request.method == "GET":
+            return self._answer_with_new_token(info)
+        if request.method == "DELETE":
+            self._clients.delete(info.id)
+            return _NO_CONTENT
+        # PUT (and Flask's automatic HEAD, whose empty body is refused here like any body that
+        # is not JSON, so a HEAD never replaces the token)
+        try:
+            self._update(info, json_body(request))
+        except ClientMetadataError as exc:
+            return _failure(exc)
+        except ValueError as exc:  # the store's own rules (a reserved name, say): nothing written
+            return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
+        updated = self._clients.get(info.id, fresh=True)
+        assert updated is not None
+        return self._answer_with_new_token(updated)
+
+    def has_initial_token(self, request: HttpRequest) -> bool:
+        """RFC 7591 section 3: registration is open unless an initial access token is set."""
+        expected = self._settings.registration_initial_access_token
+        if expected is None:
+            return True
+        given = _bearer(request) or ""
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    def registered_client(self, request: HttpRequest, client_id: str) -> ClientInfo | None:
+        """The dynamically registered client whose registration access token is the bearer."""
+        info = self._clients.get(client_id, fresh=True)
+        token = _bearer(request)
+        if (info is None or token is None or info.registration_type != "dynamic"
+                or not verify_client_secret(token, info.registration_access_token_hash)):
+            return None
+        return info
+
+    def client_options(self, body: Any) -> dict[str, Any]:
+        """:func:`parse_client_metadata` with this provider's scopes, algs and settings."""
+        return parse_client_metadata(body, self._allowed_scopes,
+                                     allow_loopback_http=self._clients.allow_loopback_http,
+                                     id_token_algs=self._keys.id_token_algs,
+                                     default_scope=self._settings.registration_default_scope,
+                                     pairwise_available=self._settings.pairwise_salt is not None)
+
+    def configuration(self, info: ClientInfo, *, secret: str | None = None,
+                      registration_token: str | None = None) -> dict[str, Any]:
+        """RFC 7591 section 3.2.1 / RFC 7592 section 3: the client's metadata and where to manage it."""
+        body = info.as_metadata()
+        body["registration_client_uri"] = (f"{self._settings.issuer}{self._settings.url_prefix}"
+                                           f"/register/{info.client_id}")
+        if secret is not None:
+            body["client_secret"] = secret
+            body["client_secret_expires_at"] = 0  # RFC 7591 section 3.2.1: does not expire
+        if registration_token is not None:
+            body["registration_access_token"] = registration_token
+        return body
+
+    def _answer_with_new_token(self, info: ClientInfo) -> Answer:
+        """RFC 7592 section 3: the configuration with a registration access token. Only the old
+        token's hash is known, so a new one replaces it; a request that lost the race to another
+        one using the same token gets 401, as if the token were wrong."""
+        token = secrets.token_urlsafe(32)
+        if not self._clients.replace_registration_token(info.id, info.registration_access_token_hash,
+                                                        token):
+            return _BEARER_FAILURE
+        return json_answer(self.configuration(info, registration_token=token))
+
+    def _update(self, info: ClientInfo, body: Any) -> None:
+        """RFC 7592 section 2.2: the whole new metadata, for the same client, of the same kind."""
+        if not isinstance(body, dict) or body.get("client_id") != info.client_id:
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "the body must be a JSON object with this client_id")
+        options = self.client_options(body)
+        if options["public"] != info.is_public:
+            raise ClientMetadataError("invalid_client_metadata",
+                                      "a client cannot change between public and confidential")
+        if options["pairwise"] != (info.subject_type == "pairwise"):
+            raise ClientMetadataError("invalid_client_metadata",
+                                      f"a client cannot change its subject_type "
+                                      f"({info.subject_type}): every sub it knows would change")
+        self._clients.update_metadata(
+            info.id, client_name=options["name"], redirect_uris="\n".join(options["redirect_uris"]),
+            scope=options["scopes"], grant_types=" ".join(options["grant_types"]),
+            token_endpoint_auth_method=options["token_endpoint_auth_method"],
+            client_uri=options["client_uri"], logo_uri=options["logo_uri"],
+            post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
+            backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
+            backchannel_logout_session_required=options["backchannel_logout_session_required"],
+            id_token_signed_response_alg=options["id_token_signed_response_alg"])
 
 
-def _bearer() -> str | None:
+def _bearer(request: HttpRequest) -> str | None:
     """The registration (or initial) access token: the one header parser, nothing if malformed."""
     try:
-        return bearer_token(request.headers.get("Authorization"))
+        return bearer_token(request.header("Authorization"))
     except MalformedCredentials:
         return None
 
 
-def _allowed_scopes() -> set[str]:
-    return {*STANDARD_SCOPES, *get_state().settings.scope_min_aal}
-
-
-def _configuration(info: ClientInfo, *, secret: str | None = None,
-                   registration_token: str | None = None) -> dict[str, Any]:
-    state = get_state()
-    body = info.as_metadata()
-    body["registration_client_uri"] = (f"{state.settings.issuer}{state.settings.url_prefix}"
-                                       f"/register/{info.client_id}")
-    if secret is not None:
-        body["client_secret"] = secret
-        body["client_secret_expires_at"] = 0  # RFC 7591 section 3.2.1: does not expire
-    if registration_token is not None:
-        body["registration_access_token"] = registration_token
-    return body
-
-
-def _body() -> Any:
+def json_body(request: HttpRequest) -> Any:
     """The JSON body, or ``None`` when it is not JSON; :class:`ClientMetadataError` when it is
     nested too deep or holds characters no registration string may hold."""
     if request.mimetype != "application/json":
         return None
     try:
-        body = json.loads(request.get_data(cache=True).decode("utf-8"))
+        body = json.loads(request.body.decode("utf-8"))
     except RecursionError:
         raise ClientMetadataError("invalid_client_metadata",
                                   f"the body nests deeper than {MAX_DEPTH} levels") from None
@@ -323,97 +449,5 @@ def _check_strings(value: Any, depth: int) -> None:
             _check_strings(item, depth + 1)
 
 
-def _failure(exc: ClientMetadataError) -> Response:
-    return _json({"error": exc.error, "error_description": exc.description}, 400)
-
-
-def register() -> Response:
-    """``POST /register`` (RFC 7591 section 3)."""
-    state = get_state()
-    expected = state.settings.registration_initial_access_token
-    if expected is not None:
-        given = _bearer() or ""
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return _bearer_failure()
-    store: ClientStore = state.services.clients
-    try:
-        options = parse_client_metadata(_body(), _allowed_scopes(),
-                                        allow_loopback_http=store.allow_loopback_http,
-                                        id_token_algs=state.services.keys.id_token_algs,
-                                        default_scope=state.settings.registration_default_scope,
-                                        pairwise_available=state.settings.pairwise_salt is not None)
-    except ClientMetadataError as exc:
-        return _failure(exc)
-    token = secrets.token_urlsafe(32)
-    try:
-        info, secret = store.create(registration_type="dynamic", registration_access_token=token,
-                                    verified=False, **options)
-    except ValueError as exc:  # the store's own rules (a reserved name, say)
-        return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
-    return _json(_configuration(info, secret=secret, registration_token=token), 201)
-
-
-def manage(client_id: str) -> Response:
-    """``GET``/``PUT``/``DELETE /register/<client_id>`` (RFC 7592 section 2)."""
-    services = get_state().services
-    store: ClientStore = services.clients
-    info = store.get(client_id, fresh=True)
-    token = _bearer()
-    # RFC 7592 section 2: an unknown client and a wrong token look the same (401).
-    if (info is None or token is None or info.registration_type != "dynamic"
-            or not verify_client_secret(token, info.registration_access_token_hash)):
-        return _bearer_failure()
-    if request.method == "GET":
-        return _answer_with_new_token(store, info)
-    if request.method == "DELETE":
-        store.delete(info.id)
-        return Response(status=204, headers={"Cache-Control": "no-store"})
-    try:
-        body = _body()
-        if not isinstance(body, dict) or body.get("client_id") != info.client_id:
-            raise ClientMetadataError("invalid_client_metadata",
-                                      "the body must be a JSON object with this client_id")
-        options = parse_client_metadata(body, _allowed_scopes(),
-                                        allow_loopback_http=store.allow_loopback_http,
-                                        id_token_algs=services.keys.id_token_algs,
-                                        default_scope=get_state().settings.registration_default_scope,
-                                        pairwise_available=get_state().settings.pairwise_salt
-                                        is not None)
-        if options["public"] != info.is_public:
-            raise ClientMetadataError("invalid_client_metadata",
-                                      "a client cannot change between public and confidential")
-        if options["pairwise"] != (info.subject_type == "pairwise"):
-            raise ClientMetadataError("invalid_client_metadata",
-                                      f"a client cannot change its subject_type "
-                                      f"({info.subject_type}): every sub it knows would change")
-        _update(store, info, options)
-    except ClientMetadataError as exc:
-        return _failure(exc)
-    except ValueError as exc:  # the store's own rules (a reserved name, say): nothing written
-        return _failure(ClientMetadataError("invalid_client_metadata", str(exc)))
-    updated = store.get(info.id, fresh=True)
-    assert updated is not None
-    return _answer_with_new_token(store, updated)
-
-
-def _answer_with_new_token(store: ClientStore, info: ClientInfo) -> Response:
-    """RFC 7592 section 3: the configuration with a registration access token. Only the old
-    token's hash is known, so a new one replaces it; a request that lost the race to another
-    one using the same token gets 401, as if the token were wrong."""
-    token = secrets.token_urlsafe(32)
-    if not store.replace_registration_token(info.id, info.registration_access_token_hash, token):
-        return _bearer_failure()
-    return _json(_configuration(info, registration_token=token), 200)
-
-
-def _update(store: ClientStore, info: ClientInfo, options: Mapping[str, Any]) -> None:
-    store.update_metadata(
-        info.id, client_name=options["name"], redirect_uris="\n".join(options["redirect_uris"]),
-        scope=options["scopes"], grant_types=" ".join(options["grant_types"]),
-        token_endpoint_auth_method=options["token_endpoint_auth_method"],
-        client_uri=options["client_uri"], logo_uri=options["logo_uri"],
-        post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
-        backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
-        backchannel_logout_session_required=options["backchannel_logout_session_required"],
-        id_token_signed_response_alg=options["id_token_signed_response_alg"])
-
+def _failure(exc: ClientMetadataError) -> Answer:
+    return error_answer(exc.error, exc.description)

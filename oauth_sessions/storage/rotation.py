@@ -284,17 +284,8 @@ class Rotator:
             found = db.read(sid)
             if found is None or found.hmac_key is None:
                 raise UnknownSession()
-            try:
-                key = key_bytes(self._box.decrypt(found.hmac_key, context=sid.bytes))
-            except ValueError as exc:
-                # A key this deployment cannot read (Supabase's encrypted form without its root
-                # keys, a damaged value): the token cannot be checked, so it is refused like a
-                # forged one, and the session is left exactly as it is. The log says why (the
-                # messages name key ids and settings, never key material).
-                log.error("session %s has a refresh-token key this deployment cannot read: %s",
-                          sid, exc)
-                raise InvalidRefreshToken("refresh token tag does not verify") from None
-            if not verify_tag(parsed, key) or _foreign_first_party(parsed, found.session):
+            key = self._verified_key(parsed, found.hmac_key, found.session)
+            if key is None:  # forged, foreign or unreadable: the session is left as it is
                 raise InvalidRefreshToken("refresh token tag does not verify")
             info, amr = found.session, found.amr
             if info.client_id != client_id:
@@ -352,14 +343,28 @@ class Rotator:
             found = db.read(parsed.session_id)
         if found is None or found.hmac_key is None:
             return None
-        try:
-            key = key_bytes(self._box.decrypt(found.hmac_key, context=parsed.session_id.bytes))
-        except ValueError:
-            log.warning("session %s has an unusable refresh-token key", parsed.session_id)
-            return None
-        if not verify_tag(parsed, key) or _foreign_first_party(parsed, found.session):
+        if self._verified_key(parsed, found.hmac_key, found.session) is None:
             return None
         return RefreshTokenLookup(found.session, found.amr, parsed.counter)
+
+    def _verified_key(self, parsed: ParsedRefreshToken, hmac_key: str,
+                      session: SessionInfo) -> bytes | None:
+        """The session's refresh-token key when the token's tag verifies with it and the token
+        may be used here (not a first-party session's Supabase token); else ``None``.
+
+        A key this deployment cannot read (Supabase's encrypted form without its root keys, a
+        damaged value) means the token cannot be checked: it is treated like a forged one, and
+        the log says why (the messages name key ids and settings, never key material).
+        """
+        try:
+            key = key_bytes(self._box.decrypt(hmac_key, context=parsed.session_id.bytes))
+        except ValueError as exc:
+            log.error("session %s has a refresh-token key this deployment cannot read: %s",
+                      parsed.session_id, exc)
+            return None
+        if not verify_tag(parsed, key) or _foreign_first_party(parsed, session):
+            return None
+        return key
 
     @contextmanager
     def _statements(self) -> Iterator[_CoreStatements | PgStatements]:
