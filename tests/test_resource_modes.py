@@ -321,7 +321,10 @@ def test_local_mode_metadata_names_this_provider_as_the_authorization_server(eng
     protector.init_app(p.app, scopes_supported=["profile"])
     document = p.http.get("/.well-known/oauth-protected-resource/v1").json
     assert document == {"resource": RESOURCE, "authorization_servers": ["http://127.0.0.1:5000"],
-                        "bearer_methods_supported": ["header"], "scopes_supported": ["profile"]}
+                        "bearer_methods_supported": ["header"], "scopes_supported": ["profile"],
+                        # local mode checks DPoP proofs with the app's own checks (RFC 9449)
+                        "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA",
+                                                              "RS256", "PS256"]}
 
 
 class _RefreshAnswerStub(_KeepAliveStub):

@@ -51,6 +51,9 @@ EXPECTED_FKS = {
 EXPECTED_REFERENCED_BY = {
     "mfa_amr_claims_session_id_fkey": ("auth.mfa_amr_claims", "session_id", "CASCADE"),
     "refresh_tokens_session_id_fkey": ("auth.refresh_tokens", "session_id", "CASCADE"),
+    # The library's DPoP bindings (revision 0010), in its own schema: gone with the session.
+    "oauth_dpop_bindings_session_id_fkey": ("oauth_sessions.oauth_dpop_bindings", "session_id",
+                                            "CASCADE"),
 }
 #: The library's own table that references sessions (revision 0010, RFC 8707 resources): it
 #: lives in the library's schema, so ``auth`` keeps exactly Supabase's constraints.

@@ -5,9 +5,11 @@ remote); :class:`Challenge` is a refusal rendered as a ``WWW-Authenticate: Beare
 (RFC 6750 section 3, RFC 9470 section 3 for the aal step-up); :class:`TokenValidator` is the one
 question both validation modes answer.
 
-:func:`bearer_token` and :func:`basic_credentials` are the one parser of the ``Authorization``
-header (RFC 6750 section 2.1, RFC 7617 section 2 with RFC 6749 section 2.3.1's form-encoding),
-used by every endpoint, the resource helper and client authentication alike.
+:func:`bearer_token`, :func:`access_token_credentials` and :func:`basic_credentials` are the
+one parser of the ``Authorization`` header (RFC 6750 section 2.1, RFC 9449 section 7.1's
+``DPoP`` scheme, RFC 7617 section 2 with RFC 6749 section 2.3.1's form-encoding), used by every
+endpoint, the resource helper and client authentication alike. :func:`dpop_challenge` is the
+``WWW-Authenticate: DPoP`` challenge of RFC 9449 section 7.1.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ __all__ = [
     "TokenInfo",
     "TokenValidator",
     "aal_challenge",
+    "access_token_credentials",
     "basic_credentials",
     "bearer_token",
     "check_grant",
+    "dpop_challenge",
     "www_authenticate",
 ]
 
@@ -54,12 +58,24 @@ def bearer_token(header: str | None) -> str | None:
     None when there is no header or it names another scheme; :class:`MalformedCredentials`
     when it says Bearer but carries no token, or more than one word.
     """
+    found = access_token_credentials(header)
+    return found[1] if found is not None and found[0] == "bearer" else None
+
+
+def access_token_credentials(header: str | None) -> tuple[str, str] | None:
+    """``(scheme, token)`` of ``Authorization: Bearer <token>`` or ``DPoP <token>`` (RFC 9449
+    section 7.1), the scheme lower-case; None for no header or another scheme.
+
+    :class:`MalformedCredentials` when it names one of the two but carries no token, or more
+    than one word.
+    """
     scheme, value = _split(header)
-    if scheme != "bearer":
+    if scheme not in ("bearer", "dpop"):
         return None
     if not value or " " in value:
-        raise MalformedCredentials("the Authorization header must be 'Bearer <token>'")
-    return value
+        name = "Bearer" if scheme == "bearer" else "DPoP"
+        raise MalformedCredentials(f"the Authorization header must be '{name} <token>'")
+    return scheme, value
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -95,6 +111,8 @@ class TokenInfo:
     exp: int | None
     username: str | None
     raw: Mapping[str, Any] = field(repr=False)
+    #: RFC 9449 section 6: the thumbprint of the DPoP key the token is bound to (``cnf.jkt``).
+    jkt: str | None = None
 
     @classmethod
     def from_introspection(cls, body: Mapping[str, Any]) -> TokenInfo:
@@ -104,6 +122,8 @@ class TokenInfo:
             raise ValueError("introspection answer lacks sub or client_id")
         scope = body.get("scope", "")
         amr = body.get("amr", [])
+        cnf = body.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
         return cls(
             sub=sub,
             client_id=client_id,
@@ -115,6 +135,7 @@ class TokenInfo:
             exp=_int(body.get("exp")),
             username=body.get("username") if isinstance(body.get("username"), str) else None,
             raw=dict(body),
+            jkt=jkt if isinstance(jkt, str) else None,
         )
 
 
@@ -132,6 +153,10 @@ class Challenge(Exception):
     scope: str | None = None
     acr_values: str | None = None
     max_age: int | None = None
+    #: The refusal is about DPoP (RFC 9449 section 7.1): its error goes in the ``DPoP``
+    #: challenge, with ``nonce`` in a ``DPoP-Nonce`` header for ``use_dpop_nonce``.
+    dpop: bool = False
+    nonce: str | None = None
 
 
 def _quote(value: str) -> str:
@@ -142,9 +167,10 @@ def _quote(value: str) -> str:
 def www_authenticate(challenge: Challenge, *, realm: str, resource_metadata: str | None) -> str:
     """The ``Bearer`` challenge: parameters in RFC 6750 section 3 order, then RFC 9470/9728 ones."""
     params: list[tuple[str, str]] = [("realm", realm)]
-    if challenge.error:
+    bearer_error = not challenge.dpop  # a DPoP refusal's error is the DPoP challenge's
+    if challenge.error and bearer_error:
         params.append(("error", challenge.error))
-    if challenge.description:
+    if challenge.description and bearer_error:
         params.append(("error_description", challenge.description))
     if challenge.scope:
         params.append(("scope", challenge.scope))
@@ -155,6 +181,19 @@ def www_authenticate(challenge: Challenge, *, realm: str, resource_metadata: str
     if resource_metadata:
         params.append(("resource_metadata", resource_metadata))
     return "Bearer " + ", ".join(f"{k}={_quote(v)}" for k, v in params)
+
+
+def dpop_challenge(challenge: Challenge, *, algs: tuple[str, ...]) -> str:
+    """The ``DPoP`` challenge (RFC 9449 section 7.1): ``algs`` always, and the error of a
+    refusal that is about DPoP (``invalid_dpop_proof``, ``use_dpop_nonce``, a bound token
+    sent the wrong way)."""
+    params: list[tuple[str, str]] = []
+    if challenge.dpop and challenge.error:
+        params.append(("error", challenge.error))
+        if challenge.description:
+            params.append(("error_description", challenge.description))
+    params.append(("algs", " ".join(algs)))
+    return "DPoP " + ", ".join(f"{k}={_quote(v)}" for k, v in params)
 
 
 def aal_challenge(required: Aal) -> Challenge:

@@ -20,6 +20,8 @@ from .refresh_tokens import MalformedRefreshToken
 
 __all__ = [
     "ClientMismatch",
+    "DpopKeyMismatch",
+    "DpopProofRequired",
     "InsufficientAal",
     "InvalidRefreshToken",
     "InvalidTarget",
@@ -152,3 +154,18 @@ class ResourceNotAllowedScope(OAuthSessionsError):
 
     description = "none of the requested scopes is allowed at the requested resource"
     error = "invalid_scope"
+class DpopProofRequired(OAuthSessionsError):
+    """A refresh token of a DPoP-bound session came without a proof (RFC 9449 section 5).
+
+    Refused before anything changes: the session is not rotated and not revoked, since whoever
+    lacks the key (a thief of the token) must not be able to end the holder's session either.
+    """
+
+    description = "this refresh token is bound to a DPoP key: send a DPoP proof made with it"
+    error = "invalid_dpop_proof"
+
+
+class DpopKeyMismatch(OAuthSessionsError):
+    """The proof was made with another key than the one the session is bound to (section 5)."""
+
+    description = "refresh token is bound to another DPoP key"

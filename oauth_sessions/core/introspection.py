@@ -130,6 +130,8 @@ class ActiveToken:
     aud: list[str]
     jti: str | None
     username: str | None = None
+    #: RFC 9449 section 6: the thumbprint of the DPoP key the access token is bound to.
+    jkt: str | None = None
 
     def response(self) -> dict[str, Any]:
         """The RFC 7662 section 2.2 JSON object, members absent rather than null.
@@ -140,6 +142,9 @@ class ActiveToken:
         RFC 6749 token type, issue 20 item 6) and says what it is in the extension member
         ``token_use`` (section 2.2 allows service-specific members), which the resource
         helper's remote mode refuses as a bearer credential.
+
+        A DPoP-bound access token says ``token_type: DPoP`` and ``cnf.jkt`` (RFC 9449
+        section 6.2), so a resource server that introspects can check the proof's key.
         """
         body: dict[str, Any] = {
             "active": True,
@@ -150,7 +155,8 @@ class ActiveToken:
             "iat": self.iat,
             "iss": self.iss,
             "aud": self.aud[0] if len(self.aud) == 1 else list(self.aud),
-            "token_type": "Bearer" if self.token_type == ACCESS_TOKEN else None,
+            "token_type": (("DPoP" if self.jkt else "Bearer")
+                           if self.token_type == ACCESS_TOKEN else None),
             "token_use": REFRESH_TOKEN if self.token_type == REFRESH_TOKEN else None,
             "jti": self.jti,
             "sid": str(self.session_id),
@@ -159,6 +165,7 @@ class ActiveToken:
             "amr": list(self.amr),
             "auth_time": self.auth_time,
             "username": self.username,
+            "cnf": {"jkt": self.jkt} if self.jkt else None,
         }
         return {k: v for k, v in body.items() if v is not None}
 
@@ -411,6 +418,7 @@ def active_token(
             aud=list(_token_audiences(presented)),
             jti=claims.get("jti"),
             username=username,
+            jkt=_bound_key(claims),
         )
     issued = session.refreshed_at or session.created_at
     return ActiveToken(
@@ -429,6 +437,13 @@ def active_token(
         jti=None,
         username=username,
     )
+
+
+def _bound_key(claims: Mapping[str, Any]) -> str | None:
+    """``cnf.jkt`` of an access token (RFC 9449 section 6.1), when it is bound."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    return jkt if isinstance(jkt, str) else None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -10,6 +10,11 @@ over ``b"osr1_" || session_id || counter``. Because the key and the counter live
 session's key by id, checks the tag in constant time and only then touches state (the
 compare-and-swap on ``refresh_token_counter``).
 
+A session bound to a DPoP key (RFC 9449 section 5) gets tokens of the same layout with the
+prefix ``osb1_``, which is also their MAC label. The server learns that a session is bound from
+the token itself, so refreshes of unbound sessions never look for a binding; and the mark cannot
+be taken off: ``osr1_`` with the same body is another MAC input, whose tag does not verify.
+
 Why this shape:
 
 * The visible ``osr1_`` prefix lets secret scanners and log scrubbers recognise leaked tokens,
@@ -53,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
+    "BOUND_PREFIX",
     "HMAC_KEY_LENGTH",
     "MAX_COUNTER",
     "MAX_TOKEN_LENGTH",
@@ -81,6 +87,9 @@ MAX_COUNTER: Final = 2**63 - 1
 MAX_TOKEN_LENGTH: Final = 128
 """Upper bound for any version of the format: inputs longer than this are refused unread."""
 
+BOUND_PREFIX: Final = "osb1_"
+"""Prefix and MAC label of the tokens of a DPoP-bound session (same length as ``osr1_``)."""
+
 _TAG_LENGTH: Final = 32
 _LAYOUT: Final = struct.Struct(">16sQ32s")
 _PAYLOAD_LENGTH: Final = _LAYOUT.size  # 56
@@ -89,6 +98,7 @@ TOKEN_LENGTH: Final = len(TOKEN_PREFIX) + _BODY_LENGTH
 """Length of every ``osr1_`` token (80)."""
 
 _MAC_LABEL: Final = TOKEN_PREFIX.encode("ascii")
+_BOUND_LABEL: Final = BOUND_PREFIX.encode("ascii")
 _COUNTER: Final = struct.Struct(">Q")
 _URLSAFE_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -141,6 +151,8 @@ class ParsedRefreshToken:
     counter: int
     tag: bytes = field(repr=False)
     supabase_mac_input: bytes | None = field(default=None, repr=False)
+    #: An ``osb1_`` token: its session is bound to a DPoP key (meaningful once the tag verifies).
+    dpop_bound: bool = False
 
     @property
     def is_supabase_format(self) -> bool:
@@ -163,7 +175,7 @@ def looks_like_refresh_token(token: str) -> bool:
     Cheap and without cryptography; for telling refresh tokens from access tokens (JWTs
     always contain a ``.``, base64url never does). Parse before trusting anything.
     """
-    return token.startswith(TOKEN_PREFIX) or (
+    return token.startswith((TOKEN_PREFIX, BOUND_PREFIX)) or (
         len(token) <= MAX_TOKEN_LENGTH and _SUPABASE_BODY.fullmatch(token) is not None)
 
 
@@ -240,13 +252,15 @@ def _check_key(key: bytes) -> None:
         )
 
 
-def _tag(key: bytes, session_bytes: bytes, counter: int) -> bytes:
+def _tag(key: bytes, session_bytes: bytes, counter: int, label: bytes = _MAC_LABEL) -> bytes:
     # hmac.digest is the one-shot C path: no HMAC object, about a microsecond.
-    return hmac.digest(key, _MAC_LABEL + session_bytes + _COUNTER.pack(counter), "sha256")
+    return hmac.digest(key, label + session_bytes + _COUNTER.pack(counter), "sha256")
 
 
-def encode_refresh_token(session_id: uuid.UUID, counter: int, key: bytes) -> str:
-    """Return the token for ``counter`` of session ``session_id``.
+def encode_refresh_token(session_id: uuid.UUID, counter: int, key: bytes, *,
+                         dpop_bound: bool = False) -> str:
+    """Return the token for ``counter`` of session ``session_id`` (``osb1_`` when the session
+    is bound to a DPoP key).
 
     Deterministic: the same inputs give the same string, which is what lets the store hand
     the current token out again within the reuse interval without having stored it.
@@ -259,8 +273,9 @@ def encode_refresh_token(session_id: uuid.UUID, counter: int, key: bytes) -> str
         raise ValueError(f"counter must be between 0 and {MAX_COUNTER} (a PostgreSQL bigint)")
     _check_key(key)
     session_bytes = session_id.bytes
-    payload = _LAYOUT.pack(session_bytes, counter, _tag(key, session_bytes, counter))
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
+    label, prefix = (_BOUND_LABEL, BOUND_PREFIX) if dpop_bound else (_MAC_LABEL, TOKEN_PREFIX)
+    payload = _LAYOUT.pack(session_bytes, counter, _tag(key, session_bytes, counter, label))
+    return prefix + base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
 
 
 def parse_refresh_token(token: str) -> ParsedRefreshToken:
@@ -274,7 +289,8 @@ def parse_refresh_token(token: str) -> ParsedRefreshToken:
         raise MalformedRefreshToken("refresh token must be a string")
     if len(token) > MAX_TOKEN_LENGTH:
         raise MalformedRefreshToken("refresh token is too long")
-    if not token.startswith(TOKEN_PREFIX):
+    bound = token.startswith(BOUND_PREFIX)
+    if not bound and not token.startswith(TOKEN_PREFIX):
         return _parse_supabase(token)
     if len(token) != TOKEN_LENGTH:
         raise MalformedRefreshToken("refresh token has the wrong length")
@@ -292,7 +308,7 @@ def parse_refresh_token(token: str) -> ParsedRefreshToken:
     if counter > MAX_COUNTER:
         # Encoders never write it; accepting it would overflow the bigint comparison later.
         raise MalformedRefreshToken("refresh token counter is out of range")
-    return ParsedRefreshToken(uuid.UUID(bytes=session_bytes), counter, tag)
+    return ParsedRefreshToken(uuid.UUID(bytes=session_bytes), counter, tag, dpop_bound=bound)
 
 
 def verify_tag(parsed: ParsedRefreshToken, key: bytes) -> bool:
@@ -305,5 +321,6 @@ def verify_tag(parsed: ParsedRefreshToken, key: bytes) -> bool:
     if parsed.supabase_mac_input is not None:
         supabase = hmac.digest(key, parsed.supabase_mac_input, "sha256")[:_SUPABASE_TAG_LENGTH]
         return hmac.compare_digest(supabase, parsed.tag)
-    expected = _tag(key, parsed.session_id.bytes, parsed.counter)
+    expected = _tag(key, parsed.session_id.bytes, parsed.counter,
+                    _BOUND_LABEL if parsed.dpop_bound else _MAC_LABEL)
     return hmac.compare_digest(expected, parsed.tag)

@@ -242,6 +242,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
             "How long a worker may reuse a client or resource-server record it read (not session "
             "rows: never cached)."),
+    Setting("DPOP_IAT_WINDOW", 60, _int_range(5, 600),
+            "Seconds a DPoP proof's iat may lie before or after the server's clock (RFC 9449 "
+            "section 4.3 step 11); a proof's jti is remembered for as long as it is accepted."),
+    Setting("DPOP_NONCE_REQUIRED", False, _bool,
+            "Require a server-provided nonce in every DPoP proof (RFC 9449 section 8), at the "
+            "token endpoint and at the provider's resources; a proof without a good one gets "
+            "use_dpop_nonce and a DPoP-Nonce header."),
+    Setting("DPOP_NONCE_LIFETIME", 300, _int_range(30, 3600),
+            "Length in seconds of a DPoP nonce's time window; a nonce is accepted in its own "
+            "window and the next one."),
+    Setting("DPOP_NONCE_SECRET", None, _optional(_salt),
+            "Secret (32+ characters) that DPoP nonces are computed with, the same on every "
+            "worker; unset: derived from the Flask app's SECRET_KEY."),
+    Setting("DPOP_REQUIRED_FOR_PUBLIC_CLIENTS", False, _bool,
+            "Public clients must send a DPoP proof with every token request (their tokens and "
+            "sessions are then always key-bound); off, a public client may still use DPoP, "
+            "and its refresh tokens are rotated either way (OAuth 2.1)."),
 )
 
 #: Settings that no longer exist, with what replaces them (named at start-up, not just "unknown").
@@ -285,6 +302,11 @@ class Settings:
     registration_default_scope: str = "openid profile email address phone"
     pairwise_salt: str | None = field(default=None, repr=False)
     client_cache_seconds: int = 5
+    dpop_iat_window: int = 60
+    dpop_nonce_required: bool = False
+    dpop_nonce_lifetime: int = 300
+    dpop_nonce_secret: str | None = field(default=None, repr=False)
+    dpop_required_for_public_clients: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -16,6 +16,7 @@ from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
 from ..storage.database_errors import explain_database_error
+from ..storage.dpop import DpopReplayLedger
 from ..storage.resource_servers import ResourceServerInfo
 from .management import SessionView, sessions_manager
 from .state import get_state
@@ -177,6 +178,9 @@ def _client_id(value: str) -> uuid.UUID:
 @click.option("--pairwise", is_flag=True,
               help="Pairwise subject identifiers (OIDC Core 8): the client's users get a sub of "
                    "its redirect URIs' host; needs OAUTH_SESSIONS_PAIRWISE_SALT.")
+@click.option("--dpop-bound-access-tokens", "dpop_bound", is_flag=True,
+              help="Every token request of this client must carry a DPoP proof (RFC 9449 "
+                   "section 5.2); see require-dpop to change it later.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @with_appcontext
 def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public: bool,
@@ -185,7 +189,7 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
                   min_aal: str | None, max_session_seconds: int | None,
                   post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
                   unverified: bool, id_token_alg: str | None, pairwise: bool,
-                  as_json: bool) -> None:
+                  dpop_bound: bool, as_json: bool) -> None:
     """Register a client. The secret is printed once and never stored in clear.
 
     A client created here is verified (you, the operator, vouch for it) unless --unverified."""
@@ -210,7 +214,8 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
             jwks=jwks_file.read() if jwks_file is not None else None,
             post_logout_redirect_uris=list(post_logout_redirect_uris),
             backchannel_logout_uri=backchannel_logout_uri, verified=not unverified,
-            id_token_signed_response_alg=id_token_alg, pairwise=pairwise)
+            id_token_signed_response_alg=id_token_alg, pairwise=pairwise,
+            dpop_bound_access_tokens=dpop_bound)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -248,6 +253,19 @@ def verify_client(client_id: str, undo: bool) -> None:
     if not get_state().services.clients.set_verified(_client_id(client_id), not undo):
         raise click.ClickException("no client with that id")
     click.echo(f"{client_id} is now {'unverified' if undo else 'verified'}")
+
+
+@cli.command("require-dpop")
+@click.argument("client_id")
+@click.option("--undo", is_flag=True, help="Let the client send token requests without DPoP again.")
+@with_appcontext
+def require_dpop(client_id: str, undo: bool) -> None:
+    """Make every token request of a client carry a DPoP proof (dpop_bound_access_tokens,
+    RFC 9449 section 5.2); other workers see the change within OAUTH_SESSIONS_CLIENT_CACHE_SECONDS."""
+    clients = get_state().services.clients
+    if not clients.update_metadata(_client_id(client_id), dpop_bound_access_tokens=not undo):
+        raise click.ClickException("no client with that id")
+    click.echo(f"{client_id} {'may send token requests without DPoP' if undo else 'must use DPoP'}")
 
 
 @cli.command("rotate-secret")
@@ -368,7 +386,8 @@ def rotate_keys(alg: str | None) -> None:
 @with_appcontext
 def purge(batch_size: int, first_party: bool) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
-    day (kept that long so a late replay still revokes), and expired client assertion ids.
+    day (kept that long so a late replay still revokes), expired client assertion ids and the
+    ids of DPoP proofs too old to be accepted.
 
     Sessions go in batches, oldest not_after first, each batch its own short transaction, so
     it is safe to run from cron while traffic flows. Only OAuth clients' sessions are
@@ -378,9 +397,10 @@ def purge(batch_size: int, first_party: bool) -> None:
                                                            first_party=first_party)
     codes = state.services.authorizations.purge()
     assertions = AssertionLedger(state.engine).purge()
+    proofs = DpopReplayLedger(state.engine).purge()
     which = "sessions" if first_party else "OAuth client sessions"
     click.echo(f"purged {sessions} {which}, {codes} authorization codes, "
-               f"{assertions} client assertions")
+               f"{assertions} client assertions, {proofs} DPoP proofs")
 
 
 # --------------------------------------------------------------------------- sessions

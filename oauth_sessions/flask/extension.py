@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from ..core.dpop_nonces import NonceIssuer, derive_nonce_key
 from ..core.events import connect_logging
 from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
@@ -25,6 +26,7 @@ from ..core.subjects import subject_for
 from ..protocol.backchannel import BackchannelSender, connect_signals
 from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, PrivateKeyJwt
 from ..protocol.discovery import DiscoveryEndpoint
+from ..protocol.dpop import DpopChecker
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
 from ..protocol.jwks import JwksEndpoint
 from ..protocol.logout import LogoutEndpoint
@@ -38,6 +40,7 @@ from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine, watch_pooler, with_library_schema
 from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_error
+from ..storage.dpop import DpopReplayLedger
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
@@ -177,8 +180,9 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         settings.issuer, base + "/token", base + "/revoke", base + "/introspect")),
         resource_servers=resource_servers)
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
+    dpop = _dpop_checker(app, settings, engine)
     server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
-                         authorizations=authorizations, keys=keys, settings=settings,
+                         authorizations=authorizations, keys=keys, settings=settings, dpop=dpop,
                          resource_indicators=resource_indicators)
     return Services(
         sessions=sessions,
@@ -192,11 +196,13 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         introspection=introspection,
         resource_servers=resource_servers,
         resource_indicators=resource_indicators,
+        dpop=dpop,
         token_endpoint=TokenEndpoint(server),
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
         userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer,
-                                           subject=_client_subject(clients, settings)),
+                                           subject=_client_subject(clients, settings),
+                                           dpop=dpop, url=base + "/userinfo"),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
         registration_endpoint=RegistrationEndpoint(settings, clients, keys),
@@ -204,6 +210,15 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
                                        sessions=sessions, host=host,
                                        secret_key=lambda: app.secret_key),
     )
+
+
+def _dpop_checker(app: Flask, settings: Settings, engine: Engine) -> DpopChecker:
+    """DPoP proof checks (RFC 9449) with nonces keyed from ``DPOP_NONCE_SECRET`` or, unset, the
+    app's ``SECRET_KEY`` (checked above): the same key on every worker, nothing stored."""
+    secret = settings.dpop_nonce_secret or app.secret_key
+    nonces = NonceIssuer(derive_nonce_key(secret), settings.dpop_nonce_lifetime) if secret else None
+    return DpopChecker(DpopReplayLedger(engine), iat_window=settings.dpop_iat_window,
+                       nonces=nonces, nonce_required=settings.dpop_nonce_required)
 
 
 def _client_subject(clients: ClientStore, settings: Settings) -> Callable[[uuid.UUID, str], str]:

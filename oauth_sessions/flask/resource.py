@@ -14,6 +14,11 @@
 Failures answer as the RFCs say, with the same error in a JSON body:
 
 * no token: 401, ``WWW-Authenticate: Bearer realm="…"`` without an error (RFC 6750 section 3.1);
+* a DPoP-bound token (RFC 9449): only as ``Authorization: DPoP <token>`` with a ``DPoP`` proof
+  of its key for this request (``htm``, ``htu`` = the request URL without query, ``iat``,
+  ``ath``, one-time ``jti``); otherwise 401 with ``WWW-Authenticate: DPoP error="…", algs="…"``
+  (section 7.1). Every challenge of a protector that accepts DPoP names ``DPoP algs`` beside
+  ``Bearer``;
 * a token that is not active now: 401 ``error="invalid_token"``;
 * a scope missing: 403 ``error="insufficient_scope", scope="…"`` (the scope needed);
 * assurance too low or authentication too old: 401
@@ -41,19 +46,26 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, current_app, g, jsonify, request
+from sqlalchemy import Engine
 
 from ..core import policy
 from ..core.bearer import (
     Challenge,
-    MalformedCredentials,
     TokenInfo,
     TokenValidator,
-    bearer_token,
     check_grant,
     www_authenticate,
 )
 from ..core.types import Aal
-from ..protocol.access_tokens import challenge_answer, validate_access_token
+from ..protocol.access_tokens import (
+    challenge_answer,
+    credentials_of,
+    require_sender,
+    validate_access_token,
+)
+from ..protocol.dpop import DPOP_ALGS, DpopChecker
+from ..protocol.http import HttpRequest, header_map
+from ..storage.dpop import DpopReplayLedger
 from .responses import to_response
 from .state import get_state
 
@@ -96,26 +108,23 @@ def metadata_url(resource: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN + path, parts.query, ""))
 
 
-def _bearer_token() -> str:
-    """The token from ``Authorization: Bearer`` (RFC 6750 section 2.1, the only method offered
-    here), by the one header parser (:func:`oauth_sessions.core.bearer.bearer_token`).
+def _request() -> HttpRequest:
+    """The current request as the protocol checks see it: method and headers, no body read.
 
-    Tokens in the query string end up in logs and Referer headers, so they are not read.
+    The token comes from ``Authorization: Bearer`` or ``DPoP`` (RFC 6750 section 2.1, RFC 9449
+    section 7.1), by the one header parser; tokens in the query string end up in logs and
+    Referer headers, so they are not read.
     """
-    try:
-        token = bearer_token(request.headers.get("Authorization"))
-    except MalformedCredentials as exc:
-        raise Challenge(400, "invalid_request", str(exc)) from None
-    if token is None:
-        raise Challenge(401)
-    return token
+    return HttpRequest(method=request.method, headers=header_map(request))
 
 
 def challenge_response(challenge: Challenge, *, realm: str,
-                       resource_metadata: str | None = None) -> Response:
+                       resource_metadata: str | None = None,
+                       dpop_algs: tuple[str, ...] = ()) -> Response:
     """The HTTP answer to a refusal (:func:`oauth_sessions.protocol.access_tokens.challenge_answer`),
     the same for the resource helper and ``/userinfo``."""
-    return to_response(challenge_answer(challenge, realm=realm, resource_metadata=resource_metadata))
+    return to_response(challenge_answer(challenge, realm=realm, resource_metadata=resource_metadata,
+                                        dpop_algs=dpop_algs))
 
 
 # --------------------------------------------------------------------------- validators
@@ -151,6 +160,11 @@ class ResourceProtector:
     those minted without any ``resource``, so that existing clients keep working; set it to
     False once every client names this resource, and no token meant for another resource
     server or for no one in particular passes here.
+
+    ``dpop`` checks the proofs of DPoP-bound tokens (RFC 9449 section 7). Local mode uses the
+    app's own (its settings, nonces and replay table); remote mode has one only when given a
+    ``dpop_engine`` holding the library's ``oauth_dpop_proofs`` table, and refuses bound
+    tokens otherwise.
     """
 
     def __init__(
@@ -160,8 +174,10 @@ class ResourceProtector:
         resource: str | None = None,
         realm: str = "oauth_sessions",
         authorization_servers: Iterable[str] = (),
+        dpop: DpopChecker | None = None,
     ) -> None:
         self.validator = validator
+        self.dpop = dpop
         self.resource = resource
         self.realm = realm
         self.authorization_servers = list(authorization_servers)
@@ -181,7 +197,8 @@ class ResourceProtector:
     def remote(cls, introspection_url: str, client_id: str, client_secret: str, *,
                cache_ttl: float = 0, cache_size: int = 10_000, timeout: tuple[float, float] = (2.0, 5.0),
                pool_size: int = 10, resource: str | None = None, realm: str = "oauth_sessions",
-               authorization_servers: Iterable[str] = (),
+               authorization_servers: Iterable[str] = (), dpop_engine: Engine | None = None,
+               dpop_iat_window: int = 60,
                accept_issuer_audience: bool = True) -> ResourceProtector:
         """Validate through a remote introspection endpoint; ``cache_ttl`` is the revocation delay.
 
@@ -189,6 +206,10 @@ class ResourceProtector:
         (its id and introspection secret: the endpoint then answers only for tokens meant for
         it) or of a client with ``can_introspect``. Either way the answer's ``aud`` is checked
         here too, by the same rule as in local mode.
+
+        ``dpop_engine``: a database with the library's migrations, whose ``oauth_dpop_proofs``
+        table makes DPoP proofs one-time across every worker of this resource server; without
+        it DPoP-bound tokens are refused (no challenge offers DPoP).
         """
         try:  # an optional dependency (requests), imported only by remote mode
             from .resource_remote import RemoteValidator
@@ -199,8 +220,12 @@ class ResourceProtector:
                                     pool_size=pool_size, cache_ttl=cache_ttl, cache_size=cache_size,
                                     resource=resource,
                                     accept_issuer_audience=accept_issuer_audience)
+        dpop = None
+        if dpop_engine is not None:
+            dpop = DpopChecker(DpopReplayLedger(dpop_engine), iat_window=dpop_iat_window,
+                               nonces=None, nonce_required=False)
         return cls(validator, resource=resource, realm=realm,
-                   authorization_servers=authorization_servers)
+                   authorization_servers=authorization_servers, dpop=dpop)
 
     def require(self, scope: str | Iterable[str] | None = None, aal: Aal | str | None = None,
                 max_age: int | None = None) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
@@ -213,7 +238,11 @@ class ResourceProtector:
             @functools.wraps(view)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
                 try:
-                    info = self.validator.validate(_bearer_token())
+                    http = _request()
+                    scheme, token = credentials_of(http)
+                    info = self.validator.validate(token)
+                    require_sender(info, scheme, token, http, self.dpop_checker(),
+                                   uri=request.base_url)
                     check_grant(info, needed_scopes, needed_aal, max_age)
                 except Challenge as challenge:
                     return self.challenge_response(challenge)
@@ -224,6 +253,14 @@ class ResourceProtector:
 
         return decorator
 
+    def dpop_checker(self) -> DpopChecker | None:
+        """The DPoP checks of this protector: its own, or in local mode the app's."""
+        if self.dpop is not None:
+            return self.dpop
+        if isinstance(self.validator, LocalValidator):
+            return get_state(current_app).services.dpop
+        return None
+
     def close(self) -> None:
         """Close the remote mode's connection pool (e.g. at shutdown or the end of a test)."""
         self.validator.close()
@@ -232,7 +269,8 @@ class ResourceProtector:
         """The HTTP answer to a refusal of this protector (see :func:`challenge_response`)."""
         return challenge_response(
             challenge, realm=self.realm,
-            resource_metadata=metadata_url(self.resource) if self.resource else None)
+            resource_metadata=metadata_url(self.resource) if self.resource else None,
+            dpop_algs=DPOP_ALGS if self.dpop_checker() is not None else ())
 
     # ----------------------------------------------------------------------- RFC 9728
 
@@ -249,6 +287,8 @@ class ResourceProtector:
             "authorization_servers": list(servers),
             "bearer_methods_supported": ["header"],
         }
+        if self.dpop_checker() is not None:  # RFC 9728 section 2: what proofs are verified with
+            document["dpop_signing_alg_values_supported"] = list(DPOP_ALGS)
         scopes = list(scopes_supported)
         if scopes:
             document["scopes_supported"] = scopes

@@ -63,8 +63,9 @@ class _TtlCache:
 
 
 #: ``token_type`` values of an active access token: RFC 6750's "Bearer" (RFC 7662 section 2.2
-#: uses the RFC 6749 section 7.1 types), and "access_token", which some servers send.
-_ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token"})
+#: uses the RFC 6749 section 7.1 types), RFC 9449's "DPoP" (section 6.2: its ``cnf.jkt`` is
+#: then checked against the request's proof) and "access_token", which some servers send.
+_ACCESS_TOKEN_TYPES = frozenset({"bearer", "dpop", "access_token"})
 
 
 #: This provider names a refresh token's answer ``token_use: "refresh_token"`` and gives it no

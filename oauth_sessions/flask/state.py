@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..jose.keys import KeySet
     from ..protocol.backchannel import BackchannelSender
     from ..protocol.discovery import DiscoveryEndpoint
+    from ..protocol.dpop import DpopChecker
     from ..protocol.introspection_endpoint import IntrospectionEndpoint
     from ..protocol.jwks import JwksEndpoint
     from ..protocol.logout import LogoutEndpoint
@@ -61,6 +62,8 @@ class Services:
     #: Registered resource servers (RFC 8707) and the resource rules over them.
     resource_servers: ResourceServerStore
     resource_indicators: ResourceIndicators
+    #: DPoP proof checks (RFC 9449) of the token endpoint and the provider's resources.
+    dpop: DpopChecker
     #: The protocol handlers, shared by the blueprint and the WSGI app (``oauth_sessions.wsgi``).
     token_endpoint: TokenEndpoint
     introspection_endpoint: IntrospectionEndpoint

@@ -50,8 +50,11 @@ def build_access_token_claims(
     lifetime: int,
     now: datetime | None = None,
     jti: str | None = None,
+    dpop_jkt: str | None = None,
 ) -> Claims:
     """The claims of an RFC 9068 access token (section 2.2) plus this project's session claims.
+
+    ``dpop_jkt`` binds the token to a DPoP key: ``cnf.jkt`` (RFC 9449 section 6.1).
 
     ``acr`` is the aal string itself ("aal1" / "aal2" / "aal3"): relying parties compare the
     token's assurance without a mapping table, and ``aal`` is kept for introspection.
@@ -61,7 +64,7 @@ def build_access_token_claims(
     if lifetime <= 0:
         raise ValueError("lifetime must be a positive number of seconds")
     iat = int((now or datetime.now(UTC)).timestamp())
-    return {
+    claims: Claims = {
         "iss": issuer,
         "sub": subject,
         "aud": audience if isinstance(audience, str) else list(audience),
@@ -76,6 +79,9 @@ def build_access_token_claims(
         "amr": list(amr),
         "auth_time": int(auth_time),
     }
+    if dpop_jkt is not None:
+        claims["cnf"] = {"jkt": dpop_jkt}
+    return claims
 
 
 def sign_access_token(

@@ -46,7 +46,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine, Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 
-from ..core.bearer import MalformedCredentials, basic_credentials
+from ..core.bearer import MalformedCredentials
 from ..jose.jws import MAX_TOKEN_LENGTH, json_depth_within
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 from ..storage.models import OAuthClientAssertion
@@ -175,9 +175,8 @@ class ClientAuthenticator:
                      ) -> ClientInfo | tuple[str, str | None, str]:
         """Steps 1-2: the ``private_key_jwt`` client, or (client id, secret, method) to check."""
         form = request.params
-        header = request.header("Authorization")
         try:
-            basic = basic_credentials(header)
+            basic = request.basic_credentials()
         except MalformedCredentials as exc:
             raise _fail(str(exc)) from None
         if (basic is not None) + ("client_secret" in form) + (

@@ -38,6 +38,7 @@ from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
 from ..storage.resource_servers import record_session_resources
 from ..storage.session_rows import AmrEntry
+from .dpop import token_headers, token_request_proof
 from .oauth_errors import to_oauth2_error
 from .resource_indicators import ResourceIndicators
 from .tokens import build_token_response
@@ -248,6 +249,10 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         client: ClientInfo = wrapper.info
         if "authorization_code" not in client.grant_types:
             raise UnauthorizedClientError("the client may not use the authorization code grant")
+        server = self.server
+        self.request.dpop = token_request_proof(
+            server.dpop, self.request.http, client, token_endpoint=server.token_endpoint_url,
+            required_for_public=server.settings.dpop_required_for_public_clients)
         form = self.request.form
         code = form.get("code")
         if not code:
@@ -290,6 +295,10 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         sessions = server.sessions
         settings: Settings = server.settings
         amr = [_amr_entry(method, ts) for method, ts in record.amr]
+        proof = self.request.dpop
+        # RFC 9449 section 5: a public client's refresh tokens are bound to its DPoP key; a
+        # confidential client's are already sender-constrained by its authentication.
+        bind = proof.jkt if proof is not None and client.is_public else None
 
         def produce(conn: Any) -> tuple[uuid.UUID, Any]:
             issued = sessions.create_session(
@@ -299,7 +308,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
                 user_agent=record.user_agent, ip=record.ip,
                 host_not_after=record.not_after, client_max_seconds=client.max_session_seconds,
                 # the session this authorization replaces ends in this same transaction
-                replaces=record.replaces_session_id, conn=conn,
+                replaces=record.replaces_session_id, conn=conn, dpop_jkt=bind,
             )
             record_session_resources(conn, issued.session.id, record.resources)
             return issued.session.id, issued
@@ -318,8 +327,9 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             amr=[method for method, _ in record.amr],
             auth_time=int(record.auth_time.timestamp()), nonce=record.nonce,
             include_id_token="openid" in record.scopes,
+            dpop_jkt=proof.jkt if proof is not None else None,
         )
-        return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+        return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop)
 
     def _revoke_replayed(self, record: AuthorizationRecord) -> None:
         """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""

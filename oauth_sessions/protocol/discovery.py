@@ -18,6 +18,7 @@ from ..storage.clients import AUTH_METHODS
 from ..storage.signing_keys import KeyStore
 from .client_auth import SIGNING_ALGS
 from .code_grant import PROMPTS
+from .dpop import DPOP_ALGS
 from .http import Answer, HttpRequest
 
 __all__ = ["STANDARD_SCOPES", "DiscoveryEndpoint", "discovery_document"]
@@ -71,6 +72,8 @@ def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
         "end_session_endpoint": base + "/logout",
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        # RFC 9449 section 5.1: exactly the algorithms a proof is verified with.
+        "dpop_signing_alg_values_supported": list(DPOP_ALGS),
     }
     if settings.dynamic_registration:
         doc["registration_endpoint"] = base + "/register"

@@ -10,7 +10,26 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 from ..core.errors import InvalidRefreshToken, OAuthSessionsError
 from ..core.refresh_tokens import MalformedRefreshToken
 
-__all__ = ["InvalidTargetError", "to_oauth2_error"]
+__all__ = ["InvalidDpopProofError", "InvalidTargetError", "UseDpopNonceError", "to_oauth2_error"]
+
+
+class InvalidDpopProofError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9449 section 5: 400 ``invalid_dpop_proof`` at the token endpoint."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDpopNonceError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9449 section 8: 400 ``use_dpop_nonce`` with the nonce to use in ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, nonce: str) -> None:
+        super().__init__(description=description)
+        self.nonce = nonce
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("DPoP-Nonce", self.nonce)]
 
 
 class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
@@ -18,10 +37,12 @@ class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
 
     error = "invalid_target"
 
+
 _BY_CODE: Final[dict[str, type[OAuth2Error]]] = {
     "invalid_grant": InvalidGrantError,
     "invalid_scope": InvalidScopeError,
     "invalid_target": InvalidTargetError,
+    "invalid_dpop_proof": InvalidDpopProofError,
 }
 
 

@@ -38,6 +38,7 @@ from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from ..core.errors import OAuthSessionsError
 from ..core.policy import clean_user_agent, is_valid_scope_token, parse_scope
 from ..core.resource_indicators import parse_resources
+from .dpop import token_headers, token_request_proof
 from .oauth_errors import to_oauth2_error
 from .tokens import build_token_response
 
@@ -66,6 +67,10 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         client: ClientInfo = wrapper.info
         if not client.may_refresh():
             raise UnauthorizedClientError("the client may not use the refresh token grant")
+        server = self.server
+        self.request.dpop = token_request_proof(
+            server.dpop, self.request.http, client, token_endpoint=server.token_endpoint_url,
+            required_for_public=server.settings.dpop_required_for_public_clients)
         if not self.request.form.get("refresh_token"):
             raise InvalidRequestError("refresh_token is required")
         if not scope_is_well_formed(self.request.form.get("scope")):
@@ -79,13 +84,15 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         """Steps 4-6: rotate, then build the response from the row the rotation returned."""
         http = self.request.http  # the handler's request value (protocol/server.py)
         server = self.server
+        proof = self.request.dpop
         body = refresh(self.request.client.info, self.request.form["refresh_token"],
                        scope=self.request.form.get("scope"), resources=self.request.resources,
                        audience=server.resource_indicators.audience,
                        user_agent=http.header("User-Agent"), ip=http.client_address,
                        sessions=server.sessions, settings=server.settings,
-                       keyset=server.keys.keyset())
-        return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+                       keyset=server.keys.keyset(),
+                       dpop_jkt=proof.jkt if proof is not None else None)
+        return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop)
 
 
 def scope_is_well_formed(scope: str | None) -> bool:
@@ -95,33 +102,36 @@ def scope_is_well_formed(scope: str | None) -> bool:
 
 def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_agent: str | None,
             ip: str | None, sessions: SessionStore, settings: Settings,
-            keyset: KeySet, resources: tuple[str, ...] = (),
+            keyset: KeySet, dpop_jkt: str | None = None, resources: tuple[str, ...] = (),
             audience: AudienceRule | None = None) -> dict[str, Any]:
     """Steps 4-6 for an authenticated client: the token response body, or an ``OAuth2Error``.
 
     An empty ``scope`` means the granted one; the user agent is cleaned of control characters
-    and kept to its first 1024. ``resources`` (RFC 8707) may name one of the session's granted
-    resources; ``audience`` decides (before the rotation writes anything). The refreshed
-    session (with this request's user agent and address) is what ``session_refreshed``
-    receivers get as their ``session`` argument.
+    and kept to its first 1024. The refreshed session (with this request's user agent and
+    address) is what ``session_refreshed`` receivers get as their ``session`` argument.
+    ``dpop_jkt``: the key of the request's DPoP proof, which a bound session's token needs
+    (RFC 9449 section 5) and the new access token is bound to. ``resources`` (RFC 8707) may
+    name one of the session's granted resources; ``audience`` decides (before the rotation
+    writes anything).
     """
     scope = scope or None
     user_agent = clean_user_agent(user_agent, _MAX_USER_AGENT)
     try:
         result = sessions.rotate(refresh_token, client_id=client.id, scope=scope,
                                  user_agent=user_agent, ip=ip, client_min_aal=client.min_aal,
-                                 resources=resources, audience=audience)
+                                 dpop_jkt=dpop_jkt, resources=resources, audience=audience)
     except OAuthSessionsError as exc:
         raise to_oauth2_error(exc) from None
-    return _token_body(result, client, settings, keyset)
+    return _token_body(result, client, settings, keyset, dpop_jkt)
 
 
 def _token_body(result: RotationResult, client: ClientInfo, settings: Settings,
-                keyset: KeySet) -> dict[str, Any]:
+                keyset: KeySet, dpop_jkt: str | None) -> dict[str, Any]:
     with_id_token = settings.id_token_on_refresh and "openid" in result.scopes
     return build_token_response(
         settings=settings, keyset=keyset, session=result.session, client=client, scopes=result.scopes,
         refresh_token=result.refresh_token, amr=[a.method for a in result.amr],
         auth_time=int(result.auth_time.timestamp()), include_id_token=with_id_token,
         audience=result.audience,
+        dpop_jkt=dpop_jkt,
     )

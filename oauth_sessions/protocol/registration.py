@@ -226,6 +226,10 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
     if not isinstance(session_required, bool):
         raise ClientMetadataError("invalid_client_metadata",
                                   "backchannel_logout_session_required must be a boolean")
+    dpop_bound = body.get("dpop_bound_access_tokens", False)
+    if not isinstance(dpop_bound, bool):  # RFC 9449 section 5.2: a boolean, default false
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "dpop_bound_access_tokens must be a boolean")
     jwks = None
     if method == "private_key_jwt":
         try:
@@ -250,6 +254,7 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         "jwks": jwks,
         "id_token_signed_response_alg": _id_token_alg(body, id_token_algs),
         "pairwise": _pairwise(body, redirect_uris, pairwise_available),
+        "dpop_bound_access_tokens": dpop_bound,
     }
 
 
@@ -404,7 +409,8 @@ class RegistrationEndpoint:
             post_logout_redirect_uris="\n".join(options["post_logout_redirect_uris"]) or None,
             backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
             backchannel_logout_session_required=options["backchannel_logout_session_required"],
-            id_token_signed_response_alg=options["id_token_signed_response_alg"])
+            id_token_signed_response_alg=options["id_token_signed_response_alg"],
+            dpop_bound_access_tokens=options["dpop_bound_access_tokens"])
 
 
 def _bearer(request: HttpRequest) -> str | None:

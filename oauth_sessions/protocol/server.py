@@ -30,6 +30,7 @@ from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from .client_auth import ClientAuthenticator
 from .code_grant import AuthorizationCodeGrant
+from .dpop import DpopChecker
 from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
 from .resource_indicators import ResourceIndicators
@@ -61,7 +62,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
                  sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
-                 settings: Settings, resource_indicators: ResourceIndicators) -> None:
+                 settings: Settings, dpop: DpopChecker,
+                 resource_indicators: ResourceIndicators) -> None:
         super().__init__()
         self.clients = clients
         self.authenticator = authenticator
@@ -70,6 +72,10 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.keys = keys
         self.settings = settings
         self.resource_indicators = resource_indicators
+        self.dpop = dpop
+        #: The ``htu`` every proof at the token endpoint names (RFC 9449 section 4.3 step 9):
+        #: the URL discovery publishes, whatever Host header a proxy passed on.
+        self.token_endpoint_url = settings.issuer + settings.url_prefix + "/token"
         self.register_grant(AuthorizationCodeGrant)
         self.register_grant(RefreshTokenGrant)
 

@@ -72,9 +72,13 @@ def build_token_response(
     nonce: str | None = None,
     include_id_token: bool,
     audience: str | None = None,
+    dpop_jkt: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a successful token response.
+
+    ``dpop_jkt`` (the request's verified DPoP proof's key): the access token carries
+    ``cnf.jkt`` and the response says ``token_type: DPoP`` (RFC 9449 section 5).
 
     ``session.aal`` is the assurance now; a refresh after a downgrade therefore mints tokens at
     the lower level at once (design: effective aal is the lower of issued and current).
@@ -97,11 +101,12 @@ def build_token_response(
         auth_time=auth_time,
         lifetime=settings.access_token_lifetime,
         now=now,
+        dpop_jkt=dpop_jkt,
     )
     access_token = sign_access_token(keyset, claims, now=now)
     body: dict[str, Any] = {
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if dpop_jkt is not None else "Bearer",
         "expires_in": settings.access_token_lifetime,
         "scope": scope,
     }

@@ -3,14 +3,18 @@
 The steps, in order::
 
     check_request            request hygiene (protocol/request_checks.py)
-    bearer_of                the token: Authorization header, or a form body's access_token
+    credentials_of           the token: Authorization header (Bearer or DPoP), or a form
+                             body's access_token
     validate_access_token    the one access-token validation (protocol/access_tokens.py): the
                              introspection pipeline with the session alive and unexpired, client
                              binding, scopes granted, the aal policy with its RFC 9470 challenge
+    require_sender           a DPoP-bound token with the DPoP scheme and a proof of its key
+                             (RFC 9449 section 7), an unbound one without
     require openid           403 insufficient_scope without it
     claims                   the host adapter's ``userinfo(user_id, scopes)``, then ``sub``
 
-Any refusal is a ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
+Any refusal is a ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3) beside a ``DPoP``
+one (RFC 9449 section 7.1).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 
 from ..core.bearer import Challenge, check_grant
 from ..core.introspection import TokenChecks
-from .access_tokens import bearer_of, challenge_answer, validate_access_token
+from .access_tokens import challenge_answer, credentials_of, require_sender, validate_access_token
+from .dpop import DPOP_ALGS, DpopChecker
 from .http import Answer, HttpRequest, json_answer
 from .request_checks import check_request
 
@@ -37,7 +42,11 @@ class UserinfoEndpoint:
     """The handler: :meth:`__call__` runs the steps of the module docstring."""
 
     def __init__(self, checks: TokenChecks, claims: Claims, realm: str,
-                 subject: Subject | None = None) -> None:
+                 subject: Subject | None = None, *, dpop: DpopChecker | None = None,
+                 url: str | None = None) -> None:
+        #: The DPoP checks and the ``htu`` proofs name (this endpoint's published URL).
+        self._dpop = dpop
+        self._url = url or realm
         #: OIDC Core 5.3.2 / section 8: the ``sub`` of the client's ID tokens (pairwise for a
         #: pairwise client); the access token's own ``sub`` is the user id.
         self._subject = subject
@@ -50,10 +59,13 @@ class UserinfoEndpoint:
         if refused is not None:
             return refused
         try:
-            info = validate_access_token(bearer_of(request, allow_form=True), self._checks)
+            scheme, token = credentials_of(request, allow_form=True)
+            info = validate_access_token(token, self._checks)
+            require_sender(info, scheme, token, request, self._dpop, uri=self._url)
             check_grant(info, ("openid",), None, None)
         except Challenge as challenge:
-            return challenge_answer(challenge, realm=self._realm)
+            return challenge_answer(challenge, realm=self._realm,
+                                    dpop_algs=DPOP_ALGS if self._dpop is not None else ())
         body = dict(self._claims(uuid.UUID(info.sub), info.scopes))
         body["sub"] = (self._subject(uuid.UUID(info.sub), info.client_id)
                        if self._subject is not None else info.sub)

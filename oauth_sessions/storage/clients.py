@@ -207,6 +207,8 @@ class ClientInfo:
     #: OIDC Core section 8 (revision 0008): the sector of a pairwise client (the host of its
     #: redirect URIs); ``None`` for a public-subject client.
     sector_identifier: str | None = None
+    #: RFC 9449 section 5.2 (revision 0010): every token request of the client carries DPoP.
+    dpop_bound_access_tokens: bool = False
 
     @property
     def subject_type(self) -> str:
@@ -256,6 +258,8 @@ class ClientInfo:
             meta["id_token_signed_response_alg"] = self.id_token_signed_response_alg
         if self.sector_identifier is not None:
             meta["subject_type"] = "pairwise"
+        if self.dpop_bound_access_tokens:
+            meta["dpop_bound_access_tokens"] = True
         return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -289,6 +293,7 @@ def _info(row: Any) -> ClientInfo:
         verified=bool(row.s_verified),
         id_token_signed_response_alg=row.s_id_token_signed_response_alg,
         sector_identifier=row.s_sector_identifier,
+        dpop_bound_access_tokens=bool(row.s_dpop_bound_access_tokens),
     )
 
 
@@ -391,6 +396,7 @@ class ClientStore:
         verified: bool = False,
         id_token_signed_response_alg: str | None = None,
         pairwise: bool = False,
+        dpop_bound_access_tokens: bool = False,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
@@ -471,6 +477,7 @@ class ClientStore:
                 else None),
             "id_token_signed_response_alg": id_token_signed_response_alg,
             "sector_identifier": sector,
+            "dpop_bound_access_tokens": bool(dpop_bound_access_tokens),
         }
         with self._engine.begin() as conn:
             conn.execute(insert(_O_AUTH_CLIENT).values(**client_values))

@@ -429,6 +429,9 @@ class OAuthClientSettings(Base):
     # Revision 0009: OIDC Core section 8.1; NULL: public subjects, else the sector (a host)
     # whose pairwise sub this client's users get (see oauth_sessions.core.subjects).
     sector_identifier: Mapped[str | None] = mapped_column(Text)
+    # Revision 0010: RFC 9449 section 5.2; true: every token request of the client carries DPoP.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                                           server_default=false())
 
 
 class OAuthAuthorizationCode(Base):
@@ -537,6 +540,33 @@ class OAuthClientAssertion(Base):
         nullable=False,
     )
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OAuthDpopProof(Base):
+    """``oauth_dpop_proofs``: ``jti`` values (hashed with the key's thumbprint) of accepted DPoP
+    proofs, kept until the proof's ``iat`` window has passed (RFC 9449 section 11.1). The
+    primary key decides a race between workers: the second insert fails."""
+
+    __tablename__ = "oauth_dpop_proofs"
+    __table_args__ = (Index("oauth_dpop_proofs_expires_at_idx", "expires_at"),
+                      {"schema": LIBRARY_SCHEMA})
+
+    jti_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OAuthDpopBinding(Base):
+    """``oauth_dpop_bindings``: the DPoP key (RFC 7638 thumbprint) a session's refresh tokens
+    are bound to (RFC 9449 section 5), one row per bound session, gone with the session."""
+
+    __tablename__ = "oauth_dpop_bindings"
+    __table_args__ = {"schema": LIBRARY_SCHEMA}
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("auth.sessions.id", ondelete="CASCADE",
+                         name="oauth_dpop_bindings_session_id_fkey"), primary_key=True)
+    jkt: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class OAuthSigningKey(Base):

@@ -26,6 +26,9 @@ Token rules, in the words of RFC 9700 section 4.14.2 (refresh token rotation):
   session dies, and :data:`~oauth_sessions.core.signals.refresh_token_reused` is sent.
 * a counter above ``n`` has a valid tag only if the key leaked or a row was restored from a
   backup; it is refused as not found and changes nothing.
+* an ``osb1_`` token (a session bound to a DPoP key, RFC 9449 section 5) first needs a proof
+  made with that key: without one, or with another key, it is refused before any of the rules
+  above and changes nothing. Only such tokens cost a third statement (the binding's read).
 
 Step-up advances the counter by two, so no pre-step-up token is ever "the previous one":
 see :mod:`oauth_sessions.storage.sessions` for why that makes every such token reuse.
@@ -33,6 +36,7 @@ see :mod:`oauth_sessions.storage.sessions` for why that makes every such token r
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from collections.abc import Iterator
@@ -56,6 +60,8 @@ from sqlalchemy.dialects.postgresql import psycopg
 from ..core import signals
 from ..core.errors import (
     ClientMismatch,
+    DpopKeyMismatch,
+    DpopProofRequired,
     InsufficientAal,
     InvalidRefreshToken,
     RefreshTokenReused,
@@ -77,6 +83,7 @@ from ..core.refresh_tokens import (
 from ..core.resource_indicators import choose_audience, split_resources
 from ..core.settings import Settings
 from ..core.types import Aal, normalize_ip
+from .dpop import DpopBindings
 from .introspection_store import reserved_connections
 from .key_encryption import SecretBox
 from .migrate import library_schema
@@ -236,8 +243,9 @@ class Rotator:
     """The refresh path of one :class:`~oauth_sessions.storage.sessions.SessionStore`."""
 
     def __init__(self, engine: Engine, settings: Settings, box: SecretBox,
-                 sender: object | None) -> None:
+                 sender: object | None, bindings: DpopBindings) -> None:
         self._engine = engine
+        self._bindings = bindings
         # Autocommit: the hot path is two single statements, each atomic on its own, so an
         # explicit BEGIN/COMMIT would only add two round trips.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -252,8 +260,9 @@ class Rotator:
     def rotate(
         self, refresh_token: str, *, client_id: uuid.UUID | None, scope: str | None = None,
         user_agent: str | None = None, ip: str | None = None,
-        client_min_aal: Aal | None = None, resources: tuple[str, ...] = (),
-        audience: AudienceRule | None = None, now: datetime | None = None,
+        client_min_aal: Aal | None = None, dpop_jkt: str | None = None,
+        resources: tuple[str, ...] = (), audience: AudienceRule | None = None,
+        now: datetime | None = None,
     ) -> RotationResult:
         """Exchange a refresh token for the next one (see the module docstring for the rules).
 
@@ -264,7 +273,8 @@ class Rotator:
         every error except :class:`RefreshTokenReused` leaves the database untouched.
         """
         rule = audience or _default_audience_rule
-        args = (refresh_token, client_id, scope, user_agent, ip, client_min_aal, resources, rule,
+        args = (refresh_token, client_id, scope, user_agent, ip, client_min_aal, dpop_jkt,
+                resources, rule,
                 utc_now(now))
         try:
             return self._rotate(*args)
@@ -274,7 +284,8 @@ class Rotator:
 
     def _rotate(self, refresh_token: str, client_id: uuid.UUID | None, scope: str | None,
                 user_agent: str | None, ip: str | None, client_min_aal: Aal | None,
-                resources: tuple[str, ...], rule: AudienceRule, now: datetime) -> RotationResult:
+                dpop_jkt: str | None, resources: tuple[str, ...], rule: AudienceRule,
+                now: datetime) -> RotationResult:
         try:
             parsed = parse_refresh_token(refresh_token)
         except MalformedRefreshToken:
@@ -290,6 +301,8 @@ class Rotator:
             info, amr = found.session, found.amr
             if info.client_id != client_id:
                 raise ClientMismatch()
+            if parsed.dpop_bound:
+                self._require_bound_key(sid, dpop_jkt)
             check_active(info, now, self.settings.inactivity_timeout)
             scopes = self._refresh_scopes(info, scope, client_min_aal)
             aud: str | None = None
@@ -302,8 +315,9 @@ class Rotator:
                 if new is not None:
                     info = new
                     signals.session_refreshed.send(self.sender, session=info)
-                    return RotationResult(info, encode_refresh_token(sid, parsed.counter + 1, key),
-                                          scopes, amr, audience=aud)
+                    return RotationResult(info, encode_refresh_token(
+                        sid, parsed.counter + 1, key, dpop_bound=parsed.dpop_bound), scopes, amr,
+                        audience=aud)
                 # Lost the race (or the row changed since the read): decide on the fresh row.
                 found = db.read(sid)
                 if found is None:
@@ -317,8 +331,9 @@ class Rotator:
             if current is None or parsed.counter > current:
                 raise InvalidRefreshToken("refresh token counter is ahead of the session")
             if parsed.counter == current - 1 and self._within_reuse_interval(info, now):
-                return RotationResult(info, encode_refresh_token(sid, current, key), scopes, amr,
-                                      replayed=True, audience=aud)
+                return RotationResult(info, encode_refresh_token(
+                    sid, current, key, dpop_bound=parsed.dpop_bound), scopes, amr, replayed=True,
+                    audience=aud)
             if parsed.counter == current:  # unreachable: the CAS only fails when the row moved
                 raise SessionExpired()
             revoked = db.delete(sid)
@@ -346,6 +361,19 @@ class Rotator:
         if self._verified_key(parsed, found.hmac_key, found.session) is None:
             return None
         return RefreshTokenLookup(found.session, found.amr, parsed.counter)
+
+    def _require_bound_key(self, sid: uuid.UUID, dpop_jkt: str | None) -> None:
+        """RFC 9449 section 5: a bound session refreshes only with a proof of its key.
+
+        Checked before the counter is looked at, so neither a missing proof nor another key
+        rotates or revokes anything: a thief of the token cannot end the holder's session. Only
+        ``osb1_`` tokens get here, so unbound sessions never pay for this read.
+        """
+        if dpop_jkt is None:
+            raise DpopProofRequired()
+        bound = self._bindings.jkt(sid)
+        if bound is None or not hmac.compare_digest(bound.encode(), dpop_jkt.encode()):
+            raise DpopKeyMismatch()
 
     def _verified_key(self, parsed: ParsedRefreshToken, hmac_key: str,
                       session: SessionInfo) -> bytes | None:

@@ -30,6 +30,7 @@ from ..core.refresh_tokens import encode_refresh_token, generate_hmac_key, key_b
 from ..core.settings import Settings
 from ..core.types import Aal
 from .after_commit import when_committed
+from .dpop import DpopBindings
 from .key_encryption import SecretBox, secret_box
 from .migrate import is_supabase_managed
 from .rotation import AudienceRule, Rotator, check_active, clean_ip, utc_now
@@ -69,7 +70,8 @@ class SessionStore:
         if encryptor is None:
             encryptor = secret_box(settings)
         self._box = encryptor
-        self._rotator = Rotator(engine, settings, encryptor, sender)
+        self._bindings = DpopBindings(engine)
+        self._rotator = Rotator(engine, settings, encryptor, sender, self._bindings)
 
     @property
     def engine(self) -> Engine:
@@ -93,9 +95,13 @@ class SessionStore:
         user_agent: str | None = None, ip: str | None = None, tag: str | None = None,
         host_not_after: datetime | None = None, client_max_seconds: int | None = None,
         replaces: uuid.UUID | None = None, conn: Connection | None = None,
-        now: datetime | None = None,
+        dpop_jkt: str | None = None, now: datetime | None = None,
     ) -> IssuedSession:
         """Start a session and return it with its first refresh token (counter 0).
+
+        ``dpop_jkt`` binds the session's refresh tokens to that DPoP key (RFC 9449 section 5):
+        the binding row is written in the same transaction and every token of the session is
+        an ``osb1_`` one, refreshed only with a proof made with that key.
 
         ``not_after`` is the earliest of the configured timebox, the client's maximum and
         ``host_not_after`` (e.g. an SSO assertion's end). With ``SINGLE_SESSION_PER_CLIENT``
@@ -139,6 +145,8 @@ class SessionStore:
                                         _S.c.oauth_client_id == client_id)
                 superseded = [session_from_row(r) for r in c.execute(stmt.returning(*SESSION_COLUMNS))]
             row = c.execute(insert(_S).values(values).returning(*SESSION_COLUMNS)).one()
+            if dpop_jkt is not None:
+                DpopBindings.bind(c, session_id, dpop_jkt, now)
             if claims:
                 c.execute(insert(_A), [
                     {"id": uuid.uuid4(), "session_id": session_id, "created_at": e.timestamp,
@@ -152,7 +160,8 @@ class SessionStore:
             signals.session_created.send(sender, session=info)
 
         when_committed(conn, send)
-        return IssuedSession(info, encode_refresh_token(session_id, 0, key_bytes(key)))
+        return IssuedSession(info, encode_refresh_token(session_id, 0, key_bytes(key),
+                                                        dpop_bound=dpop_jkt is not None))
 
     def get(self, session_id: uuid.UUID, *, conn: Connection | None = None) -> SessionInfo | None:
         """The session, read by primary key; never cached, so a revocation shows at once.
@@ -217,10 +226,14 @@ class SessionStore:
     def rotate(
         self, refresh_token: str, *, client_id: uuid.UUID | None, scope: str | None = None,
         user_agent: str | None = None, ip: str | None = None,
-        client_min_aal: Aal | None = None, resources: tuple[str, ...] = (),
-        audience: AudienceRule | None = None, now: datetime | None = None,
+        client_min_aal: Aal | None = None, dpop_jkt: str | None = None,
+        resources: tuple[str, ...] = (), audience: AudienceRule | None = None,
+        now: datetime | None = None,
     ) -> RotationResult:
         """Exchange a refresh token for the next one (rules: :mod:`oauth_sessions.storage.rotation`).
+
+        ``dpop_jkt`` is the thumbprint of the request's verified DPoP proof, if it had one; a
+        bound session's token is refused without it or with another (RFC 9449 section 5).
 
         ``client_id`` is the authenticated client (``None`` for a first-party session);
         ``scope`` an optional narrowing (RFC 6749 section 6); ``client_min_aal`` the client's
@@ -232,7 +245,8 @@ class SessionStore:
         """
         return self._rotator.rotate(refresh_token, client_id=client_id, scope=scope,
                                     user_agent=user_agent, ip=ip, client_min_aal=client_min_aal,
-                                    resources=resources, audience=audience, now=now)
+                                    dpop_jkt=dpop_jkt, resources=resources, audience=audience,
+                                    now=now)
 
     def find_refresh_session(self, refresh_token: str) -> RefreshTokenLookup | None:
         """Which session and counter this refresh token names, without changing anything.
@@ -280,10 +294,13 @@ class SessionStore:
             if conn.execute(claim).rowcount == 0:
                 conn.execute(insert(_A).values(id=uuid.uuid4(), session_id=session_id, created_at=now,
                                                updated_at=now, authentication_method=method))
+            # A bound session stays bound: its new token must not be an unbound one.
+            bound = self._bindings.jkt(session_id, conn=conn) is not None
         info = session_from_row(row)
         key = key_bytes(self._box.decrypt(row.hmac_key, context=session_id.bytes))
         signals.session_stepped_up.send(self.sender, session=info)
-        return IssuedSession(info, encode_refresh_token(session_id, row.counter, key))
+        return IssuedSession(info, encode_refresh_token(session_id, row.counter, key,
+                                                        dpop_bound=bound))
 
     def set_aal(self, session_id: uuid.UUID, aal: Aal, *,
                 now: datetime | None = None) -> SessionInfo | None:

@@ -138,3 +138,40 @@ def test_authlib_client_registered_without_scope_gets_a_subset_and_rs256(
                                        "access_token": token["access_token"]})
     claims.validate()
     assert claims.header["alg"] == "RS256"
+
+
+def test_authlib_client_with_dpop_proofs_gets_bound_tokens(live_server: LiveServer) -> None:
+    """RFC 9449 from Authlib's client (which has no DPoP of its own): the proofs are made with
+    joserfc (tests/dpop_support.py) and sent as the extra ``DPoP`` header of each request."""
+    from dpop_support import DpopKey
+
+    meta = requests.get(live_server.issuer + "/.well-known/openid-configuration", timeout=10).json()
+    token_url = meta["token_endpoint"]
+    session = OAuth2Session(live_server.public_client_id, scope="openid offline_access",
+                            redirect_uri=REDIRECT_URI, code_challenge_method="S256",
+                            token_endpoint_auth_method="none")
+    verifier = generate_token(48)
+    url, _ = session.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier)
+    callback = _browser_login(live_server, url)
+    key = DpopKey("EdDSA")
+    token = session.fetch_token(token_url, authorization_response=callback, code_verifier=verifier,
+                                headers={"DPoP": key.proof("POST", token_url)})
+    assert token["token_type"] == "DPoP" and token["refresh_token"].startswith("osb1_")
+
+    userinfo = meta["userinfo_endpoint"]
+    access = token["access_token"]
+    ok = requests.get(userinfo, timeout=10, headers={
+        "Authorization": f"DPoP {access}", "DPoP": key.proof("GET", userinfo, access_token=access)})
+    assert ok.status_code == 200 and ok.json()["sub"] == live_server.user_id
+    as_bearer = requests.get(userinfo, timeout=10, headers={"Authorization": f"Bearer {access}"})
+    assert as_bearer.status_code == 401
+
+    from authlib.integrations.base_client import OAuthError
+
+    with pytest.raises(OAuthError) as caught:
+        session.refresh_token(token_url, refresh_token=token["refresh_token"])
+    assert caught.value.error == "invalid_dpop_proof"
+    refreshed = session.refresh_token(token_url, refresh_token=token["refresh_token"],
+                                      headers={"DPoP": key.proof("POST", token_url)})
+    assert refreshed["token_type"] == "DPoP"
+    assert refreshed["refresh_token"] != token["refresh_token"]

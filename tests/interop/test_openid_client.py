@@ -70,3 +70,26 @@ def test_openid_client_registers_dynamically_and_gets_rs256_and_the_standard_sco
     assert result["subset_scope"] == "openid profile email offline_access"
     assert result["subset_refreshed"] is True
     assert result["eddsa_registered_alg"] == "EdDSA" and result["eddsa_alg"] == "EdDSA"
+
+
+def test_openid_client_binds_tokens_with_dpop_and_is_refused_without_its_key(
+        dpop_server: LiveServer) -> None:
+    """Issue 20 item 2 from an independent client: RFC 9449 end to end (proofs at the token
+    endpoint, UserInfo and a resource; refresh bound to the key), with and without nonces."""
+    from oauth_sessions.jose.dpop import DPOP_ALGS
+
+    result = _run_node(dpop_server, "dpop.mjs")
+    assert result["algs"] == list(DPOP_ALGS)
+    assert result["token_type"].lower() == "dpop"
+    jkt = result["cnf"]["jkt"]
+    assert isinstance(jkt, str) and len(jkt) == 43
+    assert result["refresh_prefix"] == "osb1_"
+    assert result["userinfo"]["sub"] == result["sub"] == dpop_server.user_id
+    assert result["resource_status"] == 200 and result["resource"]["jkt"] == jkt
+    assert result["bearer_status"] == 401
+    assert result["bearer_challenge"].startswith('DPoP error="invalid_token"')
+    assert result["refresh_other_key"] == "invalid_grant"
+    assert result["refresh_no_proof"] == "invalid_dpop_proof"
+    assert result["refreshed_token_type"].lower() == "dpop"
+    assert result["refreshed_cnf"] == {"jkt": jkt}
+    assert result["refresh_rotated"] is True and result["refreshed_sid"] is True

@@ -11,10 +11,10 @@ In the library's schema, never in ``auth``:
 * ``oauth_authorization_codes.resources``: the resources of the authorization request,
   carried from the code to the session.
 
-Idempotent like 0004 to 0009: what exists already is left as it is.
+Idempotent like 0004 to 0010: what exists already is left as it is.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -26,8 +26,8 @@ from alembic import op
 from oauth_sessions.storage.column_types import UTCDateTime
 from oauth_sessions.storage.migrate import library_schema
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
