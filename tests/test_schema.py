@@ -51,13 +51,14 @@ EXPECTED_FKS = {
 EXPECTED_REFERENCED_BY = {
     "mfa_amr_claims_session_id_fkey": ("auth.mfa_amr_claims", "session_id", "CASCADE"),
     "refresh_tokens_session_id_fkey": ("auth.refresh_tokens", "session_id", "CASCADE"),
-    # The library's DPoP bindings (revision 0010), in its own schema: gone with the session.
+}
+#: The library's own tables that reference sessions, in its own schema (so ``auth`` keeps
+#: exactly Supabase's constraints), each row gone with its session.
+LIBRARY_REFERENCED_BY = {
+    # DPoP bindings (revision 0010).
     "oauth_dpop_bindings_session_id_fkey": ("oauth_sessions.oauth_dpop_bindings", "session_id",
                                             "CASCADE"),
-}
-#: The library's own table that references sessions (revision 0010, RFC 8707 resources): it
-#: lives in the library's schema, so ``auth`` keeps exactly Supabase's constraints.
-LIBRARY_REFERENCED_BY = {
+    # RFC 8707 resources granted to the session (revision 0011).
     "oauth_session_resources_session_id_fkey": ("oauth_sessions.oauth_session_resources",
                                                 "session_id", "CASCADE"),
 }

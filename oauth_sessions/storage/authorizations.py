@@ -65,7 +65,7 @@ class AuthorizationRecord:
     ip: str | None = None
     #: The session of the same user and client that the new one supersedes (ended with it).
     replaces_session_id: uuid.UUID | None = None
-    #: RFC 8707 resources of the authorization request (revision 0010); empty: none named.
+    #: RFC 8707 resources of the authorization request (revision 0011); empty: none named.
     resources: tuple[str, ...] = ()
 
 

@@ -481,7 +481,7 @@ class OAuthAuthorizationCode(Base):
     # Revision 0007: the client's session this authorization replaces (a step-up or another
     # re-authorization naming it by id_token_hint); ended when the code produces the new one.
     replaces_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    # Revision 0010: the RFC 8707 resources of the request, space-separated (NULL: none).
+    # Revision 0011: the RFC 8707 resources of the request, space-separated (NULL: none).
     resources: Mapped[str | None] = mapped_column(Text)
 
 
