@@ -58,7 +58,7 @@ LIBRARY_REFERENCED_BY = {
     # DPoP bindings (revision 0010).
     "oauth_dpop_bindings_session_id_fkey": ("oauth_sessions.oauth_dpop_bindings", "session_id",
                                             "CASCADE"),
-    # RFC 8707 resources granted to the session (revision 0011).
+    # RFC 8707 resources granted to the session (revision 0014).
     "oauth_session_resources_session_id_fkey": ("oauth_sessions.oauth_session_resources",
                                                 "session_id", "CASCADE"),
 }

@@ -20,6 +20,7 @@ access tokens use ``OAUTH_SESSIONS_SIGNING_ALG``, which is cheaper to sign on ev
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,7 @@ def build_token_response(
     nonce: str | None = None,
     include_id_token: bool,
     audience: str | None = None,
+    id_token_extra: Mapping[str, Any] | None = None,
     dpop_jkt: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
@@ -85,6 +87,9 @@ def build_token_response(
     ``keyset`` is the app's current one (``KeyStore.keyset()``). ``audience`` is the RFC 8707
     resource the access token is for (its one ``aud``); ``None``: the issuer, the default.
     ``scopes`` are the access token's (and the response's ``scope``, RFC 6749 section 5.1).
+    ``keyset`` is the app's current one (``KeyStore.keyset()``). ``id_token_extra``: claims a
+    ``claims`` request (OIDC Core 5.5) put in the ID token; they never replace its own
+    (``ClaimsRequest.id_token_claims`` leaves those out already).
     """
     now = now or datetime.now(UTC)
     aal = session.aal.value if session.aal is not None else "aal1"
@@ -129,6 +134,8 @@ def build_token_response(
         }
         if nonce:
             id_claims["nonce"] = nonce
+        # Added first, so the ID token's own claims always win over them.
+        id_claims = {**(id_token_extra or {}), **id_claims}
         body["id_token"] = sign_id_token(keyset, id_claims, access_token=access_token,
                                          alg=id_token_alg(client, settings.id_token_signing_alg,
                                                           keyset, now),

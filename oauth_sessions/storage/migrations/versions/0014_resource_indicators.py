@@ -11,10 +11,10 @@ In the library's schema, never in ``auth``:
 * ``oauth_authorization_codes.resources``: the resources of the authorization request,
   carried from the code to the session.
 
-Idempotent like 0004 to 0010: what exists already is left as it is.
+Idempotent like 0004 to 0013: what exists already is left as it is.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02
 """
 
@@ -26,8 +26,8 @@ from alembic import op
 from oauth_sessions.storage.column_types import UTCDateTime
 from oauth_sessions.storage.migrate import library_schema
 
-revision = "0011"
-down_revision = "0010"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
