@@ -8,13 +8,14 @@ at a resource.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from dpop_support import DpopKey
+from dpop_support import DpopKey, b64, segment
 from factories import ISSUER, create_client, create_user, make_app, obtain_code, pkce_pair, snapshot
 from flask import Flask
 from freezegun import freeze_time
@@ -233,3 +234,55 @@ def test_a_proof_is_good_for_its_own_request_only(app: Flask, public: ClientInfo
         "Authorization": f"DPoP {token}", "DPoP": key.proof("GET", API, access_token=token)})
     assert good.status_code == 200, good.get_data(as_text=True)
 
+
+# --------------------------------------------------------------------------- odd claim values
+
+
+def _signed(key: DpopKey, claims_json: str) -> str:
+    """A proof whose payload is ``claims_json`` verbatim (JSON escapes a client library never
+    writes, such as a lone surrogate)."""
+    head = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public}
+    signing_input = f"{segment(head)}.{b64(claims_json.encode())}"
+    return signing_input + "." + b64(key.sign_raw(signing_input))
+
+
+def _with_surrogate(key: DpopKey, member: str, **claims: Any) -> str:
+    body = {"jti": uuid.uuid4().hex, "htm": "POST", "htu": TOKEN_URL,
+            "iat": int(datetime.now(UTC).timestamp()), **claims}
+    return _signed(key, json.dumps({**body, member: "@@"}).replace("@@", "a\\ud800"))
+
+
+@pytest.mark.parametrize("member", ["jti", "htu", "htm"])
+def test_a_lone_surrogate_in_a_claim_is_a_clear_refusal(app: Flask, public: ClientInfo,
+                                                        engine: Engine, member: str) -> None:
+    """``"\\ud800"`` is valid JSON but no Unicode text: a 400 invalid_dpop_proof, no 500, and
+    nothing written (the jti used to reach the ledger's UTF-8 hash and fail there)."""
+    data = _code_data(app, public)
+    before = snapshot(engine)
+    response = app.test_client().post("/oauth/token", data=data,
+                                      headers={"DPoP": _with_surrogate(DpopKey(), member)})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"] == "invalid_dpop_proof"
+    assert snapshot(engine) == before
+
+
+def test_a_lone_surrogate_nonce_asks_for_a_nonce(engine: Engine) -> None:
+    app = make_app(engine, dpop_nonce_required=True)
+    public = create_client(app, public=True, scopes=SCOPES)[0]
+    response = app.test_client().post("/oauth/token", data=_code_data(app, public),
+                                      headers={"DPoP": _with_surrogate(DpopKey(), "nonce")})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"] == "use_dpop_nonce"
+
+
+@pytest.mark.parametrize("member", ["jti", "ath"])
+def test_a_lone_surrogate_at_the_resource_is_a_dpop_challenge(app: Flask, public: ClientInfo,
+                                                              member: str) -> None:
+    key = DpopKey()
+    token = _bound_tokens(app, public, key)["access_token"]
+    proof = _with_surrogate(key, member, htm="GET", htu=API,
+                            ath=b64(hashlib.sha256(token.encode()).digest()))
+    response = app.test_client().get("/api/profile", headers={
+        "Authorization": f"DPoP {token}", "DPoP": proof})
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.json["error"] == "invalid_dpop_proof"
