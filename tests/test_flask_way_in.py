@@ -129,6 +129,31 @@ def test_the_hosts_request_hooks_run_on_token_and_introspection(engine: Engine) 
     assert ran == ["before:oauth_sessions.token", "before:oauth_sessions.introspect"]
 
 
+def test_a_host_hook_that_reads_the_form_first_changes_no_answer(engine: Engine) -> None:
+    """A ``before_request`` that parses ``request.form`` (what a CSRF check does) consumes the
+    body before the view runs; the endpoints then take the form Werkzeug parsed, repeated
+    parameters included, and answer as they do without the hook."""
+    host = Host(engine)
+    read: list[str | None] = []
+
+    @host.app.before_request
+    def csrf() -> None:
+        read.append(request.form.get("grant_type") or request.form.get("token"))
+
+    refreshed = host.refresh()
+    assert refreshed.status_code == 200, refreshed.get_data(as_text=True)
+    access = refreshed.get_json()["access_token"]
+    assert host.introspect(access).get_json()["active"] is True
+    assert read == ["refresh_token", access]
+    twice = host.app.test_client().post(
+        "/oauth/token", data=f"grant_type=refresh_token&refresh_token={host.refresh_token()}"
+        "&grant_type=refresh_token", content_type="application/x-www-form-urlencoded",
+        headers=_basic(host.client.client_id, host.secret))
+    assert twice.status_code == 400
+    assert twice.get_json() == {"error": "invalid_request",
+                                "error_description": "a parameter was given more than once"}
+
+
 def test_a_proxy_fix_in_front_decides_the_recorded_address_either_way_in(engine: Engine) -> None:
     host = Host(engine)
     host.app.wsgi_app = ProxyFix(host.app.wsgi_app, x_for=1)  # type: ignore[method-assign]

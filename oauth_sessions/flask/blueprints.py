@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, request, url_for
+from flask import Blueprint, Flask, url_for
+from flask.globals import request_ctx
 from flask.typing import ResponseReturnValue
 
-from ..protocol.http import Answer, from_werkzeug
+from ..protocol.http import Answer, HttpRequest, from_werkzeug
 from .authorize import authorize
 from .openapi import openapi_document
 from .outage import install_outage_handlers
@@ -37,6 +38,12 @@ def _state() -> AppState:
     return get_state()
 
 
+def _http() -> HttpRequest:
+    """The handlers' request value of the current request, read from the request object itself
+    (through Flask's ``request`` proxy every attribute read would be a context lookup)."""
+    return from_werkzeug(request_ctx.request)
+
+
 # --------------------------------------------------------------------------- the handlers' views
 # Each a few lines: the request value, the handler, the response. Everything Flask runs around
 # a view (the host's hooks, error handlers, signals, a wrapper put on app.view_functions) runs.
@@ -44,49 +51,49 @@ def _state() -> AppState:
 
 def token() -> ResponseReturnValue:
     """``/token`` (RFC 6749 section 3.2): :class:`~oauth_sessions.protocol.token_endpoint.TokenEndpoint`."""
-    return to_response(_state().services.token_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.token_endpoint(_http()))
 
 
 def revoke() -> ResponseReturnValue:
     """``/revoke`` (RFC 7009): :class:`~oauth_sessions.protocol.revocation.RevocationEndpoint`."""
-    return to_response(_state().services.revocation_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.revocation_endpoint(_http()))
 
 
 def introspect() -> ResponseReturnValue:
     """``/introspect`` (RFC 7662): the introspection handler (``protocol/introspection_endpoint.py``)."""
-    return to_response(_state().services.introspection_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.introspection_endpoint(_http()))
 
 
 def userinfo() -> ResponseReturnValue:
     """``/userinfo`` (OIDC Core section 5.3): :class:`~oauth_sessions.protocol.userinfo.UserinfoEndpoint`."""
-    return to_response(_state().services.userinfo_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.userinfo_endpoint(_http()))
 
 
 def jwks() -> ResponseReturnValue:
     """``/jwks`` (RFC 7517 section 5): :class:`~oauth_sessions.protocol.jwks.JwksEndpoint`."""
-    return to_response(_state().services.jwks_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.jwks_endpoint(_http()))
 
 
 def openid_configuration() -> ResponseReturnValue:
     """Both well-known metadata URLs (RFC 8414, OIDC Discovery 1.0): the discovery handler."""
-    return to_response(_state().services.discovery_endpoint(from_werkzeug(request)))
+    return to_response(_state().services.discovery_endpoint(_http()))
 
 
 def register() -> ResponseReturnValue:
     """``/register`` (RFC 7591 section 3): the registration handler's ``register``."""
-    return to_response(_state().services.registration_endpoint.register(from_werkzeug(request)))
+    return to_response(_state().services.registration_endpoint.register(_http()))
 
 
 def manage(client_id: str) -> ResponseReturnValue:
     """``/register/<client_id>`` (RFC 7592 section 2): the registration handler's ``manage``."""
-    return to_response(_state().services.registration_endpoint.manage(from_werkzeug(request),
+    return to_response(_state().services.registration_endpoint.manage(_http(),
                                                                       client_id))
 
 
 def end_session() -> ResponseReturnValue:
     """``/logout`` (RP-Initiated Logout 1.0): :class:`~oauth_sessions.protocol.logout.LogoutEndpoint`;
     the host's own pages (confirmation, signed out) go back to Flask as the host made them."""
-    answer = _state().services.logout_endpoint(from_werkzeug(request),
+    answer = _state().services.logout_endpoint(_http(),
                                                form_action=url_for("oauth_sessions.end_session"))
     return to_response(answer) if isinstance(answer, Answer) else answer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from flask import Response, request
+from flask.globals import request_ctx
 
 from ..protocol.http import from_werkzeug
 from ..protocol.request_checks import MAX_BODY, MAX_VALUE, PRINTABLE_ASCII, check_request
@@ -29,5 +30,5 @@ def check_parameters() -> Response | None:
     """``before_request`` of the OAuth blueprint: :func:`check_request` for the other views."""
     if request.endpoint in HANDLED:
         return None
-    refused = check_request(from_werkzeug(request))
+    refused = check_request(from_werkzeug(request_ctx.request))
     return to_response(refused) if refused is not None else None

@@ -29,15 +29,26 @@ _FRAME: Final = dict(SECURITY_HEADERS)["Content-Security-Policy"]
 
 
 def protect(response: Response) -> Response:
-    """``after_request`` of the provider's blueprints."""
+    """``after_request`` of the provider's blueprints.
+
+    Runs on every answer of the blueprints, so the header names are read once (each Werkzeug
+    ``Headers`` lookup is a scan of the whole list).
+    """
+    headers = response.headers
+    present = {name.lower() for name, _ in headers.items()}
     for name, value in SECURITY_HEADERS[:2]:  # X-Frame-Options, X-Content-Type-Options
-        response.headers.setdefault(name, value)
-    policy = response.headers.get("Content-Security-Policy")
-    if not policy:
-        response.headers["Content-Security-Policy"] = _FRAME
-    elif "frame-ancestors" not in policy:
-        response.headers["Content-Security-Policy"] = policy.rstrip("; ") + "; " + _FRAME
+        if name.lower() not in present:
+            headers.add(name, value)
+    if "content-security-policy" not in present:
+        headers.add("Content-Security-Policy", _FRAME)
+    else:
+        policy = headers.get("Content-Security-Policy")
+        if not policy:
+            headers["Content-Security-Policy"] = _FRAME
+        elif "frame-ancestors" not in policy:
+            headers["Content-Security-Policy"] = policy.rstrip("; ") + "; " + _FRAME
     if request.endpoint == "oauth_sessions.authorize":
         for name, value in NO_STORE.items():
-            response.headers.setdefault(name, value)
+            if name.lower() not in present:
+                headers.add(name, value)
     return response

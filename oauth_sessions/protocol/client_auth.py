@@ -46,7 +46,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine, Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 
-from ..core.bearer import MalformedCredentials, basic_credentials
+from ..core.bearer import MalformedCredentials
 from ..jose.jws import MAX_TOKEN_LENGTH, json_depth_within
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 from ..storage.models import OAuthClientAssertion
@@ -128,9 +128,8 @@ class ClientAuthenticator:
     def authenticate(self, request: HttpRequest, *, allow_public: bool) -> ClientInfo:
         """The authenticated client of ``request``, or raise :class:`ClientAuthFailed`."""
         form = request.params
-        header = request.header("Authorization")
         try:
-            basic = basic_credentials(header)
+            basic = request.basic_credentials()
         except MalformedCredentials as exc:
             raise _fail(str(exc)) from None
         if (basic is not None) + ("client_secret" in form) + (

@@ -14,7 +14,7 @@ import re
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
-from ..core.bearer import MalformedCredentials, basic_credentials
+from ..core.bearer import MalformedCredentials
 from .http import FORM, MAX_BODY, Answer, HttpRequest, error_answer
 
 __all__ = ["BASIC_CHALLENGE", "MAX_BODY", "MAX_VALUE", "PRINTABLE_ASCII", "check_request"]
@@ -41,7 +41,7 @@ def check_request(request: HttpRequest, *, form_only: bool = False) -> Answer | 
         if request.query:
             return error_answer("invalid_request", "parameters must be sent in the request body")
     try:
-        basic_credentials(request.header("Authorization"))
+        request.basic_credentials()
     except MalformedCredentials:
         return error_answer("invalid_client", "the Authorization header is malformed", 401,
                             BASIC_CHALLENGE)
@@ -71,8 +71,11 @@ def _utf8(raw: bytes) -> bool:
     """Whether every percent-decoded name and value of a urlencoded string is valid UTF-8.
 
     Werkzeug keeps undecodable sequences as literal ``%FF`` text, which would otherwise pass
-    as ASCII; this looks at the bytes themselves.
+    as ASCII; this looks at the bytes themselves. ASCII without a ``%`` decodes to itself (the
+    usual body: a JWT or refresh token is base64url), so it is answered without splitting.
     """
+    if raw.isascii() and b"%" not in raw:
+        return True
     try:
         for part in raw.split(b"&"):
             unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
