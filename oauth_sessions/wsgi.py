@@ -7,6 +7,7 @@ answers the same URLs wherever it is mounted)::
     POST {prefix}/token                          protocol/token_endpoint.py   (both grants)
     POST {prefix}/introspect                     protocol/introspection_endpoint.py
     POST {prefix}/revoke                         protocol/revocation.py
+    POST {prefix}/par                            protocol/pushed_requests.py  (RFC 9126)
     GET  {prefix}/jwks                           protocol/jwks.py
     GET  /.well-known/openid-configuration       protocol/discovery.py
     GET  /.well-known/oauth-authorization-server protocol/discovery.py
@@ -80,6 +81,7 @@ class MachineApp:
             prefix + "/token": {"POST": services.token_endpoint},
             prefix + "/introspect": {"POST": services.introspection_endpoint},
             prefix + "/revoke": {"POST": services.revocation_endpoint},
+            prefix + "/par": {"POST": services.pushed_authorization_endpoint},
             prefix + "/jwks": {"GET": services.jwks_endpoint},
             "/.well-known/openid-configuration": {"GET": services.discovery_endpoint},
             "/.well-known/oauth-authorization-server": {"GET": services.discovery_endpoint},

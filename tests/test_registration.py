@@ -293,9 +293,11 @@ def test_an_update_cannot_point_the_backchannel_inside_either(engine: Engine) ->
      "pairwise client's sector is the one host of its redirect URIs"),
     ({"id_token_encrypted_response_alg": "RSA-OAEP"},
      "encrypted ID tokens are not supported: leave out id_token_encrypted_response_alg"),
-    ({"userinfo_signed_response_alg": "RS256"},
-     "signed UserInfo answers are not supported (UserInfo is plain JSON): leave out "
-     "userinfo_signed_response_alg"),
+    # A signed UserInfo alg is supported now, but only one the provider holds a key of.
+    ({"userinfo_signed_response_alg": "HS256"},
+     "userinfo_signed_response_alg must be one of RS256, ES256"),
+    ({"userinfo_signed_response_alg": "none"},
+     "userinfo_signed_response_alg must be one of RS256, ES256"),
     ({"userinfo_encrypted_response_enc": "A128GCM"},
      "encrypted UserInfo answers are not supported: leave out userinfo_encrypted_response_enc"),
 ])

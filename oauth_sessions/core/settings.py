@@ -179,6 +179,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ID_TOKEN_LIFETIME", 300, _int_range(30, DAY), "Seconds an ID token lives."),
     Setting("AUTHORIZATION_CODE_LIFETIME", 60, _int_range(10, 600),
             "Seconds an authorization code can be exchanged."),
+    Setting("PUSHED_REQUEST_LIFETIME", 60, _int_range(10, 600),
+            "Seconds a pushed authorization request (RFC 9126) waits for the authorization "
+            "endpoint: its request_uri's expires_in."),
+    Setting("REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", False, _bool,
+            "Every client must push its authorization requests (RFC 9126 section 5): the "
+            "authorization endpoint then accepts only a request_uri. A client can also be "
+            "required to on its own (require_pushed_authorization_requests)."),
     Setting("REFRESH_TOKEN_REUSE_INTERVAL", 10, _int_range(0, 300),
             "Seconds after a refresh during which the previous refresh token gets the same "
             "answer again instead of counting as reuse."),
@@ -278,6 +285,8 @@ class Settings:
     access_token_lifetime: int = 300
     id_token_lifetime: int = 300
     authorization_code_lifetime: int = 60
+    pushed_request_lifetime: int = 60
+    require_pushed_authorization_requests: bool = False
     refresh_token_reuse_interval: int = 10
     logout_hint_max_age: int = 86400
     session_timebox: int | None = 30 * DAY

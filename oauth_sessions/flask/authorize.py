@@ -17,6 +17,15 @@ so a token cannot be used to end someone else's session.
 
 The consent page posts back with a CSRF ticket signed with the app's ``SECRET_KEY``: it binds
 the answer to the signed-in user and to the exact request, for ten minutes.
+
+A pushed request (RFC 9126: ``client_id`` and a ``request_uri`` of this server) is taken once,
+at the first visit (:func:`~oauth_sessions.protocol.pushed_requests.pushed_parameters`); its
+parameters stay on the server. The URLs this view sends the browser on with (to sign-in,
+step-up, the consent form) carry ``client_id``, ``request_uri`` and a ``par_ticket`` signed
+with ``SECRET_KEY`` that names the request, so only that browser comes back to it, for ten
+minutes; the ticket also records a sign-in done for ``prompt=login``/``max_age``, which for a
+plain request is recorded by dropping them from the URL. The code is issued once per pushed
+request (a second completion is ``invalid_request_uri``).
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from ..core.types import normalize_ip
 from ..core.uris import host_of
 from ..protocol.code_grant import AuthorizationRequest, AuthorizeError, parse_authorization_request
 from ..protocol.logout import LogoutError, verified_hint
+from ..protocol.pushed_requests import is_pushed_reference, pushed_parameters
+from ..storage.pushed_requests import hash_reference
 from .host import Authentication, ConsentRequest, ErrorPage, HostAdapter, SignInRequest
 from .responses import NO_STORE, error_page, error_response, request_params
 from .state import AppState, get_state
@@ -52,7 +63,7 @@ _CONSENT_MAX_AGE: Final = 600
 _BOUND_PARAMETERS: Final = frozenset({
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "acr_values", "response_mode", "login_hint",
-    "ui_locales", "claims_locales", "display", "id_token_hint",
+    "ui_locales", "claims_locales", "display", "id_token_hint", "claims",
 })
 
 def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
@@ -77,24 +88,79 @@ def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
     return Response(status=302, headers={"Location": location, **NO_STORE})
 
 
-def _authorize_url(params: Mapping[str, str], *, drop_login: bool) -> str:
-    """This request as a GET URL, for the host to come back to after login or step-up."""
+def _without_login(params: Mapping[str, str]) -> dict[str, str]:
+    """``params`` without what the sign-in we send the user to satisfies.
+
+    prompt=login and max_age are satisfied by that sign-in; keeping them would loop (a fresh
+    sign-in is already a second or two old when the browser comes back, so max_age=0 could
+    never pass). The relying party still checks the ID token's auth_time against its max_age
+    (OIDC Core 3.1.3.7 step 13).
+    """
     query = dict(params)
-    for key in ("decision", "consent_ticket"):
-        query.pop(key, None)
-    if drop_login:
-        # prompt=login and max_age are satisfied by the sign-in we are sending the user to;
-        # keeping them would loop (a fresh sign-in is already a second or two old when the
-        # browser comes back, so max_age=0 could never pass). The relying party still checks
-        # the ID token's auth_time against its max_age (OIDC Core 3.1.3.7 step 13).
-        query.pop("max_age", None)
-    if drop_login and "prompt" in query:
+    query.pop("max_age", None)
+    if "prompt" in query:
         rest = [p for p in query["prompt"].split(" ") if p and p != "login"]
         if rest:
             query["prompt"] = " ".join(rest)
         else:
             del query["prompt"]
+    return query
+
+
+def _authorize_url(params: Mapping[str, str], *, drop_login: bool) -> str:
+    """This request as a GET URL, for the host to come back to after login or step-up."""
+    query = dict(params)
+    for key in ("decision", "consent_ticket"):
+        query.pop(key, None)
+    if "par_ticket" in query:  # a pushed request: the login done goes into the ticket
+        query["par_ticket"] = _par_ticket(query["request_uri"], login_done=drop_login
+                                          or _par_login_done(query["par_ticket"]))
+    elif drop_login:
+        query = _without_login(query)
     return url_for("oauth_sessions.authorize") + "?" + urlencode(query)
+
+
+def _par_ticket(request_uri: str, *, login_done: bool) -> str:
+    """The continuation of a pushed request taken by this browser (module docstring)."""
+    return str(_serializer("oauth-sessions-par").dumps(
+        {"r": hash_reference(request_uri), "l": login_done}))
+
+
+def _par_ticket_data(ticket: str) -> dict[str, object] | None:
+    try:
+        data = _serializer("oauth-sessions-par").loads(ticket, max_age=_CONSENT_MAX_AGE)
+    except BadSignature:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _par_login_done(ticket: str) -> bool:
+    data = _par_ticket_data(ticket)
+    return bool(data is not None and data.get("l") is True)
+
+
+def _pushed_request(state: AppState, query: Mapping[str, str]
+                    ) -> tuple[dict[str, str], dict[str, str]]:
+    """(the pushed parameters, what URLs of this flow carry) for ``client_id`` + ``request_uri``.
+
+    RFC 9126 section 4: every other query parameter is ignored. Without a ``par_ticket`` this
+    is the first visit, which takes the request (once); with one, the same browser is back.
+    """
+    carry = {k: query[k] for k in ("client_id", "request_uri") if k in query}
+    ticket = query.get("par_ticket")
+    if ticket is None:
+        params = pushed_parameters(query, state.services.clients, state.services.pushed_requests,
+                                   resume=False)
+        carry["par_ticket"] = _par_ticket(query["request_uri"], login_done=False)
+        return params, carry
+    data = _par_ticket_data(ticket)
+    if data is None or data.get("r") != hash_reference(query["request_uri"]):
+        raise AuthorizeError("invalid_request_uri", "the pushed request's continuation is "
+                             "invalid or has expired; the client must push the request again")
+    params = pushed_parameters(query, state.services.clients, state.services.pushed_requests,
+                               resume=True)
+    carry["par_ticket"] = ticket
+    return (_without_login(params) if data.get("l") is True else params), carry
 
 
 def _needs_login(req: AuthorizationRequest, auth: Authentication | None, posted: bool) -> bool:
@@ -113,9 +179,14 @@ def authorize() -> ResponseReturnValue:
     """``/authorize``: request → sign-in → assurance level → consent → code (RFC 6749 4.1)."""
     state = get_state()
     issuer = state.settings.issuer
-    params = request_params()
+    query = request_params()
+    pushed = is_pushed_reference(query)
     try:
-        req = parse_authorization_request(params, state.services.clients, state.settings)
+        # ``params``: the request; ``carry``: what the URLs of this flow carry (the same, or
+        # for a pushed request its reference and continuation ticket).
+        params, carry = _pushed_request(state, query) if pushed else (query, query)
+        req = parse_authorization_request(params, state.services.clients, state.settings,
+                                          pushed=pushed)
     except AuthorizeError as exc:
         return _redirect_error(exc, issuer)
 
@@ -130,14 +201,17 @@ def authorize() -> ResponseReturnValue:
         if "none" in req.prompt:
             return fail("login_required", "the user is not signed in")
         return host.sign_in(SignInRequest(
-            next_url=_authorize_url(params, drop_login=True),
+            next_url=_authorize_url(carry, drop_login=True),
             prompt=" ".join(sorted(req.prompt)) or None, client=req.client,
             login_hint=req.login_hint, ui_locales=req.ui_locales))
     assert auth is not None
+    if not _is_requested_subject(state, req, auth):
+        return fail("login_required", "the signed-in user is not the sub the claims request "
+                    "names (OIDC Core 5.5.1)")
     if auth.aal < req.required_aal:
         if "none" in req.prompt:
             return fail("interaction_required", "a higher authentication level is required")
-        return host.step_up(_authorize_url(params, drop_login=False), req.required_aal)
+        return host.step_up(_authorize_url(carry, drop_login=False), req.required_aal)
     consents = state.services.consents
     granted = consents.granted(auth.user_id, req.client.id)
     if posted:
@@ -149,7 +223,7 @@ def authorize() -> ResponseReturnValue:
     elif "consent" in req.prompt or not set(req.scopes) <= set(granted):
         if "none" in req.prompt:
             return fail("consent_required", "the user has not approved this client")
-        fields = tuple((k, v) for k, v in params.items() if k not in {"decision", "consent_ticket"})
+        fields = tuple((k, v) for k, v in carry.items() if k not in {"decision", "consent_ticket"})
         info = ConsentRequest(
             client=req.client, user_id=auth.user_id, scopes=req.scopes, granted_scopes=granted,
             action=url_for("oauth_sessions.authorize"),
@@ -157,7 +231,21 @@ def authorize() -> ResponseReturnValue:
             redirect_uri=req.redirect_uri, ui_locales=req.ui_locales,
         )
         return host.render_consent(info)
+    if pushed and not state.services.pushed_requests.complete(query["request_uri"]):
+        return _redirect_error(AuthorizeError(
+            "invalid_request_uri", "a code was already issued for this pushed request",
+            client=req.client), issuer)
     return _issue_code(state, req, auth, _replaced_session(state, req, auth, params))
+
+
+def _is_requested_subject(state: AppState, req: AuthorizationRequest,
+                          auth: Authentication) -> bool:
+    """OIDC Core 5.5.1: an ID token ``sub`` requested with a value answers only for that user."""
+    wanted = req.claims.requested("id_token", "sub") if req.claims is not None else None
+    if wanted is None or not wanted.values:
+        return True
+    subject = subject_for(auth.user_id, req.client.sector_identifier, state.settings.pairwise_salt)
+    return subject in wanted.values
 
 
 def _replaced_session(state: AppState, req: AuthorizationRequest, auth: Authentication,
@@ -189,6 +277,7 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
         code_challenge_method="S256", aal=auth.aal, amr=sorted(latest.items()),
         factor_id=auth.factor_id, auth_time=auth.auth_time, not_after=auth.not_after,
         user_agent=_user_agent(), ip=_ip(), replaces_session_id=replaces,
+        claims=req.claims.to_json() if req.claims is not None else None,
     )
     params = [("code", code)]
     if req.state:
@@ -198,12 +287,12 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
                                          **NO_STORE})
 
 
-def _serializer() -> URLSafeTimedSerializer:
+def _serializer(salt: str = "oauth-sessions-consent") -> URLSafeTimedSerializer:
     secret = current_app.secret_key
     if not secret:
         raise RuntimeError("the consent page needs app.secret_key (Flask's SECRET_KEY) to sign "
                            "its CSRF ticket; set SECRET_KEY in the app config")
-    return URLSafeTimedSerializer(secret, salt="oauth-sessions-consent")
+    return URLSafeTimedSerializer(secret, salt=salt)
 
 
 def _request_digest(params: Mapping[str, str]) -> str:

@@ -1,7 +1,8 @@
 """The Flask blueprints: every HTTP endpoint of the provider, mounted under the URL prefix.
 
 Under ``OAUTH_SESSIONS_URL_PREFIX`` (default ``/oauth``): ``/authorize``, ``/token``,
-``/revoke``, ``/userinfo``, ``/jwks``, ``/logout`` (and ``/introspect``, ``/register`` from their modules).
+``/revoke``, ``/userinfo``, ``/jwks``, ``/logout``, ``/par`` (RFC 9126) (and ``/introspect``,
+``/register`` from their modules).
 At the app root: ``/.well-known/openid-configuration`` and
 ``/.well-known/oauth-authorization-server`` (RFC 8414 section 3: the well-known suffix is
 inserted after the host, so an issuer with a path needs the host to route it too).
@@ -74,6 +75,11 @@ def jwks() -> ResponseReturnValue:
     return to_response(_state().services.jwks_endpoint(_http()))
 
 
+def pushed_authorization_request() -> ResponseReturnValue:
+    """``/par`` (RFC 9126): :class:`~oauth_sessions.protocol.pushed_requests.PushedAuthorizationEndpoint`."""
+    return to_response(_state().services.pushed_authorization_endpoint(_http()))
+
+
 def openid_configuration() -> ResponseReturnValue:
     """Both well-known metadata URLs (RFC 8414, OIDC Discovery 1.0): the discovery handler."""
     return to_response(_state().services.discovery_endpoint(_http()))
@@ -113,6 +119,8 @@ def register_blueprints(app: Flask, state: AppState) -> None:
     bp.add_url_rule("/logout", "end_session", end_session, methods=["GET", "POST"])
     bp.add_url_rule("/openapi.yaml", "openapi", openapi_document, methods=["GET"])
     bp.add_url_rule("/introspect", "introspect", introspect, methods=["POST"])
+    bp.add_url_rule("/par", "pushed_authorization_request", pushed_authorization_request,
+                    methods=["POST"])
     if state.settings.dynamic_registration:
         bp.add_url_rule("/register", "register", register, methods=["POST"])
         bp.add_url_rule("/register/<client_id>", "manage_client", manage,

@@ -177,6 +177,12 @@ def _client_id(value: str) -> uuid.UUID:
 @click.option("--pairwise", is_flag=True,
               help="Pairwise subject identifiers (OIDC Core 8): the client's users get a sub of "
                    "its redirect URIs' host; needs OAUTH_SESSIONS_PAIRWISE_SALT.")
+@click.option("--userinfo-alg", type=click.Choice(["ES256", "EdDSA", "RS256"]), default=None,
+              help="Sign this client's UserInfo answers with this alg (userinfo_signed_response_alg, "
+                   "application/jwt); default: plain JSON.")
+@click.option("--require-par", is_flag=True,
+              help="The client must push its authorization requests (RFC 9126, "
+                   "require_pushed_authorization_requests).")
 @click.option("--dpop-bound-access-tokens", "dpop_bound", is_flag=True,
               help="Every token request of this client must carry a DPoP proof (RFC 9449 "
                    "section 5.2); see require-dpop to change it later.")
@@ -188,7 +194,8 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
                   min_aal: str | None, max_session_seconds: int | None,
                   post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None,
                   unverified: bool, id_token_alg: str | None, pairwise: bool,
-                  dpop_bound: bool, as_json: bool) -> None:
+                  userinfo_alg: str | None, require_par: bool, dpop_bound: bool,
+                  as_json: bool) -> None:
     """Register a client. The secret is printed once and never stored in clear.
 
     A client created here is verified (you, the operator, vouch for it) unless --unverified."""
@@ -199,11 +206,12 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
     if pairwise and state.settings.pairwise_salt is None:
         raise click.UsageError("--pairwise needs OAUTH_SESSIONS_PAIRWISE_SALT (a secret of 32+ "
                                "characters that must never change); set it first")
-    if id_token_alg is not None and id_token_alg not in services.keys.id_token_algs:
-        raise click.UsageError(
-            f"--id-token-alg {id_token_alg}: this provider holds no {id_token_alg} key; choose "
-            f"one of {', '.join(services.keys.id_token_algs)}, or set "
-            f"OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG={id_token_alg} first")
+    for option, chosen in (("--id-token-alg", id_token_alg), ("--userinfo-alg", userinfo_alg)):
+        if chosen is not None and chosen not in services.keys.id_token_algs:
+            raise click.UsageError(
+                f"{option} {chosen}: this provider holds no {chosen} key; choose "
+                f"one of {', '.join(services.keys.id_token_algs)}, or set "
+                f"OAUTH_SESSIONS_ID_TOKEN_SIGNING_ALG={chosen} first")
     try:
         info, secret = services.clients.create(
             name=name, redirect_uris=list(redirect_uris), scopes=scope, public=public,
@@ -214,6 +222,8 @@ def create_client(name: str, redirect_uris: tuple[str, ...], scope: str, public:
             post_logout_redirect_uris=list(post_logout_redirect_uris),
             backchannel_logout_uri=backchannel_logout_uri, verified=not unverified,
             id_token_signed_response_alg=id_token_alg, pairwise=pairwise,
+            require_pushed_authorization_requests=require_par,
+            userinfo_signed_response_alg=userinfo_alg,
             dpop_bound_access_tokens=dpop_bound)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -252,6 +262,20 @@ def verify_client(client_id: str, undo: bool) -> None:
     if not get_state().services.clients.set_verified(_client_id(client_id), not undo):
         raise click.ClickException("no client with that id")
     click.echo(f"{client_id} is now {'unverified' if undo else 'verified'}")
+
+
+@cli.command("require-par")
+@click.argument("client_id")
+@click.option("--undo", is_flag=True, help="Accept plain authorization requests again.")
+@with_appcontext
+def require_par(client_id: str, undo: bool) -> None:
+    """Require a client to push its authorization requests (RFC 9126 section 6): /authorize
+    then accepts only the request_uri that /par answered it."""
+    if not get_state().services.clients.update_metadata(
+            _client_id(client_id), require_pushed_authorization_requests=not undo):
+        raise click.ClickException("no client with that id")
+    click.echo(f"{client_id} {'may send plain' if undo else 'must push its'} authorization "
+               "requests")
 
 
 @cli.command("require-dpop")
@@ -317,8 +341,9 @@ def rotate_keys(alg: str | None) -> None:
 @with_appcontext
 def purge(batch_size: int, first_party: bool) -> None:
     """Delete what can never be used again: expired sessions, authorization codes expired for a
-    day (kept that long so a late replay still revokes), expired client assertion ids and the
-    ids of DPoP proofs too old to be accepted.
+    day (kept that long so a late replay still revokes), expired client assertion ids, the
+    ids of DPoP proofs too old to be accepted and pushed authorization requests expired for a
+    day.
 
     Sessions go in batches, oldest not_after first, each batch its own short transaction, so
     it is safe to run from cron while traffic flows. Only OAuth clients' sessions are
@@ -329,9 +354,10 @@ def purge(batch_size: int, first_party: bool) -> None:
     codes = state.services.authorizations.purge()
     assertions = AssertionLedger(state.engine).purge()
     proofs = DpopReplayLedger(state.engine).purge()
+    pushed = state.services.pushed_requests.purge()
     which = "sessions" if first_party else "OAuth client sessions"
     click.echo(f"purged {sessions} {which}, {codes} authorization codes, "
-               f"{assertions} client assertions, {proofs} DPoP proofs")
+               f"{assertions} client assertions, {proofs} DPoP proofs, {pushed} pushed requests")
 
 
 # --------------------------------------------------------------------------- sessions

@@ -30,6 +30,7 @@ from ..protocol.dpop import DpopChecker
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
 from ..protocol.jwks import JwksEndpoint
 from ..protocol.logout import LogoutEndpoint
+from ..protocol.pushed_requests import PushedAuthorizationEndpoint
 from ..protocol.registration import RegistrationEndpoint
 from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
@@ -43,6 +44,7 @@ from ..storage.dpop import DpopReplayLedger
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
+from ..storage.pushed_requests import PushedRequestStore
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from ..storage.users import ensure_user as ensure_user_row
@@ -173,17 +175,20 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     # issuer or the endpoint it is sent to.
     base = settings.issuer + settings.url_prefix
     authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
-        settings.issuer, base + "/token", base + "/revoke", base + "/introspect")))
+        settings.issuer, base + "/token", base + "/revoke", base + "/introspect", base + "/par")))
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
+    pushed_requests = PushedRequestStore(engine, lifetime=settings.pushed_request_lifetime)
     dpop = _dpop_checker(app, settings, engine)
     server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
-                         authorizations=authorizations, keys=keys, settings=settings, dpop=dpop)
+                         authorizations=authorizations, keys=keys, settings=settings, dpop=dpop,
+                         host_claims=host.userinfo)
     return Services(
         sessions=sessions,
         clients=clients,
         keys=keys,
         authorizations=authorizations,
         consents=ConsentStore(engine),
+        pushed_requests=pushed_requests,
         server=server,
         host=host,
         backchannel=backchannel,
@@ -194,9 +199,12 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         revocation_endpoint=RevocationEndpoint(authenticator, introspection, sessions),
         userinfo_endpoint=UserinfoEndpoint(introspection, host.userinfo, settings.issuer,
                                            subject=_client_subject(clients, settings),
+                                           signing_alg=_userinfo_alg(clients, keys),
                                            dpop=dpop, url=base + "/userinfo"),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
+        pushed_authorization_endpoint=PushedAuthorizationEndpoint(authenticator, clients,
+                                                                  pushed_requests, settings),
         registration_endpoint=RegistrationEndpoint(settings, clients, keys),
         logout_endpoint=LogoutEndpoint(settings=settings, keys=keys, clients=clients,
                                        sessions=sessions, host=host,
@@ -220,6 +228,23 @@ def _client_subject(clients: ClientStore, settings: Settings) -> Callable[[uuid.
         sector = client.sector_identifier if client is not None else None
         return subject_for(user_id, sector, settings.pairwise_salt)
     return subject
+
+
+def _userinfo_alg(clients: ClientStore, keys: KeyStore) -> Callable[[str], str | None]:
+    """The alg of a client's signed UserInfo answers (OIDC Core 5.3.2), ``None`` for JSON.
+
+    A registered alg the provider no longer holds a key of falls back to plain JSON with a
+    warning (the answer must not fail for a setting the operator changed later)."""
+    def alg(client_id: str) -> str | None:
+        client = clients.get(client_id)
+        chosen = client.userinfo_signed_response_alg if client is not None else None
+        if chosen is None or chosen in keys.id_token_algs:
+            return chosen
+        log.warning("client %s registered userinfo_signed_response_alg=%s but the provider "
+                    "holds no %s key; its UserInfo answers are plain JSON", client_id, chosen,
+                    chosen)
+        return None
+    return alg
 
 
 def revoke_consent(user_id: uuid.UUID, client_id: uuid.UUID, app: Flask | None = None) -> int:

@@ -168,8 +168,10 @@ class HostAdapter:
         Called when nobody is signed in, when ``prompt=login`` asks for a new sign-in, or when
         ``max_age`` says the last one is too old; ``prompt`` is the request's ``prompt`` values
         (space separated) or ``None``. ``next_url`` is this authorization request again with
-        ``prompt=login`` and ``max_age`` removed, so the round trip cannot loop. Required: the
-        default raises.
+        ``prompt=login`` and ``max_age`` removed, so the round trip cannot loop (for a pushed
+        request, RFC 9126: its ``client_id``, ``request_uri`` and a signed ``par_ticket``
+        recording the sign-in, the parameters staying on the server). Required: the default
+        raises.
         """
         raise NotImplementedError("HostAdapter.login(next_url, prompt) must return a response "
                                   "that signs the user in and then redirects to next_url")

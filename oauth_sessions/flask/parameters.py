@@ -23,7 +23,8 @@ __all__ = ["HANDLED", "MAX_BODY", "MAX_VALUE", "PRINTABLE_ASCII", "check_paramet
 HANDLED: Final = frozenset({"oauth_sessions.token", "oauth_sessions.revoke",
                             "oauth_sessions.introspect", "oauth_sessions.userinfo",
                             "oauth_sessions.jwks", "oauth_sessions.register",
-                            "oauth_sessions.manage_client", "oauth_sessions.end_session"})
+                            "oauth_sessions.manage_client", "oauth_sessions.end_session",
+                            "oauth_sessions.pushed_authorization_request"})
 
 
 def check_parameters() -> Response | None:

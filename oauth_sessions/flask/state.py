@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..protocol.introspection_endpoint import IntrospectionEndpoint
     from ..protocol.jwks import JwksEndpoint
     from ..protocol.logout import LogoutEndpoint
+    from ..protocol.pushed_requests import PushedAuthorizationEndpoint
     from ..protocol.registration import RegistrationEndpoint
     from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ..protocol.userinfo import UserinfoEndpoint
     from ..storage.authorizations import AuthorizationStore, ConsentStore
     from ..storage.clients import ClientStore
+    from ..storage.pushed_requests import PushedRequestStore
     from ..storage.sessions import SessionStore
     from ..storage.signing_keys import KeyStore
     from .host import HostAdapter
@@ -53,6 +55,8 @@ class Services:
     keys: KeyStore
     authorizations: AuthorizationStore
     consents: ConsentStore
+    #: Pushed authorization requests (RFC 9126) waiting for the authorization endpoint.
+    pushed_requests: PushedRequestStore
     server: OAuthServer
     host: HostAdapter
     backchannel: BackchannelSender
@@ -66,6 +70,7 @@ class Services:
     userinfo_endpoint: UserinfoEndpoint
     jwks_endpoint: JwksEndpoint
     discovery_endpoint: DiscoveryEndpoint
+    pushed_authorization_endpoint: PushedAuthorizationEndpoint
     registration_endpoint: RegistrationEndpoint
     #: RP-initiated logout, with the host's pages as Flask response values.
     logout_endpoint: LogoutEndpoint[ResponseReturnValue]

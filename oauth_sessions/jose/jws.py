@@ -83,11 +83,13 @@ def sign(key: LoadedKey, typ: str, claims: Mapping[str, Any]) -> str:
 
 
 def sign_jwt(
-    keyset: KeySet, claims: Mapping[str, Any], *, typ: str, now: datetime | None = None
+    keyset: KeySet, claims: Mapping[str, Any], *, typ: str, now: datetime | None = None,
+    alg: str | None = None,
 ) -> str:
-    """Sign any other JWT of the provider with the active key and an explicit ``typ``
-    (e.g. ``token-introspection+jwt`` of RFC 9701), so each kind of token keeps its own type."""
-    return sign(keyset.signing_key(now), typ, claims)
+    """Sign any other JWT of the provider with the active key (of ``alg``, default the set's
+    ``signing_alg``) and an explicit ``typ`` (e.g. ``token-introspection+jwt`` of RFC 9701), so
+    each kind of token keeps its own type."""
+    return sign(keyset.signing_key(now, alg), typ, claims)
 
 
 #: Three non-empty base64url segments, nothing else: rejects non-ASCII, NUL, padding, spaces,

@@ -12,6 +12,17 @@ and introspection alike. Its steps, in order, each failing with :class:`ClientAu
 3. the client exists and its secret verifies, in constant time (hashed secrets);
 4. the method used is the one the client registered (``token_endpoint_auth_method``).
 
+What a failure says (issue 20 item 6): an unknown client, a wrong secret and an assertion that
+does not verify all read "client authentication failed", so the answer cannot tell a guessed
+secret from a wrong one. When the client exists and what it presented is otherwise good (its
+secret verified, or it presented no credential at all) but it used another method than the
+one it registered, the answer names the registered method ("client is registered for
+client_secret_basic"), so the fix is in the error. This gives nothing away: the method is
+public metadata (RFC 7591 section 2), a client id is not a secret and the authorization
+endpoint already answers "unknown client_id" for one that does not exist, and the method is
+never named after a wrong credential. An assertion for a client that did not register
+``private_key_jwt`` cannot be verified (no keys), so it keeps the generic text.
+
 ``private_key_jwt``: the client proves itself with a JWT it signed with a key whose public half it registered
 (``jwks`` metadata). The checks, in order, each failing with 401 ``invalid_client``:
 
@@ -61,6 +72,7 @@ __all__ = [
     "ClientAuthenticator",
     "PrivateKeyJwt",
     "client_auth_error",
+    "wrong_method",
 ]
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -152,9 +164,17 @@ class ClientAuthenticator:
             verified = verify_client_secret(secret, client.secret_hash if client is not None else None)
             if not verified:
                 raise _fail("client authentication failed")
-        if client is None or client.token_endpoint_auth_method != method:
+        if client is None:
             raise _fail("client authentication failed")
+        if client.token_endpoint_auth_method != method:
+            raise wrong_method(client)
         return client
+
+
+def wrong_method(client: ClientInfo) -> ClientAuthFailed:
+    """A known client that presented good credentials of another method than its registered
+    one: the answer names the method to use (see the module docstring for why that is safe)."""
+    return _fail(f"client is registered for {client.token_endpoint_auth_method}")
 
 
 def _b64(segment: str) -> bytes:

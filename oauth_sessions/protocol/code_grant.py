@@ -31,6 +31,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from ..core.claims_request import ClaimsRequest, ClaimsRequestError, parse_claims_request
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
@@ -94,6 +95,8 @@ class AuthorizationRequest:
     login_hint: str | None = None
     #: OIDC Core 3.1.2.1: preferred languages of the pages, BCP 47 tags, most preferred first.
     ui_locales: tuple[str, ...] = ()
+    #: OIDC Core 5.5: the individual claims asked for (:mod:`oauth_sessions.core.claims_request`).
+    claims: ClaimsRequest | None = None
 
 
 def language_tags(value: str | None) -> tuple[str, ...]:
@@ -123,8 +126,15 @@ def allowed_subset(requested: tuple[str, ...], client: ClientInfo) -> tuple[str,
 
 
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
-                                settings: Settings) -> AuthorizationRequest:
-    """Validate the request parameters (already checked for duplicates, size and charset)."""
+                                settings: Settings, *, pushed: bool = False) -> AuthorizationRequest:
+    """Validate the request parameters (already checked for duplicates, size and charset).
+
+    The one validation of an authorization request, whichever way it comes: to the
+    authorization endpoint in the query, or pushed (``pushed=True``: the parameters a client
+    POSTed to the RFC 9126 endpoint, checked there when pushed and again when used).
+    A client that must push (RFC 9126 section 6, or the provider's
+    ``REQUIRE_PUSHED_AUTHORIZATION_REQUESTS``) is refused when the request was not pushed.
+    """
     if not params.get("client_id"):
         raise AuthorizeError("invalid_request", "client_id is missing")
     client = clients.get(params["client_id"])
@@ -143,10 +153,21 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
 
     if state is not None and len(state) > MAX_STATE:
         raise fail("invalid_request", "state is too long")
+    if not pushed and (settings.require_pushed_authorization_requests
+                       or client.require_pushed_authorization_requests):
+        raise fail("invalid_request", "this client must push its authorization requests "
+                   "(RFC 9126): POST them to the pushed_authorization_request_endpoint and "
+                   "send only client_id and the request_uri it answers")
     if "request" in params:
         raise fail("request_not_supported", "request objects are not supported")
+    if "request_uri" in params and pushed:
+        raise fail("invalid_request", "request_uri cannot be part of a pushed request "
+                   "(RFC 9126 section 2.1)")
     if "request_uri" in params:
-        raise fail("request_uri_not_supported", "request_uri is not supported")
+        # A reference to a pushed request is taken by the authorization endpoint before this
+        # runs; any other request_uri would be a request object to fetch (OIDC Core 6.2).
+        raise fail("request_uri_not_supported", "request_uri is supported only as the "
+                   "reference a pushed authorization request answered (RFC 9126)")
     response_type = params.get("response_type")
     if not response_type:
         raise fail("invalid_request", "response_type is required")
@@ -186,10 +207,17 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     login_hint = params.get("login_hint") or None
     if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
         raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
+    try:
+        claims = parse_claims_request(params.get("claims"))
+    except ClaimsRequestError as exc:
+        raise fail("invalid_request", str(exc)) from None
     acr_values = parse_scope(params.get("acr_values"))
     needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
                           client_min_aal=client.min_aal)
-    asked = [Aal(v) for v in acr_values if v in {"aal1", "aal2", "aal3"}]
+    acr_claim = claims.requested("id_token", "acr") if claims is not None else None
+    # OIDC Core 5.5.1.1: an acr requested as a claim with values works as acr_values does.
+    levels = (*acr_values, *(str(v) for v in (acr_claim.values if acr_claim else ())))
+    asked = [Aal(v) for v in levels if v in {"aal1", "aal2", "aal3"}]
     if asked:
         # acr_values lists acceptable levels in order of preference (OIDC Core 3.1.2.1); the
         # least of them is what satisfies the client.
@@ -198,7 +226,7 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
         client=client, redirect_uri=redirect_uri, scopes=scopes, state=state, nonce=nonce,
         code_challenge=challenge, prompt=prompt, max_age=max_age, acr_values=acr_values,
         required_aal=needed, login_hint=login_hint,
-        ui_locales=language_tags(params.get("ui_locales")),
+        ui_locales=language_tags(params.get("ui_locales")), claims=claims,
     )
 
 
@@ -289,9 +317,20 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             amr=[method for method, _ in record.amr],
             auth_time=int(record.auth_time.timestamp()), nonce=record.nonce,
             include_id_token="openid" in record.scopes,
+            id_token_extra=self._requested_id_token_claims(record),
             dpop_jkt=proof.jkt if proof is not None else None,
         )
         return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop)
+
+    def _requested_id_token_claims(self, record: AuthorizationRecord) -> dict[str, Any]:
+        """OIDC Core 5.5: the claims the request put under ``id_token``, of those the host
+        supplies for the granted scopes (never more: see :mod:`oauth_sessions.core.claims_request`)."""
+        request = parse_claims_request(record.claims) if record.claims else None
+        names = request.id_token_claims() if request is not None else ()
+        if not names or self.server.host_claims is None or "openid" not in record.scopes:
+            return {}
+        granted = self.server.host_claims(record.user_id, record.scopes)
+        return {name: granted[name] for name in names if name in granted}
 
     def _revoke_replayed(self, record: AuthorizationRecord) -> None:
         """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""

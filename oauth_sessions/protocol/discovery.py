@@ -52,6 +52,8 @@ def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
         # OIDC Core section 8: pairwise only where a salt to compute it with is configured.
         "subject_types_supported": ["public", "pairwise"] if settings.pairwise_salt else ["public"],
         "id_token_signing_alg_values_supported": list(id_token_algs),
+        # OIDC Core 5.3.2: signed UserInfo for clients that register an alg (the same keys).
+        "userinfo_signing_alg_values_supported": list(id_token_algs),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -62,10 +64,15 @@ def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
         "claims_supported": list(dict.fromkeys((*ID_TOKEN_CLAIMS, *host_claims))),
         "acr_values_supported": ["aal1", "aal2", "aal3"],
         "prompt_values_supported": sorted(PROMPTS),
-        "claims_parameter_supported": False,
+        # OIDC Core 5.5: released within the granted scopes (core/claims_request.py).
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
+        # OIDC request_uri (a request object to fetch) is not supported; a request_uri that
+        # a pushed request answered is (RFC 9126 section 5).
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
+        "pushed_authorization_request_endpoint": base + "/par",
+        "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         # OIDC RP-Initiated Logout 1.0 section 2.1, Back-Channel Logout 1.0 section 2.1.

@@ -120,8 +120,6 @@ UNSUPPORTED_METADATA: Final = {
                                        "id_token_encrypted_response_alg",
     "id_token_encrypted_response_enc": "encrypted ID tokens are not supported: leave out "
                                        "id_token_encrypted_response_enc",
-    "userinfo_signed_response_alg": "signed UserInfo answers are not supported (UserInfo is "
-                                    "plain JSON): leave out userinfo_signed_response_alg",
     "userinfo_encrypted_response_alg": "encrypted UserInfo answers are not supported: leave out "
                                        "userinfo_encrypted_response_alg",
     "userinfo_encrypted_response_enc": "encrypted UserInfo answers are not supported: leave out "
@@ -164,6 +162,18 @@ def _id_token_alg(body: Mapping[str, Any], id_token_algs: Sequence[str]) -> str:
         raise ClientMetadataError("invalid_client_metadata",
                                   "id_token_signed_response_alg must be one of "
                                   + ", ".join(id_token_algs))
+    return str(value)
+
+
+def _userinfo_alg(body: Mapping[str, Any], algs: Sequence[str]) -> str | None:
+    """OIDC Dynamic Client Registration 1.0 section 2: ``userinfo_signed_response_alg``; none
+    means plain JSON (the section's default). Only algs the provider holds a key of."""
+    value = body.get("userinfo_signed_response_alg")
+    if value is None:
+        return None
+    if value not in algs:
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "userinfo_signed_response_alg must be one of " + ", ".join(algs))
     return str(value)
 
 
@@ -226,6 +236,10 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
     if not isinstance(session_required, bool):
         raise ClientMetadataError("invalid_client_metadata",
                                   "backchannel_logout_session_required must be a boolean")
+    require_par = body.get("require_pushed_authorization_requests", False)
+    if not isinstance(require_par, bool):
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "require_pushed_authorization_requests must be a boolean")
     dpop_bound = body.get("dpop_bound_access_tokens", False)
     if not isinstance(dpop_bound, bool):  # RFC 9449 section 5.2: a boolean, default false
         raise ClientMetadataError("invalid_client_metadata",
@@ -254,6 +268,9 @@ def parse_client_metadata(body: Any, allowed_scopes: set[str], *,
         "jwks": jwks,
         "id_token_signed_response_alg": _id_token_alg(body, id_token_algs),
         "pairwise": _pairwise(body, redirect_uris, pairwise_available),
+        # RFC 9126 section 6 (default false).
+        "require_pushed_authorization_requests": require_par,
+        "userinfo_signed_response_alg": _userinfo_alg(body, id_token_algs),
         "dpop_bound_access_tokens": dpop_bound,
     }
 
@@ -410,6 +427,8 @@ class RegistrationEndpoint:
             backchannel_logout_uri=options["backchannel_logout_uri"], jwks=options["jwks"],
             backchannel_logout_session_required=options["backchannel_logout_session_required"],
             id_token_signed_response_alg=options["id_token_signed_response_alg"],
+            require_pushed_authorization_requests=options["require_pushed_authorization_requests"],
+            userinfo_signed_response_alg=options["userinfo_signed_response_alg"],
             dpop_bound_access_tokens=options["dpop_bound_access_tokens"])
 
 

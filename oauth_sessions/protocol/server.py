@@ -17,7 +17,8 @@ The grants find the stores and the settings on the server (``self.server``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
@@ -34,7 +35,10 @@ from .dpop import DpopChecker
 from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
 
-__all__ = ["OAuthServer", "TokenRequest"]
+__all__ = ["HostClaims", "OAuthServer", "TokenRequest"]
+
+#: The host's claims of a user for granted scopes (``HostAdapter.userinfo``).
+HostClaims = Callable[[uuid.UUID, Sequence[str]], Mapping[str, Any]]
 
 
 class TokenRequest(OAuth2Request):  # type: ignore[misc]
@@ -61,7 +65,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
                  sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
-                 settings: Settings, dpop: DpopChecker) -> None:
+                 settings: Settings, dpop: DpopChecker,
+                 host_claims: HostClaims | None = None) -> None:
         super().__init__()
         self.clients = clients
         self.authenticator = authenticator
@@ -69,6 +74,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.authorizations = authorizations
         self.keys = keys
         self.settings = settings
+        #: Where the ID token's requested claims come from (OIDC Core 5.5); none without it.
+        self.host_claims = host_claims
         self.dpop = dpop
         #: The ``htu`` every proof at the token endpoint names (RFC 9449 section 4.3 step 9):
         #: the URL discovery publishes, whatever Host header a proxy passed on.

@@ -20,6 +20,7 @@ access tokens use ``OAUTH_SESSIONS_SIGNING_ALG``, which is cheaper to sign on ev
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,7 @@ def build_token_response(
     auth_time: int,
     nonce: str | None = None,
     include_id_token: bool,
+    id_token_extra: Mapping[str, Any] | None = None,
     dpop_jkt: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
@@ -81,7 +83,9 @@ def build_token_response(
 
     ``session.aal`` is the assurance now; a refresh after a downgrade therefore mints tokens at
     the lower level at once (design: effective aal is the lower of issued and current).
-    ``keyset`` is the app's current one (``KeyStore.keyset()``).
+    ``keyset`` is the app's current one (``KeyStore.keyset()``). ``id_token_extra``: claims a
+    ``claims`` request (OIDC Core 5.5) put in the ID token; they never replace its own
+    (``ClaimsRequest.id_token_claims`` leaves those out already).
     """
     now = now or datetime.now(UTC)
     aal = session.aal.value if session.aal is not None else "aal1"
@@ -126,6 +130,8 @@ def build_token_response(
         }
         if nonce:
             id_claims["nonce"] = nonce
+        # Added first, so the ID token's own claims always win over them.
+        id_claims = {**(id_token_extra or {}), **id_claims}
         body["id_token"] = sign_id_token(keyset, id_claims, access_token=access_token,
                                          alg=id_token_alg(client, settings.id_token_signing_alg,
                                                           keyset, now),

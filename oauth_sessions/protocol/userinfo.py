@@ -12,6 +12,9 @@ The steps, in order::
                              (RFC 9449 section 7), an unbound one without
     require openid           403 insufficient_scope without it
     claims                   the host adapter's ``userinfo(user_id, scopes)``, then ``sub``
+    answer                   JSON, or for a client that registered
+                             ``userinfo_signed_response_alg`` a JWT signed with that alg,
+                             ``application/jwt``, with ``iss`` and ``aud`` (OIDC Core 5.3.2)
 
 Any refusal is a ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3) beside a ``DPoP``
 one (RFC 9449 section 7.1).
@@ -21,13 +24,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ..core.bearer import Challenge, check_grant
 from ..core.introspection import TokenChecks
+from ..jose.jws import sign_jwt
 from .access_tokens import challenge_answer, credentials_of, require_sender, validate_access_token
 from .dpop import DPOP_ALGS, DpopChecker
-from .http import Answer, HttpRequest, json_answer
+from .http import NO_STORE, Answer, HttpRequest, json_answer
 from .request_checks import check_request
 
 __all__ = ["UserinfoEndpoint"]
@@ -36,6 +40,11 @@ __all__ = ["UserinfoEndpoint"]
 Claims = Callable[[uuid.UUID, Sequence[str]], Mapping[str, Any]]
 #: The ``sub`` a client sees for a user (``(user_id, client_id) -> sub``).
 Subject = Callable[[uuid.UUID, str], str]
+#: The alg a client's UserInfo answers are signed with, ``None`` for plain JSON (its
+#: registered ``userinfo_signed_response_alg``; ``client_id -> alg``).
+SigningAlg = Callable[[str], str | None]
+
+_JWT_HEADERS: Final = (*NO_STORE.items(), ("Content-Type", "application/jwt"))
 
 
 class UserinfoEndpoint:
@@ -43,7 +52,7 @@ class UserinfoEndpoint:
 
     def __init__(self, checks: TokenChecks, claims: Claims, realm: str,
                  subject: Subject | None = None, *, dpop: DpopChecker | None = None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, signing_alg: SigningAlg | None = None) -> None:
         #: The DPoP checks and the ``htu`` proofs name (this endpoint's published URL).
         self._dpop = dpop
         self._url = url or realm
@@ -53,6 +62,8 @@ class UserinfoEndpoint:
         self._checks = checks
         self._claims = claims
         self._realm = realm
+        #: ``realm`` is the issuer: the ``iss`` of a signed answer.
+        self._signing_alg = signing_alg
 
     def __call__(self, request: HttpRequest) -> Answer:
         refused = check_request(request)
@@ -69,4 +80,10 @@ class UserinfoEndpoint:
         body = dict(self._claims(uuid.UUID(info.sub), info.scopes))
         body["sub"] = (self._subject(uuid.UUID(info.sub), info.client_id)
                        if self._subject is not None else info.sub)
-        return json_answer(body)
+        alg = self._signing_alg(info.client_id) if self._signing_alg is not None else None
+        if alg is None:
+            return json_answer(body)
+        # OIDC Core 5.3.2: signed, with iss and aud; sub as in the JSON answer.
+        signed = sign_jwt(self._checks.keyset(), {**body, "iss": self._realm,
+                                                  "aud": info.client_id}, typ="JWT", alg=alg)
+        return Answer(200, _JWT_HEADERS, signed.encode())

@@ -64,6 +64,8 @@ class AuthorizationRecord:
     ip: str | None = None
     #: The session of the same user and client that the new one supersedes (ended with it).
     replaces_session_id: uuid.UUID | None = None
+    #: The OIDC Core 5.5 claims request, as parsed (JSON text), or ``None``.
+    claims: str | None = None
 
 
 def _record(row: Any) -> AuthorizationRecord:
@@ -75,6 +77,7 @@ def _record(row: Any) -> AuthorizationRecord:
         factor_id=row.factor_id, auth_time=row.auth_time, not_after=row.not_after,
         expires_at=row.expires_at, used_at=row.used_at, session_id=row.session_id,
         user_agent=row.user_agent, ip=row.ip, replaces_session_id=row.replaces_session_id,
+        claims=row.claims,
     )
 
 
@@ -93,7 +96,8 @@ class AuthorizationStore:
         code_challenge_method: str, aal: Aal, amr: Sequence[tuple[str, int]],
         factor_id: uuid.UUID | None, auth_time: datetime, not_after: datetime | None,
         user_agent: str | None = None, ip: str | None = None,
-        replaces_session_id: uuid.UUID | None = None, now: datetime | None = None,
+        replaces_session_id: uuid.UUID | None = None, claims: str | None = None,
+        now: datetime | None = None,
     ) -> str:
         """Store a new authorization and return its code (256 random bits, shown once).
 
@@ -110,7 +114,7 @@ class AuthorizationStore:
                 status="approved", aal=aal, amr=json.dumps([list(a) for a in amr]),
                 factor_id=factor_id, auth_time=auth_time, not_after=not_after, created_at=now,
                 expires_at=now + self._lifetime, user_agent=user_agent, ip=ip,
-                replaces_session_id=replaces_session_id,
+                replaces_session_id=replaces_session_id, claims=claims,
             ))
         return code
 

@@ -209,6 +209,12 @@ class ClientInfo:
     sector_identifier: str | None = None
     #: RFC 9449 section 5.2 (revision 0010): every token request of the client carries DPoP.
     dpop_bound_access_tokens: bool = False
+    #: RFC 9126 section 6 (revision 0011): the authorization endpoint accepts only pushed
+    #: requests (a ``request_uri``) from this client.
+    require_pushed_authorization_requests: bool = False
+    #: OIDC Dynamic Client Registration 1.0 section 2 (revision 0013): UserInfo answers this
+    #: client with a JWT signed with this alg; ``None``: plain JSON.
+    userinfo_signed_response_alg: str | None = None
 
     @property
     def subject_type(self) -> str:
@@ -260,6 +266,10 @@ class ClientInfo:
             meta["subject_type"] = "pairwise"
         if self.dpop_bound_access_tokens:
             meta["dpop_bound_access_tokens"] = True
+        if self.require_pushed_authorization_requests:
+            meta["require_pushed_authorization_requests"] = True
+        if self.userinfo_signed_response_alg:
+            meta["userinfo_signed_response_alg"] = self.userinfo_signed_response_alg
         return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -294,6 +304,8 @@ def _info(row: Any) -> ClientInfo:
         id_token_signed_response_alg=row.s_id_token_signed_response_alg,
         sector_identifier=row.s_sector_identifier,
         dpop_bound_access_tokens=bool(row.s_dpop_bound_access_tokens),
+        require_pushed_authorization_requests=bool(row.s_require_pushed_authorization_requests),
+        userinfo_signed_response_alg=row.s_userinfo_signed_response_alg,
     )
 
 
@@ -397,6 +409,8 @@ class ClientStore:
         id_token_signed_response_alg: str | None = None,
         pairwise: bool = False,
         dpop_bound_access_tokens: bool = False,
+        require_pushed_authorization_requests: bool = False,
+        userinfo_signed_response_alg: str | None = None,
         now: datetime | None = None,
     ) -> tuple[ClientInfo, str | None]:
         """Register a client; returns its record and the secret (``None`` for public clients).
@@ -433,6 +447,7 @@ class ClientStore:
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive")
         check_id_token_alg(id_token_signed_response_alg)
+        check_id_token_alg(userinfo_signed_response_alg)
         sector = sector_of(uris) if pairwise else None
         post_logout_redirect_uris = check_redirect_uris(list(post_logout_redirect_uris),
                                                         kind="post-logout redirect URI")
@@ -478,6 +493,8 @@ class ClientStore:
             "id_token_signed_response_alg": id_token_signed_response_alg,
             "sector_identifier": sector,
             "dpop_bound_access_tokens": bool(dpop_bound_access_tokens),
+            "require_pushed_authorization_requests": require_pushed_authorization_requests,
+            "userinfo_signed_response_alg": userinfo_signed_response_alg,
         }
         with self._engine.begin() as conn:
             conn.execute(insert(_O_AUTH_CLIENT).values(**client_values))
@@ -534,6 +551,7 @@ class ClientStore:
         if "scope" in values:
             check_client_scope(values["scope"])
         check_id_token_alg(values.get("id_token_signed_response_alg"))
+        check_id_token_alg(values.get("userinfo_signed_response_alg"))
         if "redirect_uris" in values:
             self._keep_sector(client_id, _split(values["redirect_uris"], "\n"))
         if values.get("backchannel_logout_uri") is not None:

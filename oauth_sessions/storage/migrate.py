@@ -122,6 +122,7 @@ REQUIRED_PRIVILEGES: dict[str, tuple[str, ...]] = {
     f"{LIBRARY_SCHEMA}.oauth_authorization_codes": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     f"{LIBRARY_SCHEMA}.oauth_signing_keys": ("SELECT", "INSERT", "UPDATE"),
     f"{LIBRARY_SCHEMA}.oauth_client_assertions": ("SELECT", "INSERT", "DELETE"),
+    f"{LIBRARY_SCHEMA}.oauth_pushed_requests": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 
 #: Columns that earlier revisions of this library added to Supabase's tables in ``auth``,

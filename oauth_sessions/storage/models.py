@@ -432,6 +432,13 @@ class OAuthClientSettings(Base):
     # Revision 0010: RFC 9449 section 5.2; true: every token request of the client carries DPoP.
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, nullable=False,
                                                            server_default=false())
+    # Revision 0011: RFC 9126 section 6; true: this client's authorization requests must be
+    # pushed (the authorization endpoint accepts only a request_uri from it).
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=false())
+    # Revision 0013: OIDC Dynamic Client Registration 1.0 section 2; NULL: UserInfo answers
+    # plain JSON, else a JWT signed with this alg (OIDC Core section 5.3.2).
+    userinfo_signed_response_alg: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthAuthorizationCode(Base):
@@ -481,6 +488,8 @@ class OAuthAuthorizationCode(Base):
     # Revision 0007: the client's session this authorization replaces (a step-up or another
     # re-authorization naming it by id_token_hint); ended when the code produces the new one.
     replaces_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Revision 0012: the OIDC Core 5.5 claims request, as parsed (JSON text); NULL: none.
+    claims: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthClientAssertion(Base):
@@ -526,6 +535,31 @@ class OAuthDpopBinding(Base):
                          name="oauth_dpop_bindings_session_id_fkey"), primary_key=True)
     jkt: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OAuthPushedRequest(Base):
+    """``oauth_pushed_requests`` (revision 0011): authorization requests pushed to the RFC 9126
+    endpoint, waiting for the authorization endpoint.
+
+    ``request_hash`` is the SHA-256 of the ``request_uri`` handed to the client, never the
+    reference itself. ``used_at``: the authorization endpoint took the request (one-time);
+    ``completed_at``: a code was issued from it (once).
+    """
+
+    __tablename__ = "oauth_pushed_requests"
+    __table_args__ = (Index("oauth_pushed_requests_expires_at_idx", "expires_at"),
+                      {"schema": LIBRARY_SCHEMA})
+
+    request_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("auth.oauth_clients.id", ondelete="CASCADE",
+                         name="oauth_pushed_requests_client_id_fkey"), nullable=False)
+    #: The pushed parameters, a JSON object of strings.
+    parameters: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OAuthSigningKey(Base):

@@ -92,3 +92,10 @@ def registration_server(engine: Engine) -> Iterator[LiveServer]:
     with _serve(engine, dynamic_registration=True, signing_alg="EdDSA",
                 id_token_signing_alg="EdDSA") as server:
         yield server
+
+
+@pytest.fixture
+def par_server(engine: Engine) -> Iterator[LiveServer]:
+    """Every client must push its authorization requests (RFC 9126 section 5)."""
+    with _serve(engine, require_pushed_authorization_requests=True) as server:
+        yield server
