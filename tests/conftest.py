@@ -26,7 +26,7 @@ from oauth_sessions.storage.database import create_auth_engine, normalize_url
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 AUTH_TABLES = ("users", "oauth_clients")
 #: The library's own tables that no cascade from ``auth`` empties.
-LIBRARY_TABLES = ("oauth_signing_keys", "oauth_dpop_proofs")
+LIBRARY_TABLES = ("oauth_signing_keys", "oauth_dpop_proofs", "oauth_resource_servers")
 
 
 def _postgres_required() -> bool:

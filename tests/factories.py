@@ -174,6 +174,8 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         OAuthClient,
         OAuthClientSettings,
         OAuthConsent,
+        OAuthResourceServer,
+        OAuthSessionResources,
         OAuthSigningKey,
         Session,
     )
@@ -181,7 +183,8 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     result: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
         for model in (Session, MfaAmrClaim, OAuthAuthorizationCode, OAuthConsent, OAuthClient,
-                      OAuthClientSettings, OAuthSigningKey):
+                      OAuthClientSettings, OAuthSigningKey, OAuthResourceServer,
+                      OAuthSessionResources):
             table = model.__table__
             rows = conn.execute(select(table)).all()
             result[table.name] = sorted((tuple(r) for r in rows), key=repr)

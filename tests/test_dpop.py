@@ -617,3 +617,28 @@ def test_only_bound_refresh_tokens_read_the_binding(app: Flask, public: ClientIn
         event.remove(engine, "before_cursor_execute", record)
     assert plain_reads == []
     assert len(bound_reads) == 1
+
+
+def test_a_thief_with_an_old_bound_token_cannot_trigger_reuse_revocation(
+        app: Flask, public: ClientInfo, engine: Engine) -> None:
+    """Reuse of a superseded token revokes its session (RFC 9700 4.14.2), but only for whoever
+    holds the key: the key is checked first, so without it the old token changes nothing."""
+    key = DpopKey()
+    start = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+    with freeze_time(start) as clock:
+        first = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
+        sid = _claims(first["access_token"])["sid"]
+        assert _refresh(app, public, first["refresh_token"],
+                        key.proof("POST", TOKEN_URL)).status_code == 200
+        clock.tick(timedelta(seconds=11))  # past the reuse interval (10 s): the old one is reuse
+        before = _row(engine, sid)
+        for proof in (None, DpopKey().proof("POST", TOKEN_URL)):
+            refused = _refresh(app, public, first["refresh_token"], proof)
+            assert refused.status_code == 400
+            assert refused.json["error"] in ("invalid_dpop_proof", "invalid_grant")
+            assert refused.json["error_description"] != "refresh token already used"
+        assert _row(engine, sid) == before
+        reuse = _refresh(app, public, first["refresh_token"], key.proof("POST", TOKEN_URL))
+        assert reuse.json == {"error": "invalid_grant",
+                              "error_description": "refresh token already used"}
+    assert _row(engine, sid) is None and _binding(engine, sid) is None

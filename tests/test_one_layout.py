@@ -46,6 +46,7 @@ SUPABASE_CLIENT_COLUMNS = [
 SUPABASE_CONSENT_COLUMNS = ["id", "user_id", "client_id", "scopes", "granted_at", "revoked_at"]
 LIBRARY_TABLES = {"oauth_client_settings", "oauth_authorization_codes", "oauth_signing_keys",
                   "oauth_client_assertions", "oauth_dpop_proofs", "oauth_dpop_bindings",
+                  "oauth_resource_servers", "oauth_session_resources",
                   "oauth_pushed_requests",
                   "oauth_sessions_alembic_version"}
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, select
 
 from oauth_sessions import get_state
 from oauth_sessions.storage.clients import ClientInfo
-from oauth_sessions.storage.models import OAuthPushedRequest
+from oauth_sessions.storage.models import OAuthAuthorizationCode, OAuthPushedRequest
 from oauth_sessions.storage.pushed_requests import REQUEST_URI_PREFIX, hash_reference
 from oauth_sessions.wsgi import make_wsgi_app
 
@@ -485,3 +485,24 @@ def test_the_cli_sets_and_clears_the_requirement(engine: Engine) -> None:
     missing = runner.invoke(args=["oauth-sessions", "require-par",
                                   "00000000-0000-4000-8000-000000000000"])
     assert missing.exit_code != 0 and "no client" in missing.output
+
+
+@pytest.mark.postgres
+def test_racing_browsers_on_one_request_uri_get_one_code(pg_engine: Engine) -> None:
+    """Through HTTP on PostgreSQL: eight browsers use one request_uri at once; one code."""
+    app = make_app(pg_engine)
+    client, secret = create_client(app)
+    user = create_user(pg_engine)
+    _, challenge = pkce_pair()
+    get_state(app).services.consents.grant(user, client.id, ("openid", "profile"))
+    request_uri = _push(app.test_client(), client, secret, challenge).json["request_uri"]
+    answers = _race(lambda: app.test_client().get("/oauth/authorize", headers=user_headers(user),
+                                                  query_string={"client_id": client.client_id,
+                                                                "request_uri": request_uri}))
+    codes = [a for a in answers if a.status_code == 302 and "code" in query_of(a.headers["Location"])]
+    refused = [a for a in answers if a.status_code == 400]
+    assert len(codes) == 1 and len(refused) == 7
+    assert {a.json["error"] for a in refused} == {"invalid_request_uri"}
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(
+            OAuthAuthorizationCode.__table__)).scalar() == 1

@@ -181,7 +181,8 @@ class _KeepAliveStub(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     ports: list[int] = []
-    answer: dict[str, Any] = {"active": True, "sub": "u", "client_id": "c", "scope": "profile"}
+    answer: dict[str, Any] = {"active": True, "sub": "u", "client_id": "c", "scope": "profile",
+                              "aud": RESOURCE}
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
@@ -267,7 +268,7 @@ def test_remote_mode_slow_endpoint_hits_the_read_timeout(engine: Engine) -> None
     @slow.post("/oauth/introspect")
     def sleepy() -> dict[str, Any]:
         time.sleep(1.5)
-        return {"active": True, "sub": "u", "client_id": "c", "scope": "profile"}
+        return {"active": True, "sub": "u", "client_id": "c", "scope": "profile", "aud": RESOURCE}
 
     with live(slow) as base:
         protector = remote(None, base, timeout=(1, 0.3))

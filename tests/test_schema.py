@@ -51,9 +51,16 @@ EXPECTED_FKS = {
 EXPECTED_REFERENCED_BY = {
     "mfa_amr_claims_session_id_fkey": ("auth.mfa_amr_claims", "session_id", "CASCADE"),
     "refresh_tokens_session_id_fkey": ("auth.refresh_tokens", "session_id", "CASCADE"),
-    # The library's DPoP bindings (revision 0010), in its own schema: gone with the session.
+}
+#: The library's own tables that reference sessions, in its own schema (so ``auth`` keeps
+#: exactly Supabase's constraints), each row gone with its session.
+LIBRARY_REFERENCED_BY = {
+    # DPoP bindings (revision 0010).
     "oauth_dpop_bindings_session_id_fkey": ("oauth_sessions.oauth_dpop_bindings", "session_id",
                                             "CASCADE"),
+    # RFC 8707 resources granted to the session (revision 0014).
+    "oauth_session_resources_session_id_fkey": ("oauth_sessions.oauth_session_resources",
+                                                "session_id", "CASCADE"),
 }
 
 EXPECTED_COMMENTS = {
@@ -126,7 +133,10 @@ def test_primary_key_is_sessions_pkey_on_id(pg_engine: Engine) -> None:
 
 def test_foreign_keys_cascade(pg_engine: Engine) -> None:
     assert live_foreign_keys(pg_engine, referencing_sessions=False) == EXPECTED_FKS
-    assert live_foreign_keys(pg_engine, referencing_sessions=True) == EXPECTED_REFERENCED_BY
+    referenced_by = live_foreign_keys(pg_engine, referencing_sessions=True)
+    assert {k: v for k, v in referenced_by.items() if v[0].startswith("auth.")} == (
+        EXPECTED_REFERENCED_BY)
+    assert referenced_by == {**EXPECTED_REFERENCED_BY, **LIBRARY_REFERENCED_BY}
 
 
 def test_scopes_length_check(pg_engine: Engine) -> None:

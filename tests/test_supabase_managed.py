@@ -174,6 +174,7 @@ def test_issue17_item1_current_shape_managed_attaches_with_no_ddl_in_auth(
         tables = set(inspect(conn).get_table_names(schema="oauth_sessions"))
     assert tables == {"oauth_client_settings", "oauth_authorization_codes", "oauth_signing_keys",
                       "oauth_client_assertions", "oauth_dpop_proofs", "oauth_dpop_bindings",
+                      "oauth_resource_servers", "oauth_session_resources",
                       "oauth_pushed_requests", migrate.VERSION_TABLE}
     migrate.upgrade(current_managed)  # again: nothing left to do, nothing changes
     assert _catalog_outside(current_managed, "oauth_sessions") == catalog

@@ -24,12 +24,18 @@ __all__ = [
     "DpopProofRequired",
     "InsufficientAal",
     "InvalidRefreshToken",
+    "InvalidTarget",
     "OAuthSessionsError",
     "RefreshTokenReused",
+    "ResourceAmbiguous",
+    "ResourceNotAllowedScope",
+    "ResourceNotGranted",
     "ScopeNeedsHigherAal",
     "ScopeNotGranted",
     "SessionExpired",
     "SessionInactive",
+    "TooManyResources",
+    "UnknownResource",
     "UnknownSession",
 ]
 
@@ -108,6 +114,46 @@ class ScopeNeedsHigherAal(ScopeNotGranted):
     description = "requested scope requires a higher authentication level than the session has"
 
 
+class InvalidTarget(OAuthSessionsError):
+    """A ``resource`` parameter the server will not issue a token for (RFC 8707 section 2).
+
+    Section 2: a value that is not an absolute URI, or that has a fragment, is refused with
+    ``invalid_target``; so is a resource this server does not know or did not grant.
+    """
+
+    description = "resource must be an absolute URI without a fragment (RFC 8707 section 2)"
+    error = "invalid_target"
+
+
+class UnknownResource(InvalidTarget):
+    """The resource is not a registered resource server (nor this provider's own identifier)."""
+
+    description = "resource is not a registered resource server"
+
+
+class ResourceNotGranted(InvalidTarget):
+    """The token request named a resource the authorization did not grant (section 2.2)."""
+
+    description = "resource was not granted by the authorization request"
+
+
+class TooManyResources(InvalidTarget):
+    """Each access token has one audience: a token request names at most one resource."""
+
+    description = "name at most one resource per token request: each access token has one audience"
+
+
+class ResourceAmbiguous(InvalidTarget):
+    """The grant covers several resources and the token request named none of them."""
+
+    description = "the grant covers several resources: name one with the resource parameter"
+
+
+class ResourceNotAllowedScope(OAuthSessionsError):
+    """None of the scopes asked for is one the resource server accepts."""
+
+    description = "none of the requested scopes is allowed at the requested resource"
+    error = "invalid_scope"
 class DpopProofRequired(OAuthSessionsError):
     """A refresh token of a DPoP-bound session came without a proof (RFC 9449 section 5).
 

@@ -7,6 +7,9 @@ first two are the HTTP side, :mod:`oauth_sessions.protocol.introspection_endpoin
     caller may introspect             the client's ``can_introspect`` flag
     verify the token                  access JWT (RFC 9068 section 4) or ``osr1_`` refresh token
     refresh token's own client        others get inactive for a refresh token (section 4)
+    audience                          a resource server: tokens for it only (RFC 8707, RFC 9700
+                                      section 2.3); a client: default-audience tokens, and
+                                      tokens for a resource server only if issued to it
     load the session by ``sid``       ONE primary-key SELECT, never cached
     session exists                    revoked = row deleted
     not_after not reached             "after which the session should be regarded as expired"
@@ -49,6 +52,7 @@ from ..jose.access_tokens import InvalidAccessToken, verify_access_token
 from ..jose.keys import KeySet
 from . import policy
 from .refresh_tokens import looks_like_refresh_token
+from .resource_indicators import accepts_audience
 from .session_reads import RefreshSession, SessionRow, SessionSource
 from .settings import Settings
 from .types import Aal
@@ -98,8 +102,9 @@ class TokenChecks:
     keyset: Callable[[], KeySet]
     sessions: SessionSource
     settings: Settings
-    #: The audience every accepted access token must name. ``tokens.py`` mints ``aud`` = the
-    #: issuer (no RFC 8707 resource indicators), so that is what :func:`checks_for` sets.
+    #: The default audience: ``tokens.py`` mints ``aud`` = the issuer when no RFC 8707 resource
+    #: was named, and ``build_services`` sets the issuer here. Validators without a resource of
+    #: their own (``/userinfo``, the resource helper without ``resource``) require it.
     audience: str | None = None
     #: Re-read the keys when a token names a kid this worker lacks (another worker rotated).
     reload_keyset: Callable[[str], KeySet] | None = None
@@ -190,16 +195,23 @@ def check_token(
     audiences: Collection[str] = (),
     caller_min_aal: Aal | None = None,
     caller_client_id: str | None = None,
+    resource: str | None = None,
+    accept_default_audience: bool = False,
     now: datetime | None = None,
 ) -> ActiveToken:
     """Run the token steps of the pipeline; return the active token or raise :class:`Inactive`.
 
     ``audiences`` are the names of the resource server asking (its client id, its resource
     URI): each one's minimum aal in ``AUDIENCE_MIN_AAL`` applies, as does ``caller_min_aal``.
+    ``resource`` is the identifier of the resource server asking, whose tokens alone are
+    active for it (:func:`require_audience`); ``caller_client_id`` the client asking at
+    ``/introspect``.
     """
     now = now or datetime.now(UTC)
     presented, session = verify_presented_token(token, hint, checks, now)
     require_refresh_token_owner(presented, caller_client_id)
+    require_audience(presented, checks.audience, resource=resource,
+                     caller_client_id=caller_client_id, accept_default=accept_default_audience)
     session = require_session(session, checks.sessions, presented.session_id)
     require_not_expired(session, now)
     require_recent_activity(session, now, checks.settings.inactivity_timeout)
@@ -250,8 +262,10 @@ def _verify_access_token(token: str, checks: TokenChecks, now: datetime) -> _Pre
 
 
 def _verify_jwt(keyset: KeySet, token: str, checks: TokenChecks, now: datetime) -> dict[str, Any]:
+    # The audience is the pipeline's own step (require_audience): who may see which audience
+    # depends on the caller, not only on the token.
     return verify_access_token(keyset, token, issuer=checks.settings.issuer,
-                               audience=checks.audience, leeway=checks.leeway, now=now)
+                               leeway=checks.leeway, now=now)
 
 
 def _unknown_kid(exc: InvalidAccessToken, token: str) -> str | None:
@@ -284,6 +298,38 @@ def require_refresh_token_owner(presented: _Presented, caller_client_id: str | N
     if (presented.token_type == REFRESH_TOKEN and caller_client_id is not None
             and caller_client_id != presented.client_id):
         raise Inactive("refresh token introspected by a client other than its own")
+
+
+def require_audience(presented: _Presented, default_audience: str | None, *,
+                     resource: str | None, caller_client_id: str | None,
+                     accept_default: bool) -> None:
+    """Whether the caller may see this access token, by its ``aud`` (RFC 7662 section 4:
+    the server decides what each caller may learn; RFC 9700 section 2.3: audience-restricted
+    tokens).
+
+    * a resource server (``resource`` set): only tokens whose ``aud`` names it; with
+      ``accept_default`` (the in-process resource helper's option) also tokens of the default
+      audience only (:func:`~oauth_sessions.core.resource_indicators.accepts_audience`);
+    * a client at ``/introspect`` (``caller_client_id``, no ``resource``): tokens of the
+      default audience, as before resource indicators; a token meant for a resource server
+      only when it was issued to that very client, so no client learns another one's
+      resource-bound tokens;
+    * neither (``/userinfo``, the resource helper without ``resource``): the default audience.
+
+    Refresh tokens have no audience; :func:`require_refresh_token_owner` decides for them.
+    """
+    if presented.token_type != ACCESS_TOKEN:
+        return
+    aud = _token_audiences(presented)
+    if resource is None and default_audience is None:
+        return
+    if resource is None and caller_client_id is not None:
+        if default_audience in aud or presented.client_id == caller_client_id:
+            return
+        raise Inactive("token for a resource server introspected by another client")
+    if not accepts_audience(aud, resource=resource, default_audience=default_audience or "",
+                            accept_default=accept_default):
+        raise Inactive("audience mismatch")
 
 
 def require_session(

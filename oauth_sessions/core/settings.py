@@ -204,7 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCOPE_MIN_AAL", {}, _aal_map,
             "Minimum aal per scope, e.g. {'payments': 'aal2'}."),
     Setting("AUDIENCE_MIN_AAL", {}, _aal_map,
-            "Minimum aal per resource server (audience or introspecting client id)."),
+            "Minimum aal per resource server (audience or introspecting client id); a "
+            "registered resource server's own --min-aal applies as well (RFC 8707, "
+            "docs/resource-indicators.md)."),
     Setting("SIGNING_ALG", "ES256", _choice("ES256", "EdDSA", "RS256"),
             "Algorithm of the key that signs access tokens, logout tokens and signed "
             "introspection answers."),
@@ -245,7 +247,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Core section 8.1); set, clients may register subject_type=pairwise. Never change "
             "or remove it once a pairwise client exists: every pairwise sub would change."),
     Setting("CLIENT_CACHE_SECONDS", 5, _int_range(0, 300),
-            "How long a worker may reuse a client record it read (not session rows: never cached)."),
+            "How long a worker may reuse a client or resource-server record it read (not session "
+            "rows: never cached)."),
     Setting("DPOP_IAT_WINDOW", 60, _int_range(5, 600),
             "Seconds a DPoP proof's iat may lie before or after the server's clock (RFC 9449 "
             "section 4.3 step 11); a proof's jti is remembered for as long as it is accepted."),

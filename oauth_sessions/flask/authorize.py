@@ -63,7 +63,7 @@ _CONSENT_MAX_AGE: Final = 600
 _BOUND_PARAMETERS: Final = frozenset({
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "acr_values", "response_mode", "login_hint",
-    "ui_locales", "claims_locales", "display", "id_token_hint", "claims",
+    "ui_locales", "claims_locales", "display", "id_token_hint", "claims", "resource",
 })
 
 def _redirect_error(exc: AuthorizeError, issuer: str) -> ResponseReturnValue:
@@ -117,7 +117,16 @@ def _authorize_url(params: Mapping[str, str], *, drop_login: bool) -> str:
                                           or _par_login_done(query["par_ticket"]))
     elif drop_login:
         query = _without_login(query)
-    return url_for("oauth_sessions.authorize") + "?" + urlencode(query)
+    return url_for("oauth_sessions.authorize") + "?" + urlencode(_repeated(query))
+
+
+def _repeated(params: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``params`` as pairs, ``resource`` repeated again as the client sent it (RFC 8707
+    section 2; :func:`~oauth_sessions.flask.responses.request_params` joined its values)."""
+    pairs = [(k, v) for k, v in params.items() if k != "resource"]
+    if "resource" in params:
+        pairs.extend(("resource", r) for r in params["resource"].split(" "))
+    return pairs
 
 
 def _par_ticket(request_uri: str, *, login_done: bool) -> str:
@@ -186,7 +195,8 @@ def authorize() -> ResponseReturnValue:
         # for a pushed request its reference and continuation ticket).
         params, carry = _pushed_request(state, query) if pushed else (query, query)
         req = parse_authorization_request(params, state.services.clients, state.settings,
-                                          pushed=pushed)
+                                          pushed=pushed,
+                                          resource_indicators=state.services.resource_indicators)
     except AuthorizeError as exc:
         return _redirect_error(exc, issuer)
 
@@ -223,12 +233,13 @@ def authorize() -> ResponseReturnValue:
     elif "consent" in req.prompt or not set(req.scopes) <= set(granted):
         if "none" in req.prompt:
             return fail("consent_required", "the user has not approved this client")
-        fields = tuple((k, v) for k, v in carry.items() if k not in {"decision", "consent_ticket"})
+        fields = tuple((k, v) for k, v in _repeated(carry)
+                       if k not in {"decision", "consent_ticket"})
         info = ConsentRequest(
             client=req.client, user_id=auth.user_id, scopes=req.scopes, granted_scopes=granted,
             action=url_for("oauth_sessions.authorize"),
             form_fields=(*fields, ("consent_ticket", _make_ticket(auth, params))),
-            redirect_uri=req.redirect_uri, ui_locales=req.ui_locales,
+            redirect_uri=req.redirect_uri, ui_locales=req.ui_locales, resources=req.resources,
         )
         return host.render_consent(info)
     if pushed and not state.services.pushed_requests.complete(query["request_uri"]):
@@ -278,6 +289,7 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
         factor_id=auth.factor_id, auth_time=auth.auth_time, not_after=auth.not_after,
         user_agent=_user_agent(), ip=_ip(), replaces_session_id=replaces,
         claims=req.claims.to_json() if req.claims is not None else None,
+        resources=req.resources,
     )
     params = [("code", code)]
     if req.state:

@@ -17,6 +17,7 @@ from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
 from ..storage.database_errors import explain_database_error
 from ..storage.dpop import DpopReplayLedger
+from ..storage.resource_servers import ResourceServerInfo
 from .management import SessionView, sessions_manager
 from .state import get_state
 
@@ -318,6 +319,74 @@ def delete_client(client_id: str, yes: bool) -> None:
     if not get_state().services.clients.delete(parsed):
         raise click.ClickException("no client with that id")
     click.echo(f"deleted {client_id}")
+
+
+# --------------------------------------------------------------------------- resource servers
+
+
+def _resource_server_json(info: ResourceServerInfo, secret: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = info.as_json()
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+@cli.command("create-resource-server")
+@click.argument("resource")
+@click.option("--name", default=None, help="A label for operators.")
+@click.option("--min-aal", type=click.Choice(["aal1", "aal2", "aal3"]), default=None,
+              help="Minimum assurance level of the tokens meant for this resource server "
+                   "(asked for at authorize, enforced at introspection).")
+@click.option("--scope", default=None,
+              help='Space-separated scopes its tokens may carry, e.g. "payments" (default: any).')
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+@with_appcontext
+def create_resource_server(resource: str, name: str | None, min_aal: str | None,
+                           scope: str | None, as_json: bool) -> None:
+    """Register the resource server RESOURCE (an absolute URI, RFC 8707 section 2).
+
+    Clients name it with resource=RESOURCE; its tokens carry aud=RESOURCE. It introspects as
+    itself with its id and secret (HTTP Basic). The secret is printed once and never stored in
+    clear."""
+    try:
+        info, secret = get_state().services.resource_servers.create(
+            resource, name=name, min_aal=min_aal, scopes=scope)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(_resource_server_json(info, secret)))
+        return
+    click.echo(f"id:       {info.client_id}")
+    click.echo(f"resource: {info.resource}")
+    click.echo(f"secret:   {secret}   (shown once: store it now)")
+
+
+@cli.command("list-resource-servers")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@with_appcontext
+def list_resource_servers(as_json: bool) -> None:
+    """List registered resource servers (never their secrets)."""
+    servers = get_state().services.resource_servers.list()
+    if as_json:
+        click.echo(json.dumps([_resource_server_json(s) for s in servers]))
+        return
+    for s in servers:
+        click.echo(f"{s.client_id}  {s.resource}  {s.min_aal.value if s.min_aal else '-'}  "
+                   f"[{' '.join(s.scopes) if s.scopes is not None else '*'}]  {s.name or ''}")
+
+
+@cli.command("delete-resource-server")
+@click.argument("server_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def delete_resource_server(server_id: str, yes: bool) -> None:
+    """Remove a resource server: it can no longer introspect and no new token names it."""
+    parsed = _uuid(server_id, "resource server id")
+    if not yes:
+        click.confirm(f"Delete resource server {server_id}?", abort=True)
+    if not get_state().services.resource_servers.delete(parsed):
+        raise click.ClickException("no resource server with that id")
+    click.echo(f"deleted {server_id}")
 
 
 @cli.command("rotate-keys")

@@ -32,6 +32,7 @@ from ..protocol.jwks import JwksEndpoint
 from ..protocol.logout import LogoutEndpoint
 from ..protocol.pushed_requests import PushedAuthorizationEndpoint
 from ..protocol.registration import RegistrationEndpoint
+from ..protocol.resource_indicators import ResourceIndicators
 from ..protocol.revocation import RevocationEndpoint
 from ..protocol.server import OAuthServer
 from ..protocol.token_endpoint import TokenEndpoint
@@ -45,6 +46,7 @@ from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
 from ..storage.pushed_requests import PushedRequestStore
+from ..storage.resource_servers import ResourceServerStore
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
 from ..storage.users import ensure_user as ensure_user_row
@@ -174,14 +176,17 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     # One client authentication for every endpoint; a private_key_jwt assertion may name the
     # issuer or the endpoint it is sent to.
     base = settings.issuer + settings.url_prefix
+    resource_servers = ResourceServerStore(engine, cache_seconds=settings.client_cache_seconds)
+    resource_indicators = ResourceIndicators(resource_servers, settings.issuer)
     authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
-        settings.issuer, base + "/token", base + "/revoke", base + "/introspect", base + "/par")))
+        settings.issuer, base + "/token", base + "/revoke", base + "/introspect", base + "/par")),
+        resource_servers=resource_servers)
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)
     pushed_requests = PushedRequestStore(engine, lifetime=settings.pushed_request_lifetime)
     dpop = _dpop_checker(app, settings, engine)
     server = OAuthServer(clients=clients, authenticator=authenticator, sessions=sessions,
                          authorizations=authorizations, keys=keys, settings=settings, dpop=dpop,
-                         host_claims=host.userinfo)
+                         resource_indicators=resource_indicators, host_claims=host.userinfo)
     return Services(
         sessions=sessions,
         clients=clients,
@@ -193,6 +198,8 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         host=host,
         backchannel=backchannel,
         introspection=introspection,
+        resource_servers=resource_servers,
+        resource_indicators=resource_indicators,
         dpop=dpop,
         token_endpoint=TokenEndpoint(server),
         introspection_endpoint=IntrospectionEndpoint(authenticator, introspection, settings.issuer),

@@ -114,6 +114,8 @@ class ConsentRequest:
     redirect_uri: str = ""
     #: The request's ``ui_locales`` (well-formed BCP 47 tags, most preferred first).
     ui_locales: tuple[str, ...] = ()
+    #: RFC 8707: the resource servers (URIs) the client's tokens will be meant for, if any.
+    resources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,13 +135,15 @@ class LocalValidator(TokenValidator):
     app's own database (:func:`oauth_sessions.protocol.access_tokens.validate_access_token`); an
     unreachable database is a 503 challenge, since the host's routes have no outage handler of ours."""
 
-    def __init__(self, resource: str | None) -> None:
+    def __init__(self, resource: str | None, *, accept_issuer_audience: bool = True) -> None:
         self.resource = resource
+        self.accept_issuer_audience = accept_issuer_audience
 
     def validate(self, token: str) -> TokenInfo:
         audiences = [self.resource] if self.resource else []
         return validate_access_token(token, get_state(current_app).services.introspection,
-                                     audiences=audiences)
+                                     audiences=audiences, resource=self.resource or None,
+                                     accept_default_audience=self.accept_issuer_audience)
 
 
 # --------------------------------------------------------------------------- the protector
@@ -150,9 +152,14 @@ class LocalValidator(TokenValidator):
 class ResourceProtector:
     """Guards views with ``require(scope=..., aal=..., max_age=...)``.
 
-    ``resource`` is this resource server's identifier (an https URL, RFC 9728 section 1.2): it is
-    the audience whose ``OAUTH_SESSIONS_AUDIENCE_MIN_AAL`` applies in local mode, and the base
-    of the metadata URL named in every challenge.
+    ``resource`` is this resource server's identifier (an https URL, RFC 9728 section 1.2): the
+    audience a token must name (RFC 8707; ``aud`` checked in both modes), the audience whose
+    ``OAUTH_SESSIONS_AUDIENCE_MIN_AAL`` applies in local mode, and the base of the metadata URL
+    named in every challenge. Without it a token must be of the default audience (the issuer).
+    ``accept_issuer_audience`` (default True) also accepts tokens of the default audience only,
+    those minted without any ``resource``, so that existing clients keep working; set it to
+    False once every client names this resource, and no token meant for another resource
+    server or for no one in particular passes here.
 
     ``dpop`` checks the proofs of DPoP-bound tokens (RFC 9449 section 7). Local mode uses the
     app's own (its settings, nonces and replay table); remote mode has one only when given a
@@ -177,9 +184,11 @@ class ResourceProtector:
 
     @classmethod
     def local(cls, app: Flask | None = None, *, resource: str | None = None,
-              realm: str = "oauth_sessions") -> ResourceProtector:
+              realm: str = "oauth_sessions",
+              accept_issuer_audience: bool = True) -> ResourceProtector:
         """Validate against this app's own ``OAuthSessions`` (same database, no HTTP)."""
-        protector = cls(LocalValidator(resource), resource=resource, realm=realm)
+        protector = cls(LocalValidator(resource, accept_issuer_audience=accept_issuer_audience),
+                        resource=resource, realm=realm)
         if app is not None:
             protector.authorization_servers = [get_state(app).settings.issuer]
         return protector
@@ -189,8 +198,14 @@ class ResourceProtector:
                cache_ttl: float = 0, cache_size: int = 10_000, timeout: tuple[float, float] = (2.0, 5.0),
                pool_size: int = 10, resource: str | None = None, realm: str = "oauth_sessions",
                authorization_servers: Iterable[str] = (), dpop_engine: Engine | None = None,
-               dpop_iat_window: int = 60) -> ResourceProtector:
+               dpop_iat_window: int = 60,
+               accept_issuer_audience: bool = True) -> ResourceProtector:
         """Validate through a remote introspection endpoint; ``cache_ttl`` is the revocation delay.
+
+        ``client_id`` and ``client_secret`` are the credentials of a registered resource server
+        (its id and introspection secret: the endpoint then answers only for tokens meant for
+        it) or of a client with ``can_introspect``. Either way the answer's ``aud`` is checked
+        here too, by the same rule as in local mode.
 
         ``dpop_engine``: a database with the library's migrations, whose ``oauth_dpop_proofs``
         table makes DPoP proofs one-time across every worker of this resource server; without
@@ -202,7 +217,9 @@ class ResourceProtector:
             raise RuntimeError("remote mode needs requests: pip install 'oauth_sessions[resource]'"
                                ) from exc
         validator = RemoteValidator(introspection_url, client_id, client_secret, timeout=timeout,
-                                    pool_size=pool_size, cache_ttl=cache_ttl, cache_size=cache_size)
+                                    pool_size=pool_size, cache_ttl=cache_ttl, cache_size=cache_size,
+                                    resource=resource,
+                                    accept_issuer_audience=accept_issuer_audience)
         dpop = None
         if dpop_engine is not None:
             dpop = DpopChecker(DpopReplayLedger(dpop_engine), iat_window=dpop_iat_window,

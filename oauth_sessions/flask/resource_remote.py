@@ -25,6 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..core.bearer import Challenge, TokenInfo, TokenValidator
+from ..core.resource_indicators import accepts_audience
 
 __all__ = ["RemoteValidator"]
 
@@ -92,6 +93,8 @@ class RemoteValidator(TokenValidator):
         cache_ttl: float = 0,
         cache_size: int = 10_000,
         session: requests.Session | None = None,
+        resource: str | None = None,
+        accept_issuer_audience: bool = True,
     ) -> None:
         if cache_ttl < 0 or cache_size < 1:
             raise ValueError("cache_ttl must be >= 0 seconds and cache_size >= 1")
@@ -103,6 +106,8 @@ class RemoteValidator(TokenValidator):
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
         self.cache = _TtlCache(cache_ttl, cache_size) if cache_ttl > 0 else None
+        self.resource = resource
+        self.accept_issuer_audience = accept_issuer_audience
 
     def validate(self, token: str) -> TokenInfo:
         """Ask the introspection endpoint (or the cache, when on) about ``token``."""
@@ -117,6 +122,8 @@ class RemoteValidator(TokenValidator):
             # Local mode refuses a refresh token too: an "active" answer for one is no
             # permission to use it as a bearer credential (issue 15 item 3).
             raise Challenge(401, "invalid_token", "the token is not an access token")
+        if not self._audience_accepted(body):
+            raise Challenge(401, "invalid_token", "the access token is not meant for this resource")
         try:
             info = TokenInfo.from_introspection(body)
         except ValueError:
@@ -125,6 +132,22 @@ class RemoteValidator(TokenValidator):
         if self.cache is not None:
             self.cache.put(key, info, now)
         return info
+
+    def _audience_accepted(self, body: Mapping[str, Any]) -> bool:
+        """The local mode's audience rule on the answer's ``aud`` (RFC 8707): this resource,
+        or the default audience (the answer's ``iss``) where that is accepted.
+
+        Without a ``resource`` configured, an answer with no ``aud`` at all (the member is
+        optional in RFC 7662 section 2.2; this provider always sends it) is accepted as before.
+        """
+        aud = body.get("aud")
+        if aud is None and self.resource is None:
+            return True
+        named = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        issuer = body.get("iss")
+        return accepts_audience([a for a in named if isinstance(a, str)], resource=self.resource,
+                                default_audience=issuer if isinstance(issuer, str) else "",
+                                accept_default=self.accept_issuer_audience)
 
     def close(self) -> None:
         """Close the keep-alive connections."""

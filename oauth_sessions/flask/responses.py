@@ -29,9 +29,19 @@ def error_response(error: str, description: str, status: int = 400,
 
 
 def request_params() -> dict[str, str]:
+    """The query and (for a POST) form parameters, the first value of each name.
+
+    ``resource`` may repeat (RFC 8707 section 2): its values are joined by spaces. A value that
+    is empty or holds a space (never an absolute URI) becomes ``#``, which no check accepts,
+    so it is refused as one bad value rather than read as none or as two.
+    """
     values: dict[str, str] = dict(request.args.items())
     if request.method == "POST":
         values.update(request.form.items())
+    resources = [*request.args.getlist("resource"),
+                 *(request.form.getlist("resource") if request.method == "POST" else [])]
+    if resources:
+        values["resource"] = " ".join("#" if not r or " " in r else r for r in resources)
     return values
 
 

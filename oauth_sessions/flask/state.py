@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..protocol.logout import LogoutEndpoint
     from ..protocol.pushed_requests import PushedAuthorizationEndpoint
     from ..protocol.registration import RegistrationEndpoint
+    from ..protocol.resource_indicators import ResourceIndicators
     from ..protocol.revocation import RevocationEndpoint
     from ..protocol.server import OAuthServer
     from ..protocol.token_endpoint import TokenEndpoint
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ..storage.authorizations import AuthorizationStore, ConsentStore
     from ..storage.clients import ClientStore
     from ..storage.pushed_requests import PushedRequestStore
+    from ..storage.resource_servers import ResourceServerStore
     from ..storage.sessions import SessionStore
     from ..storage.signing_keys import KeyStore
     from .host import HostAdapter
@@ -61,6 +63,9 @@ class Services:
     host: HostAdapter
     backchannel: BackchannelSender
     introspection: TokenChecks
+    #: Registered resource servers (RFC 8707) and the resource rules over them.
+    resource_servers: ResourceServerStore
+    resource_indicators: ResourceIndicators
     #: DPoP proof checks (RFC 9449) of the token endpoint and the provider's resources.
     dpop: DpopChecker
     #: The protocol handlers, shared by the blueprint and the WSGI app (``oauth_sessions.wsgi``).

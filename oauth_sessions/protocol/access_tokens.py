@@ -65,10 +65,18 @@ def bearer_of(request: HttpRequest, *, allow_form: bool = False) -> str:
     return credentials_of(request, allow_form=allow_form)[1]
 
 
-def validate_access_token(token: str, checks: TokenChecks, *, audiences: Collection[str] = ()) -> TokenInfo:
-    """The active access token, or raise :class:`Challenge` (``invalid_token``, an aal challenge, 503)."""
+def validate_access_token(token: str, checks: TokenChecks, *, audiences: Collection[str] = (),
+                          resource: str | None = None,
+                          accept_default_audience: bool = False) -> TokenInfo:
+    """The active access token, or raise :class:`Challenge` (``invalid_token``, an aal challenge, 503).
+
+    ``resource`` None (``/userinfo``): the token must be of the default audience, the issuer.
+    Given, the token's ``aud`` must name it (RFC 8707), or with ``accept_default_audience``
+    be of the default audience only (tokens minted without a ``resource``).
+    """
     try:
-        active = check_token(token, checks, audiences=audiences)
+        active = check_token(token, checks, audiences=audiences, resource=resource,
+                             accept_default_audience=accept_default_audience)
     except AalTooLow as exc:
         raise aal_challenge(exc.required) from None
     except Inactive as exc:

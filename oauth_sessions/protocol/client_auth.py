@@ -61,6 +61,7 @@ from ..core.bearer import MalformedCredentials
 from ..jose.jws import MAX_TOKEN_LENGTH, json_depth_within
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 from ..storage.models import OAuthClientAssertion
+from ..storage.resource_servers import ResourceServerInfo, ResourceServerStore
 from .http import Answer, HttpRequest, error_answer
 from .request_checks import BASIC_CHALLENGE
 
@@ -131,14 +132,62 @@ def _fail(description: str) -> ClientAuthFailed:
 
 
 class ClientAuthenticator:
-    """The steps of the module docstring, over the client store."""
+    """The steps of the module docstring, over the client store (and, for introspection, the
+    registered resource servers)."""
 
-    def __init__(self, clients: ClientStore, private_key_jwt: PrivateKeyJwt) -> None:
+    def __init__(self, clients: ClientStore, private_key_jwt: PrivateKeyJwt,
+                 resource_servers: ResourceServerStore | None = None) -> None:
         self._clients = clients
         self._private_key_jwt = private_key_jwt
+        self._resource_servers = resource_servers
 
     def authenticate(self, request: HttpRequest, *, allow_public: bool) -> ClientInfo:
         """The authenticated client of ``request``, or raise :class:`ClientAuthFailed`."""
+        found = self._credentials(request, allow_public=allow_public)
+        if isinstance(found, ClientInfo):
+            return found
+        client_id, secret, method = found
+        return self._client(secret, method, self._clients.get(client_id))
+
+    @staticmethod
+    def _client(secret: str | None, method: str, client: ClientInfo | None) -> ClientInfo:
+        """Steps 3-4 for the client the credentials name (``None``: no such client)."""
+        if secret is not None:
+            # Verified even for an unknown client, so the answer takes as long either way.
+            verified = verify_client_secret(secret, client.secret_hash if client is not None else None)
+            if not verified:
+                raise _fail("client authentication failed")
+        if client is None:
+            raise _fail("client authentication failed")
+        if client.token_endpoint_auth_method != method:
+            raise wrong_method(client)
+        return client
+
+    def authenticate_introspector(self, request: HttpRequest) -> ClientInfo | ResourceServerInfo:
+        """The caller of ``/introspect``: a client, or a registered resource server (RFC 8707).
+
+        A resource server authenticates as itself with the same two methods as a confidential
+        client, ``client_secret_basic`` or ``client_secret_post``: its ``id`` as the username
+        (or ``client_id``) and its own secret, verified in constant time like a client's. A
+        name that is a client's is a client's (the common case, answered from the client
+        cache); only an id no client has is looked up among the resource servers.
+        """
+        found = self._credentials(request, allow_public=False)
+        if isinstance(found, ClientInfo):
+            return found
+        client_id, secret, method = found
+        client = self._clients.get(client_id)
+        if client is not None or self._resource_servers is None or secret is None:
+            return self._client(secret, method, client)
+        server = self._resource_servers.get(client_id)
+        if not verify_client_secret(secret, server.secret_hash if server is not None else None):
+            raise _fail("client authentication failed")
+        assert server is not None
+        return server
+
+    def _credentials(self, request: HttpRequest, *, allow_public: bool
+                     ) -> ClientInfo | tuple[str, str | None, str]:
+        """Steps 1-2: the ``private_key_jwt`` client, or (client id, secret, method) to check."""
         form = request.params
         try:
             basic = request.basic_credentials()
@@ -158,17 +207,7 @@ class ClientAuthenticator:
             client_id, secret, method = form["client_id"], None, "none"
         else:
             raise _fail("client authentication is required")
-        client = self._clients.get(client_id)
-        if secret is not None:
-            # Verified even for an unknown client, so the answer takes as long either way.
-            verified = verify_client_secret(secret, client.secret_hash if client is not None else None)
-            if not verified:
-                raise _fail("client authentication failed")
-        if client is None:
-            raise _fail("client authentication failed")
-        if client.token_endpoint_auth_method != method:
-            raise wrong_method(client)
-        return client
+        return client_id, secret, method
 
 
 def wrong_method(client: ClientInfo) -> ClientAuthFailed:

@@ -32,12 +32,16 @@ from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from ..core.claims_request import ClaimsRequest, ClaimsRequestError, parse_claims_request
+from ..core.errors import OAuthSessionsError, UnknownResource
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
+from ..storage.resource_servers import record_session_resources
 from ..storage.session_rows import AmrEntry
 from .dpop import token_headers, token_request_proof
+from .oauth_errors import to_oauth2_error
+from .resource_indicators import ResourceIndicators
 from .tokens import build_token_response
 
 if TYPE_CHECKING:
@@ -95,6 +99,8 @@ class AuthorizationRequest:
     login_hint: str | None = None
     #: OIDC Core 3.1.2.1: preferred languages of the pages, BCP 47 tags, most preferred first.
     ui_locales: tuple[str, ...] = ()
+    #: RFC 8707: the resources the tokens of this authorization may be meant for.
+    resources: tuple[str, ...] = ()
     #: OIDC Core 5.5: the individual claims asked for (:mod:`oauth_sessions.core.claims_request`).
     claims: ClaimsRequest | None = None
 
@@ -126,7 +132,9 @@ def allowed_subset(requested: tuple[str, ...], client: ClientInfo) -> tuple[str,
 
 
 def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
-                                settings: Settings, *, pushed: bool = False) -> AuthorizationRequest:
+                                settings: Settings, *, pushed: bool = False,
+                                resource_indicators: ResourceIndicators | None = None,
+                                ) -> AuthorizationRequest:
     """Validate the request parameters (already checked for duplicates, size and charset).
 
     The one validation of an authorization request, whichever way it comes: to the
@@ -134,6 +142,10 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     POSTed to the RFC 9126 endpoint, checked there when pushed and again when used).
     A client that must push (RFC 9126 section 6, or the provider's
     ``REQUIRE_PUSHED_AUTHORIZATION_REQUESTS``) is refused when the request was not pushed.
+
+    ``params["resource"]`` holds the request's ``resource`` values joined by spaces
+    (:func:`oauth_sessions.flask.responses.request_params`); without ``resource_indicators``
+    a request naming any is refused with ``invalid_target``.
     """
     if not params.get("client_id"):
         raise AuthorizeError("invalid_request", "client_id is missing")
@@ -207,13 +219,26 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     login_hint = params.get("login_hint") or None
     if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
         raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
+    resources: tuple[str, ...] = ()
+    resource_min_aal: Aal | None = None
+    if "resource" in params:
+        try:
+            if resource_indicators is None:
+                raise UnknownResource()
+            resources, resource_min_aal = resource_indicators.for_authorization(
+                params["resource"].split(" "), scopes)
+        except OAuthSessionsError as exc:
+            raise fail(exc.error, exc.description) from None
     try:
         claims = parse_claims_request(params.get("claims"))
     except ClaimsRequestError as exc:
         raise fail("invalid_request", str(exc)) from None
     acr_values = parse_scope(params.get("acr_values"))
     needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
+                          audience_min_aal=settings.audience_min_aal, audiences=resources,
                           client_min_aal=client.min_aal)
+    if resource_min_aal is not None:
+        needed = max(needed, resource_min_aal)
     acr_claim = claims.requested("id_token", "acr") if claims is not None else None
     # OIDC Core 5.5.1.1: an acr requested as a claim with values works as acr_values does.
     levels = (*acr_values, *(str(v) for v in (acr_claim.values if acr_claim else ())))
@@ -226,7 +251,9 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
         client=client, redirect_uri=redirect_uri, scopes=scopes, state=state, nonce=nonce,
         code_challenge=challenge, prompt=prompt, max_age=max_age, acr_values=acr_values,
         required_aal=needed, login_hint=login_hint,
-        ui_locales=language_tags(params.get("ui_locales")), claims=claims,
+        ui_locales=language_tags(params.get("ui_locales")),
+        resources=resources,
+        claims=claims,
     )
 
 
@@ -277,6 +304,16 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
                               client_min_aal=client.min_aal)
         if record.aal < needed:
             raise InvalidGrantError("the authentication level is below what the scopes require")
+        self.request.audience, self.request.access_scopes = None, record.scopes
+        requested = self.request.http.param_values("resource")
+        if requested or record.resources:
+            # RFC 8707 section 2.2, before the code is spent: a refusal burns nothing.
+            try:
+                self.request.audience, self.request.access_scopes = (
+                    self.server.resource_indicators.audience(tuple(requested), record.resources,
+                                                             record.scopes))
+            except OAuthSessionsError as exc:
+                raise to_oauth2_error(exc) from None
         self.request.authorization_code = record
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
@@ -301,6 +338,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
                 # the session this authorization replaces ends in this same transaction
                 replaces=record.replaces_session_id, conn=conn, dpop_jkt=bind,
             )
+            record_session_resources(conn, issued.session.id, record.resources)
             return issued.session.id, issued
 
         authorizations: AuthorizationStore = server.authorizations
@@ -312,7 +350,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
 
         body = build_token_response(
             settings=settings, keyset=server.keys.keyset(), session=issued.session, client=client,
-            scopes=record.scopes,
+            scopes=self.request.access_scopes, audience=self.request.audience,
             refresh_token=issued.refresh_token if offline and client.may_refresh() else None,
             amr=[method for method, _ in record.amr],
             auth_time=int(record.auth_time.timestamp()), nonce=record.nonce,

@@ -89,6 +89,9 @@ class HttpRequest:
     def param(self, name: str) -> str | None:
         return self._form.get(name)
 
+    def param_values(self, name: str) -> tuple[str, ...]:
+        """Every form value of ``name``, in order (for a parameter that may repeat)."""
+        return tuple(value for key, value in self.form if key == name)
     def basic_credentials(self) -> tuple[str, str] | None:
         """:func:`oauth_sessions.core.bearer.basic_credentials` of the ``Authorization`` header.
 

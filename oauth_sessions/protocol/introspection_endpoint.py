@@ -3,11 +3,18 @@
 The steps in the order they run (the token steps are :func:`~oauth_sessions.core.introspection.check_token`)::
 
     check_request             request hygiene (protocol/request_checks.py)
-    authenticate the caller   the one client authentication (protocol/client_auth.py), no public clients
-    require_may_introspect    the client is registered as a resource server (``can_introspect``)
+    authenticate the caller   the one client authentication (protocol/client_auth.py), no public
+                              clients; or a registered resource server (RFC 8707) as itself
+    require_may_introspect    a client must be registered with ``can_introspect``
     require_token             the token parameter, else 400 invalid_request
-    check_token               verify → session by sid → not_after → inactivity → client →
-                              scopes → aal (the caller's minimum and AUDIENCE_MIN_AAL included)
+    check_token               verify → audience → session by sid → not_after → inactivity →
+                              client → scopes → aal (the caller's minimum and AUDIENCE_MIN_AAL
+                              included)
+
+Who sees what (RFC 7662 section 4, RFC 9700 section 2.3): a registered resource server sees
+only the access tokens meant for it (``aud`` names its URI), under its own minimum aal, and no
+refresh token; a client with ``can_introspect`` sees every token of the default audience (as
+before resource indicators) and, of the tokens meant for a resource server, only its own.
     answer                    JSON, or a signed JWT when asked for (RFC 9701)
 
 A caller that fails the first steps gets 401 ``invalid_client`` and learns nothing about the
@@ -41,6 +48,8 @@ __all__ = ["JWT_RESPONSE_TYPE", "IntrospectionEndpoint", "require_may_introspect
 log = logging.getLogger(__name__)
 
 JWT_RESPONSE_TYPE: Final = "application/token-introspection+jwt"
+#: Prefixes a resource server's id where the pipeline wants a caller's client id.
+RESOURCE_SERVER: Final = "resource-server:"
 _JSON_HEADERS: Final = (*NO_STORE.items(), ("Content-Type", "application/json"))
 _JWT_HEADERS: Final = (*NO_STORE.items(), ("Content-Type", JWT_RESPONSE_TYPE))
 _json = json.JSONEncoder(separators=(",", ":"))
@@ -59,18 +68,28 @@ class IntrospectionEndpoint:
         if refused is not None:
             return refused
         try:
-            caller = self._authenticator.authenticate(request, allow_public=False)
-            require_may_introspect(caller)
+            caller = self._authenticator.authenticate_introspector(request)
+            if isinstance(caller, ClientInfo):
+                require_may_introspect(caller)
         except ClientAuthFailed as exc:
             return client_auth_error(exc)
         token = request.param("token")
         if not token:
             return error_answer("invalid_request", "the token parameter is required")
         try:
-            body: Mapping[str, Any] = check_token(
-                token, self._checks, hint=request.param("token_type_hint"),
-                audiences=(caller.client_id,), caller_client_id=caller.client_id,
-                caller_min_aal=caller.min_aal).response()
+            if isinstance(caller, ClientInfo):
+                active = check_token(
+                    token, self._checks, hint=request.param("token_type_hint"),
+                    audiences=(caller.client_id,), caller_client_id=caller.client_id,
+                    caller_min_aal=caller.min_aal)
+            else:
+                # A resource server: no client's refresh token is ever its own, hence the
+                # caller id no client has.
+                active = check_token(
+                    token, self._checks, hint=request.param("token_type_hint"),
+                    audiences=(caller.resource,), caller_client_id=RESOURCE_SERVER + caller.client_id,
+                    caller_min_aal=caller.min_aal, resource=caller.resource)
+            body: Mapping[str, Any] = active.response()
         except Inactive as exc:
             log.debug("introspection: inactive (%s)", exc.reason)
             body = INACTIVE

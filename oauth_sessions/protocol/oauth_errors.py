@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 from ..core.errors import InvalidRefreshToken, OAuthSessionsError
 from ..core.refresh_tokens import MalformedRefreshToken
 
-__all__ = ["InvalidDpopProofError", "UseDpopNonceError", "to_oauth2_error"]
+__all__ = ["InvalidDpopProofError", "InvalidTargetError", "UseDpopNonceError", "to_oauth2_error"]
 
 
 class InvalidDpopProofError(OAuth2Error):  # type: ignore[misc]
@@ -32,9 +32,16 @@ class UseDpopNonceError(OAuth2Error):  # type: ignore[misc]
         return [*super().get_headers(), ("DPoP-Nonce", self.nonce)]
 
 
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 section 2: ``invalid_target``, 400 (Authlib has no class for it)."""
+
+    error = "invalid_target"
+
+
 _BY_CODE: Final[dict[str, type[OAuth2Error]]] = {
     "invalid_grant": InvalidGrantError,
     "invalid_scope": InvalidScopeError,
+    "invalid_target": InvalidTargetError,
     "invalid_dpop_proof": InvalidDpopProofError,
 }
 

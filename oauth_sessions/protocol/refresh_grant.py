@@ -9,9 +9,14 @@ writes nothing; only step 5 writes, and only as :meth:`SessionStore.rotate` deci
 3. a ``refresh_token`` parameter -> ``invalid_request`` (a repeated parameter, RFC 6749
    section 3.2, never gets here: the blueprint's ``check_parameters`` refuses it for every
    endpoint); a ``scope`` made of valid scope tokens (section 3.3) -> ``invalid_scope``;
+   ``resource`` values that are absolute URIs without fragments (RFC 8707 section 2, the one
+   parameter that may repeat) -> ``invalid_target``;
 4. -- everything else is the store's, on the session row: token syntax and tag, session
    exists, token bound to *this* client (section 6: "the refresh token is bound to the client
-   to which it was issued"), not expired, not inactive, aal policy, scope narrowing;
+   to which it was issued"), not expired, not inactive, aal policy, scope narrowing, and the
+   access token's one audience among the session's granted resources (RFC 8707 section 2.2:
+   a refresh may pick another granted resource, never one outside the grant; read with the
+   row, no statement more);
 5. rotation (compare-and-swap; replay inside the reuse interval; reuse revokes);
 6. the token response from :func:`oauth_sessions.protocol.tokens.build_token_response`, with the new
    refresh token, an ID token when ``openid`` is among the scopes (OIDC Core section 12.2).
@@ -32,6 +37,7 @@ from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 
 from ..core.errors import OAuthSessionsError
 from ..core.policy import clean_user_agent, is_valid_scope_token, parse_scope
+from ..core.resource_indicators import parse_resources
 from .dpop import token_headers, token_request_proof
 from .oauth_errors import to_oauth2_error
 from .tokens import build_token_response
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
     from ..core.settings import Settings
     from ..jose.keys import KeySet
     from ..storage.clients import ClientInfo
+    from ..storage.rotation import AudienceRule
     from ..storage.sessions import RotationResult, SessionStore
 
 __all__ = ["RefreshTokenGrant", "refresh", "scope_is_well_formed"]
@@ -68,6 +75,10 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             raise InvalidRequestError("refresh_token is required")
         if not scope_is_well_formed(self.request.form.get("scope")):
             raise InvalidScopeError("scope contains characters RFC 6749 section 3.3 does not allow")
+        try:
+            self.request.resources = parse_resources(self.request.http.param_values("resource"))
+        except OAuthSessionsError as exc:
+            raise to_oauth2_error(exc) from None
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """Steps 4-6: rotate, then build the response from the row the rotation returned."""
@@ -75,7 +86,8 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         server = self.server
         proof = self.request.dpop
         body = refresh(self.request.client.info, self.request.form["refresh_token"],
-                       scope=self.request.form.get("scope"),
+                       scope=self.request.form.get("scope"), resources=self.request.resources,
+                       audience=server.resource_indicators.audience,
                        user_agent=http.header("User-Agent"), ip=http.client_address,
                        sessions=server.sessions, settings=server.settings,
                        keyset=server.keys.keyset(),
@@ -90,21 +102,24 @@ def scope_is_well_formed(scope: str | None) -> bool:
 
 def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_agent: str | None,
             ip: str | None, sessions: SessionStore, settings: Settings,
-            keyset: KeySet, dpop_jkt: str | None = None) -> dict[str, Any]:
+            keyset: KeySet, dpop_jkt: str | None = None, resources: tuple[str, ...] = (),
+            audience: AudienceRule | None = None) -> dict[str, Any]:
     """Steps 4-6 for an authenticated client: the token response body, or an ``OAuth2Error``.
 
     An empty ``scope`` means the granted one; the user agent is cleaned of control characters
     and kept to its first 1024. The refreshed session (with this request's user agent and
     address) is what ``session_refreshed`` receivers get as their ``session`` argument.
     ``dpop_jkt``: the key of the request's DPoP proof, which a bound session's token needs
-    (RFC 9449 section 5) and the new access token is bound to.
+    (RFC 9449 section 5) and the new access token is bound to. ``resources`` (RFC 8707) may
+    name one of the session's granted resources; ``audience`` decides (before the rotation
+    writes anything).
     """
     scope = scope or None
     user_agent = clean_user_agent(user_agent, _MAX_USER_AGENT)
     try:
         result = sessions.rotate(refresh_token, client_id=client.id, scope=scope,
                                  user_agent=user_agent, ip=ip, client_min_aal=client.min_aal,
-                                 dpop_jkt=dpop_jkt)
+                                 dpop_jkt=dpop_jkt, resources=resources, audience=audience)
     except OAuthSessionsError as exc:
         raise to_oauth2_error(exc) from None
     return _token_body(result, client, settings, keyset, dpop_jkt)
@@ -117,5 +132,6 @@ def _token_body(result: RotationResult, client: ClientInfo, settings: Settings,
         settings=settings, keyset=keyset, session=result.session, client=client, scopes=result.scopes,
         refresh_token=result.refresh_token, amr=[a.method for a in result.amr],
         auth_time=int(result.auth_time.timestamp()), include_id_token=with_id_token,
+        audience=result.audience,
         dpop_jkt=dpop_jkt,
     )

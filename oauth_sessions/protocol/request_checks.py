@@ -1,9 +1,10 @@
 """Request hygiene: what no endpoint can use is refused before the endpoint's own steps run.
 
 :func:`check_request` answers ``invalid_request`` before anything is read or written: a
-parameter given twice (RFC 6749 section 3.1/3.2, "MUST NOT be included more than once"),
-over-long values, values outside printable ASCII (every OAuth parameter is ``VSCHAR``, RFC 6749
-Appendix A), percent-encoded bytes that are not UTF-8, and malformed HTTP Basic credentials.
+parameter given twice (RFC 6749 section 3.1/3.2, "MUST NOT be included more than once";
+``resource`` excepted, RFC 8707 section 2), over-long values, values outside printable ASCII
+(every OAuth parameter is ``VSCHAR``, RFC 6749 Appendix A), percent-encoded bytes that are
+not UTF-8, and malformed HTTP Basic credentials.
 It is the first step of every handler, so both ways in (the blueprint and the WSGI app) refuse
 the same requests with the same answers.
 """
@@ -17,12 +18,16 @@ from urllib.parse import unquote_to_bytes
 from ..core.bearer import MalformedCredentials
 from .http import FORM, MAX_BODY, Answer, HttpRequest, error_answer
 
-__all__ = ["BASIC_CHALLENGE", "MAX_BODY", "MAX_VALUE", "PRINTABLE_ASCII", "check_request"]
+__all__ = ["BASIC_CHALLENGE", "MAX_BODY", "MAX_VALUE", "PRINTABLE_ASCII", "REPEATABLE",
+           "check_request"]
 
 MAX_VALUE: Final = 4096
 #: VSCHAR (RFC 6749 Appendix A). A regex, not a per-character loop: on a 1 KB access token at
 #: /introspect the loop cost more CPU than verifying the token's signature.
 PRINTABLE_ASCII: Final = re.compile(r"[ -~]*")
+#: Parameters that may be given more than once: ``resource`` (RFC 8707 section 2, "may use
+#: this parameter multiple times"). Their values pass the same length and charset checks.
+REPEATABLE: Final = frozenset({"resource"})
 #: The challenge sent with every 401 ``invalid_client`` (RFC 6749 section 5.2).
 BASIC_CHALLENGE: Final = {"WWW-Authenticate": 'Basic realm="oauth_sessions"'}
 
@@ -55,7 +60,7 @@ def check_request(request: HttpRequest, *, form_only: bool = False) -> Answer | 
     for source in (request.query, request.form):
         names = [name for name, _ in source]
         for name, value in source:
-            if name in seen or names.count(name) > 1:
+            if name not in REPEATABLE and (name in seen or names.count(name) > 1):
                 return error_answer("invalid_request", "a parameter was given more than once")
             for text in (name, value):
                 if len(text) > MAX_VALUE:

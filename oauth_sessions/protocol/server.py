@@ -34,6 +34,7 @@ from .code_grant import AuthorizationCodeGrant
 from .dpop import DpopChecker
 from .http import NO_STORE, Answer, HttpRequest
 from .refresh_grant import RefreshTokenGrant
+from .resource_indicators import ResourceIndicators
 
 __all__ = ["HostClaims", "OAuthServer", "TokenRequest"]
 
@@ -66,6 +67,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, *, clients: ClientStore, authenticator: ClientAuthenticator,
                  sessions: SessionStore, authorizations: AuthorizationStore, keys: KeyStore,
                  settings: Settings, dpop: DpopChecker,
+                 resource_indicators: ResourceIndicators,
                  host_claims: HostClaims | None = None) -> None:
         super().__init__()
         self.clients = clients
@@ -74,6 +76,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.authorizations = authorizations
         self.keys = keys
         self.settings = settings
+        self.resource_indicators = resource_indicators
         #: Where the ID token's requested claims come from (OIDC Core 5.5); none without it.
         self.host_claims = host_claims
         self.dpop = dpop

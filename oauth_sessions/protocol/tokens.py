@@ -3,10 +3,10 @@
 Both grants (authorization code and refresh) end here, so the claims of every access and ID
 token come from the session row and nowhere else.
 
-Access tokens (RFC 9068): ``aud`` is the issuer identifier. The provider's own protected
-resources (UserInfo) and resource servers that introspect or verify against this issuer accept
-that audience; RFC 8707 resource indicators are not supported, so there is no per-resource
-audience to choose.
+Access tokens (RFC 9068): ``aud`` is one audience. Without RFC 8707 resource indicators it is
+the issuer identifier (the default audience, which the provider's own UserInfo and resource
+servers configured without an identifier accept); with them it is the one resource the
+token request chose (:mod:`oauth_sessions.protocol.resource_indicators`).
 
 ID tokens (OIDC Core section 2): ``aud`` = ``azp`` = the client, ``sid`` the session,
 ``acr`` the aal, ``amr``, ``auth_time``, ``nonce`` (when the request had one) and
@@ -72,6 +72,7 @@ def build_token_response(
     auth_time: int,
     nonce: str | None = None,
     include_id_token: bool,
+    audience: str | None = None,
     id_token_extra: Mapping[str, Any] | None = None,
     dpop_jkt: str | None = None,
     now: datetime | None = None,
@@ -83,6 +84,9 @@ def build_token_response(
 
     ``session.aal`` is the assurance now; a refresh after a downgrade therefore mints tokens at
     the lower level at once (design: effective aal is the lower of issued and current).
+    ``keyset`` is the app's current one (``KeyStore.keyset()``). ``audience`` is the RFC 8707
+    resource the access token is for (its one ``aud``); ``None``: the issuer, the default.
+    ``scopes`` are the access token's (and the response's ``scope``, RFC 6749 section 5.1).
     ``keyset`` is the app's current one (``KeyStore.keyset()``). ``id_token_extra``: claims a
     ``claims`` request (OIDC Core 5.5) put in the ID token; they never replace its own
     (``ClaimsRequest.id_token_claims`` leaves those out already).
@@ -93,7 +97,7 @@ def build_token_response(
     claims = build_access_token_claims(
         issuer=settings.issuer,
         subject=str(session.user_id),
-        audience=settings.issuer,
+        audience=audience or settings.issuer,
         client_id=client.client_id,
         scope=scope,
         session_id=str(session.id),

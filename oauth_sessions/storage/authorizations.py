@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Engine, Table, delete, select, update
 
 from ..core.policy import join_scope, parse_scope
+from ..core.resource_indicators import join_resources, split_resources
 from ..core.types import Aal
 from .models import OAuthAuthorizationCode, OAuthConsent
 
@@ -64,6 +65,8 @@ class AuthorizationRecord:
     ip: str | None = None
     #: The session of the same user and client that the new one supersedes (ended with it).
     replaces_session_id: uuid.UUID | None = None
+    #: RFC 8707 resources of the authorization request (revision 0014); empty: none named.
+    resources: tuple[str, ...] = ()
     #: The OIDC Core 5.5 claims request, as parsed (JSON text), or ``None``.
     claims: str | None = None
 
@@ -77,6 +80,7 @@ def _record(row: Any) -> AuthorizationRecord:
         factor_id=row.factor_id, auth_time=row.auth_time, not_after=row.not_after,
         expires_at=row.expires_at, used_at=row.used_at, session_id=row.session_id,
         user_agent=row.user_agent, ip=row.ip, replaces_session_id=row.replaces_session_id,
+        resources=split_resources(row.resources),
         claims=row.claims,
     )
 
@@ -96,7 +100,8 @@ class AuthorizationStore:
         code_challenge_method: str, aal: Aal, amr: Sequence[tuple[str, int]],
         factor_id: uuid.UUID | None, auth_time: datetime, not_after: datetime | None,
         user_agent: str | None = None, ip: str | None = None,
-        replaces_session_id: uuid.UUID | None = None, claims: str | None = None,
+        replaces_session_id: uuid.UUID | None = None, resources: Sequence[str] = (),
+        claims: str | None = None,
         now: datetime | None = None,
     ) -> str:
         """Store a new authorization and return its code (256 random bits, shown once).
@@ -115,6 +120,7 @@ class AuthorizationStore:
                 factor_id=factor_id, auth_time=auth_time, not_after=not_after, created_at=now,
                 expires_at=now + self._lifetime, user_agent=user_agent, ip=ip,
                 replaces_session_id=replaces_session_id, claims=claims,
+                resources=join_resources(resources) if resources else None,
             ))
         return code
 

@@ -488,8 +488,49 @@ class OAuthAuthorizationCode(Base):
     # Revision 0007: the client's session this authorization replaces (a step-up or another
     # re-authorization naming it by id_token_hint); ended when the code produces the new one.
     replaces_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Revision 0014: the RFC 8707 resources of the request, space-separated (NULL: none).
+    resources: Mapped[str | None] = mapped_column(Text)
     # Revision 0012: the OIDC Core 5.5 claims request, as parsed (JSON text); NULL: none.
     claims: Mapped[str | None] = mapped_column(Text)
+
+
+class OAuthResourceServer(Base):
+    """``oauth_resource_servers``: registered resource servers (RFC 8707), by absolute URI.
+
+    ``secret_hash`` is the introspection secret in the stored form of client secrets;
+    ``min_aal`` the assurance tokens meant for it need; ``scope`` the scopes it accepts
+    (space-separated; NULL: any).
+    """
+
+    __tablename__ = "oauth_resource_servers"
+    __table_args__ = (
+        UniqueConstraint("resource", name="oauth_resource_servers_resource_key"),
+        {"schema": LIBRARY_SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    resource: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    secret_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    min_aal: Mapped[Aal | None] = mapped_column(_aal_text("oauth_resource_servers_min_aal_check"))
+    scope: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OAuthSessionResources(Base):
+    """``oauth_session_resources``: the resources a session was granted at authorize.
+
+    One row per session that named any, removed with the session (``ON DELETE CASCADE``); a
+    session without a row has the default audience only.
+    """
+
+    __tablename__ = "oauth_session_resources"
+    __table_args__ = {"schema": LIBRARY_SCHEMA}
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("auth.sessions.id", ondelete="CASCADE",
+                         name="oauth_session_resources_session_id_fkey"), primary_key=True)
+    resources: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 class OAuthClientAssertion(Base):

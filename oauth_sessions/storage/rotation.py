@@ -43,11 +43,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     bindparam,
     delete,
     literal_column,
@@ -79,11 +80,14 @@ from ..core.refresh_tokens import (
     parse_refresh_token,
     verify_tag,
 )
+from ..core.resource_indicators import choose_audience, split_resources
 from ..core.settings import Settings
 from ..core.types import Aal, normalize_ip
 from .dpop import DpopBindings
 from .introspection_store import reserved_connections
 from .key_encryption import SecretBox
+from .migrate import library_schema
+from .models import OAuthSessionResources
 from .rotation_pg import PgStatements, PreparedUnavailable
 from .session_rows import (
     AMR_CLAIMS,
@@ -98,7 +102,8 @@ from .session_rows import (
     session_from_row,
 )
 
-__all__ = ["AmrEntry", "RefreshTokenLookup", "RotationResult", "Rotator", "SessionInfo", "check_active"]
+__all__ = ["AmrEntry", "AudienceRule", "RefreshTokenLookup", "RotationResult", "Rotator", "SessionInfo",
+           "check_active"]
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +111,13 @@ _S = SESSIONS
 _A = AMR_CLAIMS
 
 # The hot statements are built once; SQLAlchemy caches their compiled form.
+_R = cast(Table, OAuthSessionResources.__table__)
 _READ = (
     select(*SESSION_COLUMNS, _S.c.refresh_token_hmac_key.label("hmac_key"),
-           _A.c.authentication_method.label("amr_method"), _A.c.updated_at.label("amr_at"))
-    .select_from(_S.outerjoin(_A, _A.c.session_id == _S.c.id))
+           _A.c.authentication_method.label("amr_method"), _A.c.updated_at.label("amr_at"),
+           _R.c.resources.label("resources"))
+    .select_from(_S.outerjoin(_A, _A.c.session_id == _S.c.id)
+                 .outerjoin(_R, _R.c.session_id == _S.c.id))
     .where(_S.c.id == bindparam("b_sid"), CLIENT_LIVE)
 )
 _CAS = (
@@ -138,15 +146,34 @@ def _pg_sql(stmt: Any) -> str:
 _PG_DELETE_ONE = _pg_sql(_DELETE_ONE)
 
 
+class AudienceRule(Protocol):
+    """Decides a refresh's audience (RFC 8707) before anything is written: given the resources
+    the request names, those the session was granted and the scopes so far, the one audience
+    (``None``: the default) and the scopes the token may carry, or a domain error."""
+
+    def __call__(self, requested: tuple[str, ...], granted: tuple[str, ...],
+                 scopes: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]: ...
+
+
+def _default_audience_rule(requested: tuple[str, ...], granted: tuple[str, ...],
+                           scopes: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    return choose_audience(requested, granted), scopes
+
+
 @dataclass(frozen=True, slots=True)
 class RotationResult:
-    """What a refresh produced. ``replayed`` is True for the reuse-interval answer."""
+    """What a refresh produced. ``replayed`` is True for the reuse-interval answer.
+
+    ``audience`` is the resource (RFC 8707) the new access token is for, ``None`` for the
+    default audience; ``scopes`` are the access token's.
+    """
 
     session: SessionInfo
     refresh_token: str
     scopes: tuple[str, ...]
     amr: tuple[AmrEntry, ...] = ()
     replayed: bool = False
+    audience: str | None = None
 
     @property
     def auth_time(self) -> datetime:
@@ -224,6 +251,7 @@ class Rotator:
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
         self._reserved = reserved_connections(engine) if self._pg else None
+        self._schema = library_schema(engine) or "oauth_sessions"
         self.settings = settings
         self._box = box
         self.sender = sender
@@ -233,14 +261,20 @@ class Rotator:
         self, refresh_token: str, *, client_id: uuid.UUID | None, scope: str | None = None,
         user_agent: str | None = None, ip: str | None = None,
         client_min_aal: Aal | None = None, dpop_jkt: str | None = None,
+        resources: tuple[str, ...] = (), audience: AudienceRule | None = None,
         now: datetime | None = None,
     ) -> RotationResult:
         """Exchange a refresh token for the next one (see the module docstring for the rules).
 
-        Raises a domain error from :mod:`oauth_sessions.core.errors`; every error except
-        :class:`RefreshTokenReused` leaves the database untouched.
+        ``resources`` are the RFC 8707 resources the request names; ``audience`` decides the
+        new token's audience from them and the session's granted ones (read with the row, so
+        no statement more), before the compare-and-swap. It runs only when the request or the
+        session names a resource. Raises a domain error from :mod:`oauth_sessions.core.errors`;
+        every error except :class:`RefreshTokenReused` leaves the database untouched.
         """
+        rule = audience or _default_audience_rule
         args = (refresh_token, client_id, scope, user_agent, ip, client_min_aal, dpop_jkt,
+                resources, rule,
                 utc_now(now))
         try:
             return self._rotate(*args)
@@ -250,7 +284,8 @@ class Rotator:
 
     def _rotate(self, refresh_token: str, client_id: uuid.UUID | None, scope: str | None,
                 user_agent: str | None, ip: str | None, client_min_aal: Aal | None,
-                dpop_jkt: str | None, now: datetime) -> RotationResult:
+                dpop_jkt: str | None, resources: tuple[str, ...], rule: AudienceRule,
+                now: datetime) -> RotationResult:
         try:
             parsed = parse_refresh_token(refresh_token)
         except MalformedRefreshToken:
@@ -270,6 +305,9 @@ class Rotator:
                 self._require_bound_key(sid, dpop_jkt)
             check_active(info, now, self.settings.inactivity_timeout)
             scopes = self._refresh_scopes(info, scope, client_min_aal)
+            aud: str | None = None
+            if resources or found.resources:
+                aud, scopes = rule(resources, found.resources, scopes)
             if parsed.counter == info.counter:
                 agent = user_agent if user_agent is not None else info.user_agent
                 address = clean_ip(ip) or info.ip
@@ -278,7 +316,8 @@ class Rotator:
                     info = new
                     signals.session_refreshed.send(self.sender, session=info)
                     return RotationResult(info, encode_refresh_token(
-                        sid, parsed.counter + 1, key, dpop_bound=parsed.dpop_bound), scopes, amr)
+                        sid, parsed.counter + 1, key, dpop_bound=parsed.dpop_bound), scopes, amr,
+                        audience=aud)
                 # Lost the race (or the row changed since the read): decide on the fresh row.
                 found = db.read(sid)
                 if found is None:
@@ -286,12 +325,15 @@ class Rotator:
                 info, amr = found.session, found.amr
                 check_active(info, now, self.settings.inactivity_timeout)
                 scopes = self._refresh_scopes(info, scope, client_min_aal)
+                if resources or found.resources:
+                    aud, scopes = rule(resources, found.resources, scopes)
             current = info.counter
             if current is None or parsed.counter > current:
                 raise InvalidRefreshToken("refresh token counter is ahead of the session")
             if parsed.counter == current - 1 and self._within_reuse_interval(info, now):
                 return RotationResult(info, encode_refresh_token(
-                    sid, current, key, dpop_bound=parsed.dpop_bound), scopes, amr, replayed=True)
+                    sid, current, key, dpop_bound=parsed.dpop_bound), scopes, amr, replayed=True,
+                    audience=aud)
             if parsed.counter == current:  # unreachable: the CAS only fails when the row moved
                 raise SessionExpired()
             revoked = db.delete(sid)
@@ -367,7 +409,7 @@ class Rotator:
             with self._auto.connect() as conn:
                 yield _CoreStatements(conn)
             return
-        statements = PgStatements(self._reserved, _PG_DELETE_ONE)
+        statements = PgStatements(self._reserved, _PG_DELETE_ONE, self._schema)
         try:
             yield statements
         finally:
@@ -411,7 +453,8 @@ class _CoreStatements:
             return None
         first = rows[0]
         return KeyedSession(session_from_row(first), first.hmac_key,
-                            amr_entries((r.amr_method, r.amr_at) for r in rows))
+                            amr_entries((r.amr_method, r.amr_at) for r in rows),
+                            split_resources(first.resources))
 
     def cas(self, sid: uuid.UUID, counter: int, now: datetime, user_agent: str | None,
             ip: str | None) -> SessionInfo | None:

@@ -30,6 +30,7 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
 
+from ..core.resource_indicators import split_resources
 from .introspection_store import ReservedConnections
 from .session_rows import (
     CLIENT_LIVE_SQL,
@@ -43,22 +44,36 @@ from .session_rows import (
     session_from_text,
 )
 
-__all__ = ["CAS_SQL", "READ_SQL", "PgStatements", "PreparedUnavailable"]
+__all__ = ["CAS_SQL", "READ_SQL", "PgStatements", "PreparedUnavailable", "read_sql"]
 
 log = logging.getLogger(__name__)
 
-_READ_NAME: Final = b"oauth_sessions_rotate_read_v1"
+_READ_NAME: Final = b"oauth_sessions_rotate_read_v2"
 _CAS_NAME: Final = b"oauth_sessions_rotate_cas_v1"
 #: The row (:data:`~oauth_sessions.storage.session_rows.SESSION_COLUMNS_SQL`), its HMAC key, and
 #: one line per amr claim; nothing for a soft-deleted client's session.
+#: The granted RFC 8707 resources come from the library's table by the same primary key, in
+#: the same statement (no round trip more for them); ``"oauth_sessions".`` is replaced by the
+#: configured library schema (:func:`read_sql`).
 READ_SQL: Final = (
     b"SELECT " + SESSION_COLUMNS_SQL + b", s.refresh_token_hmac_key AS hmac_key, "
-    b"a.authentication_method AS amr_method, extract(epoch FROM a.updated_at) AS amr_at "
+    b"a.authentication_method AS amr_method, extract(epoch FROM a.updated_at) AS amr_at, "
+    b"r.resources AS resources "
     b"FROM auth.sessions s LEFT OUTER JOIN auth.mfa_amr_claims a ON a.session_id = s.id "
+    b'LEFT OUTER JOIN "oauth_sessions".oauth_session_resources r ON r.session_id = s.id '
     b"WHERE s.id = $1 AND " + CLIENT_LIVE_SQL
 )
 #: Where ``READ_SQL``'s own columns are, after the session's.
-_HMAC_KEY, _AMR_METHOD, _AMR_AT = range(SESSION_WIDTH, SESSION_WIDTH + 3)
+_HMAC_KEY, _AMR_METHOD, _AMR_AT, _RESOURCES = range(SESSION_WIDTH, SESSION_WIDTH + 4)
+_DEFAULT_SCHEMA: Final = b'"oauth_sessions".'
+
+
+def read_sql(schema: str) -> bytes:
+    """:data:`READ_SQL` for a library schema of another name (checked as an identifier by the
+    settings)."""
+    if schema == "oauth_sessions":
+        return READ_SQL
+    return READ_SQL.replace(_DEFAULT_SCHEMA, b'"' + schema.encode("ascii") + b'".')
 #: Counter n -> n + 1 only if it is still n and the session has not reached ``not_after``;
 #: the row as it is after the write (a lowered aal, say, shows in the new tokens at once).
 CAS_SQL: Final = (
@@ -86,10 +101,12 @@ def _keyed_session(result: Any) -> KeyedSession | None:
         return None
     value = result.get_value
     key = value(0, _HMAC_KEY)
+    resources = value(0, _RESOURCES) if result.nfields > _RESOURCES else None
     return KeyedSession(
         session_from_text(result, 0), None if key is None else key.decode("utf-8"),
         amr_entries((_method(value(i, _AMR_METHOD)), epoch_time(value(i, _AMR_AT)))
-                    for i in range(result.ntuples)))
+                    for i in range(result.ntuples)),
+        split_resources(None if resources is None else resources.decode("ascii")))
 
 
 def _method(value: bytes | None) -> str | None:
@@ -99,14 +116,16 @@ def _method(value: bytes | None) -> str | None:
 class PgStatements:
     """The rotation statements on one reserved connection, for the length of one refresh."""
 
-    def __init__(self, reserved: ReservedConnections, delete_sql: str) -> None:
+    def __init__(self, reserved: ReservedConnections, delete_sql: str,
+                 schema: str = "oauth_sessions") -> None:
         self._reserved = reserved
         self._delete_sql = delete_sql
+        self._schema = schema
         self._conn = reserved.take()
 
     def read(self, sid: uuid.UUID) -> KeyedSession | None:
         try:
-            result = self._run(_READ_NAME, READ_SQL, [str(sid).encode("ascii")])
+            result = self._run(_READ_NAME, read_sql(self._schema), [str(sid).encode("ascii")])
         except (psycopg.OperationalError, psycopg.InterfaceError):
             if not self._dead():
                 raise
@@ -115,7 +134,7 @@ class PgStatements:
             log.info("reserved connection was dead; reading the session on a fresh one")
             self._reserved.discard(self._conn)
             self._conn = self._reserved.fresh()
-            result = self._run(_READ_NAME, READ_SQL, [str(sid).encode("ascii")])
+            result = self._run(_READ_NAME, read_sql(self._schema), [str(sid).encode("ascii")])
         return _keyed_session(result)
 
     def cas(self, sid: uuid.UUID, counter: int, now: datetime, user_agent: str | None,

@@ -235,6 +235,8 @@ class KeyedSession:
     session: SessionInfo
     hmac_key: str | None
     amr: tuple[AmrEntry, ...]
+    #: RFC 8707 resources granted to the session (``oauth_session_resources``); empty: none.
+    resources: tuple[str, ...] = ()
 
 
 def amr_entries(claims: Iterable[tuple[str | None, datetime | None]]) -> tuple[AmrEntry, ...]:

@@ -33,9 +33,9 @@ from .after_commit import when_committed
 from .dpop import DpopBindings
 from .key_encryption import SecretBox, secret_box
 from .migrate import is_supabase_managed
+from .rotation import AudienceRule, Rotator, check_active, clean_ip, utc_now
 from .rotation import RefreshTokenLookup as RefreshTokenLookup
 from .rotation import RotationResult as RotationResult
-from .rotation import Rotator, check_active, clean_ip, utc_now
 from .session_rows import AMR_CLAIMS as _A
 from .session_rows import CLIENT_LIVE, NOT_EXPIRED_AT_B_NOW, SESSION_COLUMNS, session_from_row
 from .session_rows import SESSIONS as _S
@@ -227,6 +227,7 @@ class SessionStore:
         self, refresh_token: str, *, client_id: uuid.UUID | None, scope: str | None = None,
         user_agent: str | None = None, ip: str | None = None,
         client_min_aal: Aal | None = None, dpop_jkt: str | None = None,
+        resources: tuple[str, ...] = (), audience: AudienceRule | None = None,
         now: datetime | None = None,
     ) -> RotationResult:
         """Exchange a refresh token for the next one (rules: :mod:`oauth_sessions.storage.rotation`).
@@ -236,12 +237,16 @@ class SessionStore:
 
         ``client_id`` is the authenticated client (``None`` for a first-party session);
         ``scope`` an optional narrowing (RFC 6749 section 6); ``client_min_aal`` the client's
-        minimum aal. Raises a domain error from :mod:`oauth_sessions.core.errors`; every error
-        except :class:`~oauth_sessions.core.errors.RefreshTokenReused` leaves the database untouched.
+        minimum aal; ``resources`` the RFC 8707 resources the request names, and ``audience``
+        the rule that picks the new token's audience from them and the session's grant
+        (:class:`~oauth_sessions.storage.rotation.AudienceRule`). Raises a domain error from
+        :mod:`oauth_sessions.core.errors`; every error except
+        :class:`~oauth_sessions.core.errors.RefreshTokenReused` leaves the database untouched.
         """
         return self._rotator.rotate(refresh_token, client_id=client_id, scope=scope,
                                     user_agent=user_agent, ip=ip, client_min_aal=client_min_aal,
-                                    dpop_jkt=dpop_jkt, now=now)
+                                    dpop_jkt=dpop_jkt, resources=resources, audience=audience,
+                                    now=now)
 
     def find_refresh_session(self, refresh_token: str) -> RefreshTokenLookup | None:
         """Which session and counter this refresh token names, without changing anything.
