@@ -4,34 +4,7 @@
 // that requires nonces, openid-client answers use_dpop_nonce by itself. Prints one JSON object.
 import * as oidc from 'openid-client'
 
-const env = process.env
-const issuer = new URL(env.ISSUER)
-const redirectUri = env.REDIRECT_URI
-const browserHeaders = { 'X-Test-User': env.USER_ID, 'X-Test-Aal': 'aal1', 'X-Test-Amr': 'password' }
-const insecure = { execute: [oidc.allowInsecureRequests] } // http on 127.0.0.1 only
-
-async function browse (url) {
-  let response = await fetch(url, { headers: browserHeaders, redirect: 'manual' })
-  if (response.status === 200) {
-    const page = await response.json()
-    const form = new URLSearchParams(page.form_fields)
-    form.set('decision', 'approve')
-    response = await fetch(new URL(page.action, issuer), {
-      method: 'POST', body: form, headers: browserHeaders, redirect: 'manual'
-    })
-  }
-  if (response.status !== 302) throw new Error(`authorize answered ${response.status}`)
-  return new URL(response.headers.get('location'))
-}
-
-async function rejects (promise) {
-  try { await promise } catch (error) { return error.error || error.code || error.name }
-  return null
-}
-
-function payload (jwt) {
-  return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8'))
-}
+import { env, issuer, redirectUri, insecure, browse, errorOf, jwtPayload } from './browser.mjs'
 
 const result = {}
 const config = await oidc.discovery(issuer, env.PUBLIC_CLIENT_ID, undefined, oidc.None(), insecure)
@@ -54,7 +27,7 @@ const tokens = await oidc.authorizationCodeGrant(config, await browse(url), {
   pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true
 }, undefined, { DPoP })
 result.token_type = tokens.token_type
-result.cnf = payload(tokens.access_token).cnf
+result.cnf = jwtPayload(tokens.access_token).cnf
 result.refresh_prefix = tokens.refresh_token.slice(0, 5)
 result.sub = tokens.claims().sub
 result.userinfo = await oidc.fetchUserInfo(config, tokens.access_token, result.sub, { DPoP })
@@ -69,12 +42,12 @@ result.bearer_status = asBearer.status
 result.bearer_challenge = asBearer.headers.get('www-authenticate')
 
 const otherKey = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'))
-result.refresh_other_key = await rejects(
+result.refresh_other_key = await errorOf(
   oidc.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: otherKey }))
-result.refresh_no_proof = await rejects(oidc.refreshTokenGrant(config, tokens.refresh_token))
+result.refresh_no_proof = await errorOf(oidc.refreshTokenGrant(config, tokens.refresh_token))
 const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP })
 result.refreshed_token_type = refreshed.token_type
-result.refreshed_cnf = payload(refreshed.access_token).cnf
+result.refreshed_cnf = jwtPayload(refreshed.access_token).cnf
 result.refresh_rotated = refreshed.refresh_token !== tokens.refresh_token
 result.refreshed_sid = refreshed.claims().sid === tokens.claims().sid
 

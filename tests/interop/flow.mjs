@@ -6,26 +6,7 @@
 // reads the signed-in user from the X-Test-User header. Prints one JSON object on stdout.
 import * as oidc from 'openid-client'
 
-const env = process.env
-const issuer = new URL(env.ISSUER)
-const redirectUri = env.REDIRECT_URI
-const browserHeaders = { 'X-Test-User': env.USER_ID, 'X-Test-Aal': 'aal1', 'X-Test-Amr': 'password' }
-const insecure = { execute: [oidc.allowInsecureRequests] } // http on 127.0.0.1 only
-
-async function browse (url) {
-  // Follow the authorization request through consent like a browser, stop at the client's URI.
-  let response = await fetch(url, { headers: browserHeaders, redirect: 'manual' })
-  if (response.status === 200) {
-    const page = await response.json()
-    const form = new URLSearchParams(page.form_fields)
-    form.set('decision', 'approve')
-    response = await fetch(new URL(page.action, issuer), {
-      method: 'POST', body: form, headers: browserHeaders, redirect: 'manual'
-    })
-  }
-  if (response.status !== 302) throw new Error(`authorize answered ${response.status}`)
-  return new URL(response.headers.get('location'))
-}
+import { env, issuer, redirectUri, insecure, browse } from './browser.mjs'
 
 async function codeFlow (config, scope) {
   const verifier = oidc.randomPKCECodeVerifier()

@@ -7,25 +7,7 @@
 // Prints one JSON object on stdout.
 import * as oidc from 'openid-client'
 
-const env = process.env
-const issuer = new URL(env.ISSUER)
-const redirectUri = env.REDIRECT_URI
-const browserHeaders = { 'X-Test-User': env.USER_ID, 'X-Test-Aal': 'aal1', 'X-Test-Amr': 'password' }
-const insecure = { execute: [oidc.allowInsecureRequests] } // http on 127.0.0.1 only
-
-async function browse (url) {
-  // Follow the authorization request through consent like a browser; the answer that ends it.
-  let response = await fetch(url, { headers: browserHeaders, redirect: 'manual' })
-  if (response.status === 200) {
-    const page = await response.json()
-    const form = new URLSearchParams(page.form_fields)
-    form.set('decision', 'approve')
-    response = await fetch(new URL(page.action, issuer), {
-      method: 'POST', body: form, headers: browserHeaders, redirect: 'manual'
-    })
-  }
-  return response
-}
+import { env, issuer, redirectUri, insecure, follow } from './browser.mjs'
 
 async function pushedFlow (config, scope) {
   const verifier = oidc.randomPKCECodeVerifier()
@@ -39,7 +21,7 @@ async function pushedFlow (config, scope) {
     state,
     nonce
   })
-  const answer = await browse(url)
+  const answer = await follow(url)
   if (answer.status !== 302) throw new Error(`authorize answered ${answer.status}`)
   const callback = new URL(answer.headers.get('location'))
   const tokens = await oidc.authorizationCodeGrant(config, callback, {
@@ -64,7 +46,7 @@ result.scope = tokens.scope
 result.userinfo = await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims().sub)
 
 // One-time: the same URL again is refused, and no code comes of it.
-const replay = await browse(url)
+const replay = await follow(url)
 result.replay_status = replay.status
 result.replay_error = (await replay.json()).error
 
@@ -74,7 +56,7 @@ const plain = oidc.buildAuthorizationUrl(config, {
   code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
   code_challenge_method: 'S256'
 })
-const refused = await browse(plain)
+const refused = await follow(plain)
 result.plain_status = refused.status
 result.plain_error = new URL(refused.headers.get('location')).searchParams.get('error')
 

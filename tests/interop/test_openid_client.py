@@ -15,7 +15,10 @@ HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
 
 
-def _run_node(server: LiveServer, script: str = "flow.mjs") -> dict:  # type: ignore[type-arg]
+def _run_node(server: LiveServer, script: str = "flow.mjs",
+              extra_env: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+    """Run ``script`` with node against ``server`` (``extra_env`` on top of the server's own
+    variables); the JSON object it prints."""
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "openid-client").is_dir():
         # Locally the rest of the suite runs without Node; under CI=true the suite turns this
@@ -24,7 +27,8 @@ def _run_node(server: LiveServer, script: str = "flow.mjs") -> dict:  # type: ig
                     "then make test (it runs npm ci)")
     env = {**os.environ, "ISSUER": server.issuer, "CLIENT_ID": server.client_id,
            "CLIENT_SECRET": server.client_secret, "PUBLIC_CLIENT_ID": server.public_client_id,
-           "USER_ID": server.user_id, "REDIRECT_URI": "http://127.0.0.1:9/callback"}
+           "USER_ID": server.user_id, "REDIRECT_URI": "http://127.0.0.1:9/callback",
+           **(extra_env or {})}
     done = subprocess.run([node, str(HERE / script)], cwd=HERE, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

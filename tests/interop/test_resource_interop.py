@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,10 +17,10 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from conftest import REDIRECT_URI, LiveServer
 from test_authlib_client import _browser_login
+from test_openid_client import _run_node
 
 from oauth_sessions import get_state
 
-HERE = Path(__file__).parent
 API = "https://api.example.test/v1"
 MAIL = "https://mail.example.test"
 OTHER = "https://other.example.test"
@@ -49,20 +45,10 @@ def aud(token: str) -> Any:
 
 def test_openid_client_names_resources_and_each_resource_server_sees_its_own(
         live_server: LiveServer, servers: dict[str, tuple[str, str]]) -> None:
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "openid-client").is_dir():
-        # Under CI=true the suite turns this skip into a failure (tests/conftest.py).
-        pytest.skip("node or tests/interop/node_modules is missing: sudo apt-get install npm, "
-                    "then make test (it runs npm ci)")
-    env = {**os.environ, "ISSUER": live_server.issuer, "CLIENT_ID": live_server.client_id,
-           "CLIENT_SECRET": live_server.client_secret, "USER_ID": live_server.user_id,
-           "REDIRECT_URI": REDIRECT_URI, "API": API, "MAIL": MAIL, "OTHER": OTHER,
-           "API_ID": servers[API][0], "API_SECRET": servers[API][1],
-           "MAIL_ID": servers[MAIL][0], "MAIL_SECRET": servers[MAIL][1]}
-    done = subprocess.run([node, str(HERE / "resource.mjs")], cwd=HERE, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = _run_node(live_server, "resource.mjs", {
+        "REDIRECT_URI": REDIRECT_URI, "API": API, "MAIL": MAIL, "OTHER": OTHER,
+        "API_ID": servers[API][0], "API_SECRET": servers[API][1],
+        "MAIL_ID": servers[MAIL][0], "MAIL_SECRET": servers[MAIL][1]})
     assert result["code_aud"] == API
     assert result["id_token_aud"] == live_server.client_id  # the ID token stays the client's
     assert result["api_sees_api_token"] is True and result["mail_sees_api_token"] is False
