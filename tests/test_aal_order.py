@@ -27,3 +27,21 @@ def test_effective_aal_is_the_lower_and_required_the_highest() -> None:
     assert required_aal(["read"], scope_min_aal={}, client_min_aal=Aal.AAL3) is Aal.AAL3
     assert required_aal(["read"], scope_min_aal={}, audience_min_aal={"api": Aal.AAL2},
                         audiences=["api"]) is Aal.AAL2
+
+
+def test_a_registered_resource_servers_minimum_joins_for_its_audience_only() -> None:
+    """The registry is asked about each audience but the default one (the issuer names no
+    resource server), once per audience; AUDIENCE_MIN_AAL still covers the issuer too."""
+    asked: list[str] = []
+
+    def registry(resource: str) -> Aal | None:
+        asked.append(resource)
+        return {"https://pay.test": Aal.AAL2}.get(resource)
+
+    rule = {"scope_min_aal": {}, "resource_min_aal": registry, "default_audience": "https://id.test"}
+    assert required_aal([], audiences=["https://pay.test", "https://pay.test"], **rule) is Aal.AAL2
+    assert required_aal([], audiences=["https://api.test"], **rule) is Aal.AAL1
+    assert required_aal([], audiences=["https://id.test"], **rule) is Aal.AAL1
+    assert asked == ["https://pay.test", "https://api.test"]
+    assert required_aal([], audiences=["https://id.test"], audience_min_aal={
+        "https://id.test": Aal.AAL3}, **rule) is Aal.AAL3

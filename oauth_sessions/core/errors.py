@@ -96,9 +96,11 @@ class ClientMismatch(OAuthSessionsError):
 
 
 class InsufficientAal(OAuthSessionsError):
-    """The session's aal is now below what the client requires (e.g. after a factor removal)."""
+    """The session's aal is now below what the token would need (e.g. after a factor removal):
+    the client's ``min_aal``, or the audience's (``AUDIENCE_MIN_AAL``, the registered resource
+    server's ``min_aal``)."""
 
-    description = "session no longer meets the authentication level the client requires"
+    description = "session no longer meets the authentication level the client or resource requires"
 
 
 class ScopeNotGranted(OAuthSessionsError):

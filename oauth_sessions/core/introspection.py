@@ -16,7 +16,9 @@ first two are the HTTP side, :mod:`oauth_sessions.protocol.introspection_endpoin
     inactivity limit met              OAUTH_SESSIONS_INACTIVITY_TIMEOUT
     client binding                    session.oauth_client_id == token client_id
     scopes still granted              token scopes within session.scopes
-    effective aal meets the policy    min(token aal, session aal now) >= required
+    effective aal meets the policy    min(token aal, session aal now) >= required (scopes,
+                                      caller, AUDIENCE_MIN_AAL and the registered resource
+                                      server's min_aal for each audience)
     -> active answer (RFC 7662 section 2.2)
 
 Any failed step answers exactly ``{"active": false}`` (section 2.2: nothing may say *why*,
@@ -110,6 +112,9 @@ class TokenChecks:
     reload_keyset: Callable[[str], KeySet] | None = None
     username: Callable[[uuid.UUID], str | None] | None = None
     leeway: int = 0
+    #: The registered resource servers' minimum aal (RFC 8707), looked up for every audience
+    #: of a token other than the default one; ``build_services`` sets the registry's lookup.
+    resource_min_aal: policy.ResourceMinAal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +222,7 @@ def check_token(
     require_recent_activity(session, now, checks.settings.inactivity_timeout)
     require_client_binding(presented, session)
     require_scopes_granted(presented, session)
-    aal = require_aal(presented, session, checks.settings, audiences, caller_min_aal)
+    aal = require_aal(presented, session, checks, audiences, caller_min_aal)
     return active_token(presented, session, aal, checks)
 
 
@@ -369,22 +374,29 @@ def require_scopes_granted(presented: _Presented, session: SessionRow) -> None:
 def require_aal(
     presented: _Presented,
     session: SessionRow,
-    settings: Settings,
+    checks: TokenChecks,
     audiences: Collection[str],
     caller_min_aal: Aal | None,
 ) -> Aal:
-    """Effective aal = min(token's, session's now) must meet every minimum that applies.
+    """Effective aal = min(token's, session's now) must meet every minimum that applies
+    (:func:`~oauth_sessions.core.policy.required_aal`): the scopes', the caller's, and for the
+    token's audiences and the caller's names, ``AUDIENCE_MIN_AAL`` and the registered
+    resource server's ``min_aal``, whoever asks: the resource server itself, a client with
+    ``can_introspect``, or the resource helper in-process.
 
     A downgraded session (factor removed) lowers its live tokens at once; a step-up does not
     raise tokens minted before it.
     """
     effective = policy.effective_aal(presented.aal, session.aal)
+    settings = checks.settings
     needed = policy.required_aal(
         presented.scopes,
         scope_min_aal=settings.scope_min_aal,
         audience_min_aal=settings.audience_min_aal,
         audiences=[*_token_audiences(presented), *audiences],
         client_min_aal=caller_min_aal,
+        resource_min_aal=checks.resource_min_aal,
+        default_audience=checks.audience,
     )
     if effective < needed:
         raise AalTooLow(effective, needed)

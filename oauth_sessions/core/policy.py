@@ -7,7 +7,7 @@ helper all ask the same questions here, so one rule has one answer.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from .types import Aal
@@ -15,6 +15,11 @@ from .types import Aal
 MAX_SCOPE_LENGTH = 4096  # sessions_scopes_length
 #: OIDC Core section 5.4 scopes plus offline_access (section 11): what every deployment offers.
 STANDARD_SCOPES = ("openid", "profile", "email", "address", "phone", "offline_access")
+
+#: The minimum aal of the resource server registered (RFC 8707) for an audience, or ``None``
+#: when none is registered for it or it sets none. The storage layer answers it
+#: (:meth:`~oauth_sessions.storage.resource_servers.ResourceServerStore.min_aal`).
+ResourceMinAal = Callable[[str], Aal | None]
 
 
 def parse_scope(scope: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -75,15 +80,33 @@ def required_aal(
     audience_min_aal: Mapping[str, Aal] | None = None,
     audiences: Iterable[str] = (),
     client_min_aal: Aal | None = None,
+    resource_min_aal: ResourceMinAal | None = None,
+    default_audience: str | None = None,
 ) -> Aal:
-    """The highest minimum that any of the scopes, audiences or the client asks for."""
-    if not scope_min_aal and not audience_min_aal and client_min_aal is None:
+    """The aal a token with ``scopes`` for ``audiences`` needs: the highest of every minimum.
+
+    That is the scopes' (``SCOPE_MIN_AAL``), the client's ``min_aal``, and for each audience X
+    both ``AUDIENCE_MIN_AAL[X]`` and the ``min_aal`` of the resource server registered for X
+    (``resource_min_aal``). One rule for every place that issues or accepts a token (authorize,
+    the code and refresh grants, introspection, the resource helper, ``/userinfo``), so that
+    no way round one of them is left open.
+
+    ``default_audience`` (the issuer) names no registered resource server and is never looked
+    up: a token without a resource audience costs no lookup.
+    """
+    auds = tuple(dict.fromkeys(audiences))
+    resources = ([a for a in auds if a != default_audience]
+                 if resource_min_aal is not None else [])
+    if not scope_min_aal and not audience_min_aal and client_min_aal is None and not resources:
         return Aal.AAL1  # no policy configured: the common case, without the loops
     needed = Aal.AAL1
     for scope in scopes:
         needed = max(needed, scope_min_aal.get(scope, Aal.AAL1))
-    for audience in audiences:
+    for audience in auds:
         needed = max(needed, (audience_min_aal or {}).get(audience, Aal.AAL1))
+    if resource_min_aal is not None:
+        for resource in resources:
+            needed = max(needed, resource_min_aal(resource) or Aal.AAL1)
     if client_min_aal is not None:
         needed = max(needed, client_min_aal)
     return needed

@@ -165,6 +165,7 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     # ``username`` in active introspection answers comes from the host adapter's optional
     # ``username_for(user_id) -> str | None`` method (it costs the host a lookup: opt-in).
     username = getattr(host, "username_for", None)
+    resource_servers = ResourceServerStore(engine, cache_seconds=settings.client_cache_seconds)
     introspection = TokenChecks(
         keyset=keys.keyset,
         reload_keyset=lambda kid: keys.keyset(unknown_kid=kid),
@@ -172,11 +173,11 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
         settings=settings,
         audience=settings.issuer,
         username=username if callable(username) else None,
+        resource_min_aal=resource_servers.min_aal,
     )
     # One client authentication for every endpoint; a private_key_jwt assertion may name the
     # issuer or the endpoint it is sent to.
     base = settings.issuer + settings.url_prefix
-    resource_servers = ResourceServerStore(engine, cache_seconds=settings.client_cache_seconds)
     resource_indicators = ResourceIndicators(resource_servers, settings.issuer)
     authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
         settings.issuer, base + "/token", base + "/revoke", base + "/introspect", base + "/par")),

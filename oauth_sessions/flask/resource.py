@@ -154,8 +154,10 @@ class ResourceProtector:
 
     ``resource`` is this resource server's identifier (an https URL, RFC 9728 section 1.2): the
     audience a token must name (RFC 8707; ``aud`` checked in both modes), the audience whose
-    ``OAUTH_SESSIONS_AUDIENCE_MIN_AAL`` applies in local mode, and the base of the metadata URL
-    named in every challenge. Without it a token must be of the default audience (the issuer).
+    ``OAUTH_SESSIONS_AUDIENCE_MIN_AAL`` and registered ``min_aal`` apply in local mode (in
+    remote mode the introspection endpoint applies them to the token's ``aud``, whichever
+    credentials it is called with), and the base of the metadata URL named in every challenge.
+    Without it a token must be of the default audience (the issuer).
     ``accept_issuer_audience`` (default True) also accepts tokens of the default audience only,
     those minted without any ``resource``, so that existing clients keep working; set it to
     False once every client names this resource, and no token meant for another resource

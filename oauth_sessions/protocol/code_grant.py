@@ -220,12 +220,12 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
         raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
     resources: tuple[str, ...] = ()
-    resource_min_aal: Aal | None = None
+    registered: dict[str, Aal] = {}
     if "resource" in params:
         try:
             if resource_indicators is None:
                 raise UnknownResource()
-            resources, resource_min_aal = resource_indicators.for_authorization(
+            resources, registered = resource_indicators.for_authorization(
                 params["resource"].split(" "), scopes)
         except OAuthSessionsError as exc:
             raise fail(exc.error, exc.description) from None
@@ -236,9 +236,8 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     acr_values = parse_scope(params.get("acr_values"))
     needed = required_aal(scopes, scope_min_aal=settings.scope_min_aal,
                           audience_min_aal=settings.audience_min_aal, audiences=resources,
-                          client_min_aal=client.min_aal)
-    if resource_min_aal is not None:
-        needed = max(needed, resource_min_aal)
+                          client_min_aal=client.min_aal, resource_min_aal=registered.get,
+                          default_audience=settings.issuer)
     acr_claim = claims.requested("id_token", "acr") if claims is not None else None
     # OIDC Core 5.5.1.1: an acr requested as a claim with values works as acr_values does.
     levels = (*acr_values, *(str(v) for v in (acr_claim.values if acr_claim else ())))
@@ -270,7 +269,8 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         """The checks, in order; none of them writes anything except the replay rule.
 
         client → code known and the client's → redirect_uri → PKCE → not used (else revoke
-        what it produced, RFC 6749 section 4.1.2) → not expired → aal of the scopes.
+        what it produced, RFC 6749 section 4.1.2) → not expired → the token's audience
+        (RFC 8707) → the aal that scopes, client and audience need (``required_aal``).
         """
         wrapper = self.authenticate_token_endpoint_client()
         self.request.client = wrapper
@@ -299,21 +299,26 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             raise InvalidGrantError("authorization code was already used")
         if datetime.now(UTC) >= record.expires_at:
             raise InvalidGrantError("authorization code has expired")
-        settings: Settings = self.server.settings
-        needed = required_aal(record.scopes, scope_min_aal=settings.scope_min_aal,
-                              client_min_aal=client.min_aal)
-        if record.aal < needed:
-            raise InvalidGrantError("the authentication level is below what the scopes require")
         self.request.audience, self.request.access_scopes = None, record.scopes
+        indicators: ResourceIndicators = self.server.resource_indicators
         requested = self.request.http.param_values("resource")
         if requested or record.resources:
             # RFC 8707 section 2.2, before the code is spent: a refusal burns nothing.
             try:
                 self.request.audience, self.request.access_scopes = (
-                    self.server.resource_indicators.audience(tuple(requested), record.resources,
-                                                             record.scopes))
+                    indicators.audience(tuple(requested), record.resources, record.scopes))
             except OAuthSessionsError as exc:
                 raise to_oauth2_error(exc) from None
+        settings: Settings = self.server.settings
+        audience = self.request.audience
+        needed = required_aal(record.scopes, scope_min_aal=settings.scope_min_aal,
+                              audience_min_aal=settings.audience_min_aal,
+                              audiences=(audience,) if audience is not None else (),
+                              client_min_aal=client.min_aal,
+                              resource_min_aal=indicators.servers.min_aal,
+                              default_audience=settings.issuer)
+        if record.aal < needed:
+            raise InvalidGrantError("the authentication level is below what the token requires")
         self.request.authorization_code = record
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:

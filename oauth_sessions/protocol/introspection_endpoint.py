@@ -8,13 +8,16 @@ The steps in the order they run (the token steps are :func:`~oauth_sessions.core
     require_may_introspect    a client must be registered with ``can_introspect``
     require_token             the token parameter, else 400 invalid_request
     check_token               verify → audience → session by sid → not_after → inactivity →
-                              client → scopes → aal (the caller's minimum and AUDIENCE_MIN_AAL
-                              included)
+                              client → scopes → aal (the caller's minimum, and for the token's
+                              audience AUDIENCE_MIN_AAL and the registered resource server's
+                              min_aal, whoever the caller is)
 
 Who sees what (RFC 7662 section 4, RFC 9700 section 2.3): a registered resource server sees
 only the access tokens meant for it (``aud`` names its URI), under its own minimum aal, and no
 refresh token; a client with ``can_introspect`` sees every token of the default audience (as
-before resource indicators) and, of the tokens meant for a resource server, only its own.
+before resource indicators) and, of the tokens meant for a resource server, only its own, and
+those only while they meet that resource server's minimum aal: a token that would be inactive
+for the resource server is inactive for every caller.
     answer                    JSON, or a signed JWT when asked for (RFC 9701)
 
 A caller that fails the first steps gets 401 ``invalid_client`` and learns nothing about the
@@ -22,7 +25,9 @@ token; every token that is not good now gets exactly ``{"active": false}``.
 
 Cost on PostgreSQL: one database round trip per introspection (the prepared session read of
 :mod:`oauth_sessions.storage.introspection_store`); the caller's client record comes from the client
-store's short cache and the signing keys are parsed once per worker.
+store's short cache and the signing keys are parsed once per worker. A token meant for a
+registered resource server also needs that server's minimum aal, from the resource-server
+store's cache as short (``CLIENT_CACHE_SECONDS``); a token of the default audience needs none.
 """
 
 from __future__ import annotations

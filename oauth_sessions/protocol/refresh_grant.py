@@ -21,11 +21,16 @@ writes nothing; only step 5 writes, and only as :meth:`SessionStore.rotate` deci
 6. the token response from :func:`oauth_sessions.protocol.tokens.build_token_response`, with the new
    refresh token, an ID token when ``openid`` is among the scopes (OIDC Core section 12.2).
 
-Aal policy: a session whose aal is now below the client's ``min_aal`` is refused with
-``invalid_grant``. A scope whose ``SCOPE_MIN_AAL`` the session no longer meets is left out of
-the new tokens when the client asked for the default scope (the response's ``scope`` shows
-the narrower set, RFC 6749 section 5.1), and refused with ``invalid_scope`` when the client
-named it in ``scope``. Either way no token is minted above the session's current aal.
+Aal policy (:func:`~oauth_sessions.core.policy.required_aal`, the rule of every token): a
+session whose aal is now below the client's ``min_aal``, or below what the access token's
+audience needs (``AUDIENCE_MIN_AAL`` for it, the registered resource server's ``min_aal``),
+is refused with ``invalid_grant``. The refusal does not revoke the session and leaves the
+counter where it was: the client may still refresh for another granted resource the
+session's aal allows, or send the user to step up. A scope whose ``SCOPE_MIN_AAL`` the
+session no longer meets is left out of the new tokens when the client asked for the default
+scope (the response's ``scope`` shows the narrower set, RFC 6749 section 5.1), and refused
+with ``invalid_scope`` when the client named it in ``scope``. Either way no token is minted
+above the session's current aal.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from .oauth_errors import to_oauth2_error
 from .tokens import build_token_response
 
 if TYPE_CHECKING:
+    from ..core.policy import ResourceMinAal
     from ..core.settings import Settings
     from ..jose.keys import KeySet
     from ..storage.clients import ClientInfo
@@ -88,6 +94,7 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         body = refresh(self.request.client.info, self.request.form["refresh_token"],
                        scope=self.request.form.get("scope"), resources=self.request.resources,
                        audience=server.resource_indicators.audience,
+                       resource_min_aal=server.resource_indicators.servers.min_aal,
                        user_agent=http.header("User-Agent"), ip=http.client_address,
                        sessions=server.sessions, settings=server.settings,
                        keyset=server.keys.keyset(),
@@ -103,7 +110,8 @@ def scope_is_well_formed(scope: str | None) -> bool:
 def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_agent: str | None,
             ip: str | None, sessions: SessionStore, settings: Settings,
             keyset: KeySet, dpop_jkt: str | None = None, resources: tuple[str, ...] = (),
-            audience: AudienceRule | None = None) -> dict[str, Any]:
+            audience: AudienceRule | None = None,
+            resource_min_aal: ResourceMinAal | None = None) -> dict[str, Any]:
     """Steps 4-6 for an authenticated client: the token response body, or an ``OAuth2Error``.
 
     An empty ``scope`` means the granted one; the user agent is cleaned of control characters
@@ -112,14 +120,15 @@ def refresh(client: ClientInfo, refresh_token: str, *, scope: str | None, user_a
     ``dpop_jkt``: the key of the request's DPoP proof, which a bound session's token needs
     (RFC 9449 section 5) and the new access token is bound to. ``resources`` (RFC 8707) may
     name one of the session's granted resources; ``audience`` decides (before the rotation
-    writes anything).
+    writes anything), and ``resource_min_aal`` (the registry's) joins the aal it needs.
     """
     scope = scope or None
     user_agent = clean_user_agent(user_agent, _MAX_USER_AGENT)
     try:
         result = sessions.rotate(refresh_token, client_id=client.id, scope=scope,
                                  user_agent=user_agent, ip=ip, client_min_aal=client.min_aal,
-                                 dpop_jkt=dpop_jkt, resources=resources, audience=audience)
+                                 dpop_jkt=dpop_jkt, resources=resources, audience=audience,
+                                 resource_min_aal=resource_min_aal)
     except OAuthSessionsError as exc:
         raise to_oauth2_error(exc) from None
     return _token_body(result, client, settings, keyset, dpop_jkt)

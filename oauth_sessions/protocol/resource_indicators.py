@@ -6,8 +6,9 @@ registered resource servers (:class:`~oauth_sessions.storage.resource_servers.Re
 * at authorize (:meth:`ResourceIndicators.for_authorization`): every ``resource`` is a
   registered resource server or this provider's own identifier (the issuer, the default
   audience: naming it gives a token ``/userinfo`` accepts); each one's minimum aal joins the
-  aal the request needs; a resource server that accepts only some scopes must accept one of
-  the requested ones. Errors: ``invalid_target`` (RFC 8707 section 2), ``invalid_scope``;
+  aal the request needs (:func:`~oauth_sessions.core.policy.required_aal`, the rule the
+  grants and every token check apply too); a resource server that accepts only some scopes
+  must accept one of the requested ones. Errors: ``invalid_target`` (RFC 8707 section 2), ``invalid_scope``;
 * at the token endpoint, code and refresh alike (:meth:`ResourceIndicators.audience`): the one
   audience of the access token (a granted resource, section 2.2), and the scopes it carries
   (those the resource server accepts). Checked before anything is written.
@@ -42,19 +43,20 @@ class ResourceIndicators:
         return server
 
     def for_authorization(self, values: Iterable[str], scopes: Sequence[str]
-                          ) -> tuple[tuple[str, ...], Aal | None]:
-        """The resources an authorization request names, checked, and the highest minimum aal
-        among their resource servers (``None``: none has one)."""
+                          ) -> tuple[tuple[str, ...], dict[str, Aal]]:
+        """The resources an authorization request names, checked, and the minimum aal of each
+        one's resource server that sets one, read here once for the request's
+        :func:`~oauth_sessions.core.policy.required_aal`."""
         resources = parse_resources(values)
-        needed: Aal | None = None
+        registered: dict[str, Aal] = {}
         for resource in resources:
             server = self._server(resource)
             if server is None:
                 continue
             scopes_for_resource(scopes, server.scopes)
             if server.min_aal is not None:
-                needed = server.min_aal if needed is None else max(needed, server.min_aal)
-        return resources, needed
+                registered[resource] = server.min_aal
+        return resources, registered
 
     def audience(self, requested: tuple[str, ...], granted: tuple[str, ...],
                  scopes: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:

@@ -141,6 +141,22 @@ class ResourceServerStore:
         """The resource server registered for the URI ``resource`` (exact string match)."""
         return self._cached(self._by_resource, resource, _RS.c.resource == resource, fresh)
 
+    def min_aal(self, resource: str) -> Aal | None:
+        """The minimum aal of the resource server registered for ``resource`` (``None``: none
+        is registered, or it sets none): the registry's part of
+        :func:`~oauth_sessions.core.policy.required_aal` (a
+        :data:`~oauth_sessions.core.policy.ResourceMinAal`).
+
+        A value that is no resource indicator (a client id) names no resource server and is
+        answered without a read; a registered one comes from :meth:`by_resource`'s cache.
+        """
+        try:
+            check_resource(resource)
+        except InvalidTarget:
+            return None
+        server = self.by_resource(resource)
+        return server.min_aal if server is not None else None
+
     def list(self) -> list[ResourceServerInfo]:
         with self._reads.connect() as conn:
             rows = conn.execute(select(_RS).order_by(_RS.c.created_at, _RS.c.id)).all()

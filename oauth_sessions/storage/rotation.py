@@ -71,7 +71,13 @@ from ..core.errors import (
     SessionInactive,
     UnknownSession,
 )
-from ..core.policy import narrow_scope, session_expired, session_inactive
+from ..core.policy import (
+    ResourceMinAal,
+    narrow_scope,
+    required_aal,
+    session_expired,
+    session_inactive,
+)
 from ..core.refresh_tokens import (
     MalformedRefreshToken,
     ParsedRefreshToken,
@@ -262,6 +268,7 @@ class Rotator:
         user_agent: str | None = None, ip: str | None = None,
         client_min_aal: Aal | None = None, dpop_jkt: str | None = None,
         resources: tuple[str, ...] = (), audience: AudienceRule | None = None,
+        resource_min_aal: ResourceMinAal | None = None,
         now: datetime | None = None,
     ) -> RotationResult:
         """Exchange a refresh token for the next one (see the module docstring for the rules).
@@ -269,12 +276,14 @@ class Rotator:
         ``resources`` are the RFC 8707 resources the request names; ``audience`` decides the
         new token's audience from them and the session's granted ones (read with the row, so
         no statement more), before the compare-and-swap. It runs only when the request or the
-        session names a resource. Raises a domain error from :mod:`oauth_sessions.core.errors`;
-        every error except :class:`RefreshTokenReused` leaves the database untouched.
+        session names a resource. ``resource_min_aal`` is the registry's minimum aal for that
+        audience (:func:`~oauth_sessions.core.policy.required_aal`). Raises a domain error
+        from :mod:`oauth_sessions.core.errors`; every error except :class:`RefreshTokenReused`
+        leaves the database untouched.
         """
         rule = audience or _default_audience_rule
         args = (refresh_token, client_id, scope, user_agent, ip, client_min_aal, dpop_jkt,
-                resources, rule,
+                resources, rule, resource_min_aal,
                 utc_now(now))
         try:
             return self._rotate(*args)
@@ -285,7 +294,7 @@ class Rotator:
     def _rotate(self, refresh_token: str, client_id: uuid.UUID | None, scope: str | None,
                 user_agent: str | None, ip: str | None, client_min_aal: Aal | None,
                 dpop_jkt: str | None, resources: tuple[str, ...], rule: AudienceRule,
-                now: datetime) -> RotationResult:
+                resource_min_aal: ResourceMinAal | None, now: datetime) -> RotationResult:
         try:
             parsed = parse_refresh_token(refresh_token)
         except MalformedRefreshToken:
@@ -304,10 +313,8 @@ class Rotator:
             if parsed.dpop_bound:
                 self._require_bound_key(sid, dpop_jkt)
             check_active(info, now, self.settings.inactivity_timeout)
-            scopes = self._refresh_scopes(info, scope, client_min_aal)
-            aud: str | None = None
-            if resources or found.resources:
-                aud, scopes = rule(resources, found.resources, scopes)
+            scopes, aud = self._decide(found, scope, client_min_aal, resources, rule,
+                                       resource_min_aal)
             if parsed.counter == info.counter:
                 agent = user_agent if user_agent is not None else info.user_agent
                 address = clean_ip(ip) or info.ip
@@ -324,9 +331,8 @@ class Rotator:
                     raise UnknownSession()
                 info, amr = found.session, found.amr
                 check_active(info, now, self.settings.inactivity_timeout)
-                scopes = self._refresh_scopes(info, scope, client_min_aal)
-                if resources or found.resources:
-                    aud, scopes = rule(resources, found.resources, scopes)
+                scopes, aud = self._decide(found, scope, client_min_aal, resources, rule,
+                                           resource_min_aal)
             current = info.counter
             if current is None or parsed.counter > current:
                 raise InvalidRefreshToken("refresh token counter is ahead of the session")
@@ -418,14 +424,42 @@ class Rotator:
     def _within_reuse_interval(self, info: SessionInfo, now: datetime) -> bool:
         return info.refreshed_at is not None and now < info.refreshed_at + self._reuse_interval
 
+    def _decide(self, found: KeyedSession, scope: str | None, client_min_aal: Aal | None,
+                resources: tuple[str, ...], rule: AudienceRule,
+                resource_min_aal: ResourceMinAal | None) -> tuple[tuple[str, ...], str | None]:
+        """The new access token's scopes and audience (``None``: the default), decided on the
+        row before anything is written, or a domain error.
+
+        Scopes first (:meth:`_refresh_scopes`), then the audience among the granted resources
+        (RFC 8707 section 2.2), then the aal the token would need
+        (:func:`~oauth_sessions.core.policy.required_aal`: the client's ``min_aal``, and for the
+        audience ``AUDIENCE_MIN_AAL`` and the registered resource server's ``min_aal``). A
+        session whose aal fell below it (a factor removed) is refused with ``invalid_grant``,
+        like a client's minimum: the counter does not move and the session is not revoked (the
+        client may still refresh for another granted resource, or send the user to step up).
+        """
+        info = found.session
+        scopes = self._refresh_scopes(info, scope, client_min_aal)
+        aud: str | None = None
+        if resources or found.resources:
+            aud, scopes = rule(resources, found.resources, scopes)
+        needed = required_aal(scopes, scope_min_aal=self.settings.scope_min_aal,
+                              audience_min_aal=self.settings.audience_min_aal,
+                              audiences=(aud,) if aud is not None else (),
+                              client_min_aal=client_min_aal, resource_min_aal=resource_min_aal,
+                              default_audience=self.settings.issuer)
+        if info.aal < needed:
+            raise InsufficientAal()
+        return scopes, aud
+
     def _refresh_scopes(self, info: SessionInfo, scope: str | None,
                         client_min_aal: Aal | None) -> tuple[str, ...]:
-        """Scopes for this refresh: RFC 6749 section 6 narrowing, then the aal policy.
+        """Scopes for this refresh: RFC 6749 section 6 narrowing, then the scopes' aal policy.
 
-        A session whose aal fell below the client's minimum is refused. A scope whose minimum
-        aal the session no longer meets is dropped when the client asked for the default
-        scope (the response's ``scope`` says so, RFC 6749 section 5.1), and refused with
-        ``invalid_scope`` when the client asked for it by name.
+        A session whose aal fell below the client's minimum is refused first. A scope whose
+        minimum aal the session no longer meets is dropped when the client asked for the
+        default scope (the response's ``scope`` says so, RFC 6749 section 5.1), and refused
+        with ``invalid_scope`` when the client asked for it by name.
         """
         if client_min_aal is not None and info.aal < client_min_aal:
             raise InsufficientAal()

@@ -25,7 +25,13 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from ..core import signals
 from ..core.errors import SessionExpired, UnknownSession
-from ..core.policy import MAX_SCOPE_LENGTH, compute_not_after, join_scope, parse_scope
+from ..core.policy import (
+    MAX_SCOPE_LENGTH,
+    ResourceMinAal,
+    compute_not_after,
+    join_scope,
+    parse_scope,
+)
 from ..core.refresh_tokens import encode_refresh_token, generate_hmac_key, key_bytes
 from ..core.settings import Settings
 from ..core.types import Aal
@@ -228,6 +234,7 @@ class SessionStore:
         user_agent: str | None = None, ip: str | None = None,
         client_min_aal: Aal | None = None, dpop_jkt: str | None = None,
         resources: tuple[str, ...] = (), audience: AudienceRule | None = None,
+        resource_min_aal: ResourceMinAal | None = None,
         now: datetime | None = None,
     ) -> RotationResult:
         """Exchange a refresh token for the next one (rules: :mod:`oauth_sessions.storage.rotation`).
@@ -239,14 +246,15 @@ class SessionStore:
         ``scope`` an optional narrowing (RFC 6749 section 6); ``client_min_aal`` the client's
         minimum aal; ``resources`` the RFC 8707 resources the request names, and ``audience``
         the rule that picks the new token's audience from them and the session's grant
-        (:class:`~oauth_sessions.storage.rotation.AudienceRule`). Raises a domain error from
+        (:class:`~oauth_sessions.storage.rotation.AudienceRule`), ``resource_min_aal`` the
+        registered resource servers' minimum aal for that audience. Raises a domain error from
         :mod:`oauth_sessions.core.errors`; every error except
         :class:`~oauth_sessions.core.errors.RefreshTokenReused` leaves the database untouched.
         """
         return self._rotator.rotate(refresh_token, client_id=client_id, scope=scope,
                                     user_agent=user_agent, ip=ip, client_min_aal=client_min_aal,
                                     dpop_jkt=dpop_jkt, resources=resources, audience=audience,
-                                    now=now)
+                                    resource_min_aal=resource_min_aal, now=now)
 
     def find_refresh_session(self, refresh_token: str) -> RefreshTokenLookup | None:
         """Which session and counter this refresh token names, without changing anything.
