@@ -619,6 +619,23 @@ def test_only_bound_refresh_tokens_read_the_binding(app: Flask, public: ClientIn
     assert len(bound_reads) == 1
 
 
+def test_a_bound_refresh_token_revokes_its_session_without_a_proof(
+        app: Flask, public: ClientInfo, engine: Engine) -> None:
+    """RFC 7009 revokes by possession: ``/revoke`` asks no DPoP proof for a bound refresh token,
+    so a thief without the key can end the session (never use it). Pinned on purpose: the
+    DPoP guide says so, and revoking only ever ends a session."""
+    key = DpopKey()
+    body = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
+    sid = _claims(body["access_token"])["sid"]
+    assert body["refresh_token"].startswith("osb1_") and _row(engine, sid) is not None
+    revoked = app.test_client().post("/oauth/revoke", data={
+        "token": body["refresh_token"], "client_id": public.client_id})
+    assert revoked.status_code == 200
+    assert _row(engine, sid) is None and _binding(engine, sid) is None
+    gone = _refresh(app, public, body["refresh_token"], key.proof("POST", TOKEN_URL))
+    assert gone.status_code == 400 and gone.json["error"] == "invalid_grant"
+
+
 def test_a_thief_with_an_old_bound_token_cannot_trigger_reuse_revocation(
         app: Flask, public: ClientInfo, engine: Engine) -> None:
     """Reuse of a superseded token revokes its session (RFC 9700 4.14.2), but only for whoever

@@ -159,8 +159,10 @@ class ResourceNotAllowedScope(OAuthSessionsError):
 class DpopProofRequired(OAuthSessionsError):
     """A refresh token of a DPoP-bound session came without a proof (RFC 9449 section 5).
 
-    Refused before anything changes: the session is not rotated and not revoked, since whoever
-    lacks the key (a thief of the token) must not be able to end the holder's session either.
+    Refused before anything changes: the session is not rotated and not revoked, so whoever
+    lacks the key (a thief of the token) cannot end the holder's session at the token
+    endpoint. Revocation (RFC 7009, ``/revoke``) still ends it by possession of the token
+    alone: it can only end a session, never extend one.
     """
 
     description = "this refresh token is bound to a DPoP key: send a DPoP proof made with it"

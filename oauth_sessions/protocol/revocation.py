@@ -15,6 +15,12 @@ An access token is a JWT that cannot be recalled on its own; ending its session 
 way to make it fail everywhere the session is checked (introspection, UserInfo, the resource
 helper), and it matches what a user expects from "sign this app out". Unknown, invalid or
 foreign tokens get 200 as well (section 2.2), and a superseded refresh token revokes nothing.
+
+A DPoP-bound refresh token (``osb1_``, RFC 9449 section 5) revokes its session without a DPoP
+proof: RFC 7009 revokes by possession (plus the client's authentication, which a public
+client does not have), so whoever stole such a token can end the session, though never use
+it. That is kept on purpose: revoking only ends a session, and a client that lost its key must
+still be able to end its own.
 The token is recognised by the same verification as introspection
 (:func:`oauth_sessions.core.introspection.verify_presented_token`).
 """

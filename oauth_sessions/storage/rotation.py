@@ -372,8 +372,11 @@ class Rotator:
         """RFC 9449 section 5: a bound session refreshes only with a proof of its key.
 
         Checked before the counter is looked at, so neither a missing proof nor another key
-        rotates or revokes anything: a thief of the token cannot end the holder's session. Only
-        ``osb1_`` tokens get here, so unbound sessions never pay for this read.
+        rotates anything or counts as reuse: at the token endpoint a thief of the token can
+        neither use it nor end the holder's session with it. ``/revoke`` can end it without a
+        proof: RFC 7009 revokes by possession, and ending a session is the safe direction
+        (:mod:`oauth_sessions.protocol.revocation`, docs/guides/dpop.md). Only ``osb1_``
+        tokens get here, so unbound sessions never pay for this read.
         """
         if dpop_jkt is None:
             raise DpopProofRequired()
