@@ -13,7 +13,8 @@ import base64
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from flask import Flask, jsonify, redirect, request
 from flask.testing import FlaskClient
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, event, insert
 
 from oauth_sessions import Aal, OAuthSessions, get_state
 from oauth_sessions.flask.host import ConsentRequest, HostAdapter
@@ -162,6 +163,22 @@ def exchange_code(http: FlaskClient, client: ClientInfo, secret: str | None, cod
 
 def basic_auth(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements SQLAlchemy sends while the block runs (statements that bypass it, such
+    as the prepared libpq reads on PostgreSQL, are not seen)."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -24,6 +24,7 @@ from factories import (
     obtain_code,
     pkce_pair,
     snapshot,
+    statements,
 )
 from flask import Flask
 from freezegun import freeze_time
@@ -596,25 +597,15 @@ def test_only_bound_refresh_tokens_read_the_binding(app: Flask, public: ClientIn
     """The refresh of an unbound session costs what it did before DPoP: no statement of it
     touches ``oauth_dpop_bindings`` (on PostgreSQL the read and the compare-and-swap bypass
     SQLAlchemy, but the binding read would not); a bound session's refresh reads it once."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
     key = DpopKey()
     plain = _exchange(app, public, None, None).json["refresh_token"]
     bound = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json["refresh_token"]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements(engine) as seen:
         assert _refresh(app, public, plain, None).status_code == 200
         plain_reads = [s for s in seen if "oauth_dpop_bindings" in s]
         seen.clear()
         assert _refresh(app, public, bound, key.proof("POST", TOKEN_URL)).status_code == 200
         bound_reads = [s for s in seen if "oauth_dpop_bindings" in s]
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert plain_reads == []
     assert len(bound_reads) == 1
 

@@ -10,16 +10,16 @@ a factor is removed) is refused.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from factories import basic_auth, snapshot
+from factories import basic_auth, snapshot, statements
 from flask import Flask
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, update
 from test_resource_audience import bearer
 from test_resource_indicators import API, ISSUER, PAY, Setup, claims, setup
 from test_resource_modes import live
+from werkzeug.test import TestResponse
 
 from oauth_sessions import get_state
 from oauth_sessions.core.types import Aal
@@ -51,25 +51,19 @@ def protect(app: Flask, protector: ResourceProtector, path: str = "/pay") -> Non
         return {"aal": current_token().aal.value}
 
 
+def refused_once_lowered(engine: Engine, token: str,
+                         get: Callable[[], TestResponse]) -> TestResponse:
+    """``get`` passes with the session at aal2; the answer once it is lowered to aal1."""
+    passed = get()
+    assert passed.status_code == 200 and passed.json == {"aal": "aal2"}
+    lower_to_aal1(engine, token)
+    return get()
+
+
 def introspecting_client(s: Setup) -> tuple[str, str]:
     """The tokens' own client, allowed to introspect: the one ordinary client that sees them."""
     assert get_state(s.app).services.clients.update_metadata(s.client.id, can_introspect=True)
     return s.client.client_id, s.secret
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements SQLAlchemy sends while the block runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # --------------------------------------------------------------------------- the resource helper
@@ -80,10 +74,7 @@ def test_local_mode_asks_for_step_up_once_the_session_is_below_the_servers_minim
     s = setup(engine)
     protect(s.app, ResourceProtector.local(s.app, resource=PAY))
     token = pay_tokens(s)["access_token"]
-    passed = s.http.get("/pay", headers=bearer(token))
-    assert passed.status_code == 200 and passed.json == {"aal": "aal2"}
-    lower_to_aal1(engine, token)
-    refused = s.http.get("/pay", headers=bearer(token))
+    refused = refused_once_lowered(engine, token, lambda: s.http.get("/pay", headers=bearer(token)))
     assert refused.status_code == 401
     challenge = refused.headers["WWW-Authenticate"]
     assert 'error="insufficient_user_authentication"' in challenge
@@ -99,9 +90,7 @@ def test_local_mode_holds_default_audience_tokens_to_the_servers_minimum_too(
     protect(s.app, ResourceProtector.local(s.app, resource=PAY))
     token = s.tokens([], scope=PAYMENTS, aal="aal2", amr="password,totp")["access_token"]
     assert claims(token)["aud"] == ISSUER
-    assert s.http.get("/pay", headers=bearer(token)).status_code == 200
-    lower_to_aal1(engine, token)
-    refused = s.http.get("/pay", headers=bearer(token))
+    refused = refused_once_lowered(engine, token, lambda: s.http.get("/pay", headers=bearer(token)))
     assert refused.status_code == 401
     assert 'acr_values="aal2"' in refused.headers["WWW-Authenticate"]
 
@@ -118,9 +107,8 @@ def test_remote_mode_with_a_client_credential_refuses_below_the_servers_minimum(
             api = Flask("pay")
             protect(api, protector)
             http = api.test_client()
-            assert http.get("/pay", headers=bearer(token)).json == {"aal": "aal2"}
-            lower_to_aal1(engine, token)
-            refused = http.get("/pay", headers=bearer(token))
+            refused = refused_once_lowered(engine, token,
+                                           lambda: http.get("/pay", headers=bearer(token)))
         finally:
             protector.close()
     # The endpoint answers {"active": false}, as it does under AUDIENCE_MIN_AAL.
