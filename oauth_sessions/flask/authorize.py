@@ -289,7 +289,7 @@ def _issue_code(state: AppState, req: AuthorizationRequest, auth: Authentication
         factor_id=auth.factor_id, auth_time=auth.auth_time, not_after=auth.not_after,
         user_agent=_user_agent(), ip=_ip(), replaces_session_id=replaces,
         claims=req.claims.to_json() if req.claims is not None else None,
-        resources=req.resources,
+        resources=req.resources, dpop_jkt=req.dpop_jkt,
     )
     params = [("code", code)]
     if req.state:

@@ -58,6 +58,7 @@ __all__ = [
     "DpopProof",
     "InvalidDpopProof",
     "access_token_hash",
+    "is_thumbprint",
     "jwk_thumbprint",
     "normalize_htu",
     "verify_dpop_proof",
@@ -134,6 +135,18 @@ def jwk_thumbprint(key: Mapping[str, Any]) -> str:
         raise ValueError("not a public EC, OKP or RSA JWK")
     canonical = json.dumps({m: key[m] for m in required}, separators=(",", ":"), sort_keys=True)
     return _b64encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+_THUMBPRINT: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def is_thumbprint(value: str) -> bool:
+    """Whether ``value`` has the form of a :func:`jwk_thumbprint`: the unpadded base64url of 32
+    bytes, in its one canonical spelling (the last character carries 4 bits, so only 16 of the
+    64 letters may end it; any other would name the same digest a second way)."""
+    if not _THUMBPRINT.fullmatch(value):
+        return False
+    return _b64encode(_b64decode(value)) == value
 
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}

@@ -35,6 +35,7 @@ from ..core.claims_request import ClaimsRequest, ClaimsRequestError, parse_claim
 from ..core.errors import OAuthSessionsError, UnknownResource
 from ..core.policy import is_valid_scope_token, parse_scope, required_aal
 from ..core.types import Aal
+from ..jose.dpop import is_thumbprint
 from ..storage.authorizations import AuthorizationRecord, AuthorizationStore
 from ..storage.clients import ClientInfo, ClientStore
 from ..storage.resource_servers import record_session_resources
@@ -103,6 +104,8 @@ class AuthorizationRequest:
     resources: tuple[str, ...] = ()
     #: OIDC Core 5.5: the individual claims asked for (:mod:`oauth_sessions.core.claims_request`).
     claims: ClaimsRequest | None = None
+    #: RFC 9449 section 10: the thumbprint of the DPoP key that alone may redeem the code.
+    dpop_jkt: str | None = None
 
 
 def language_tags(value: str | None) -> tuple[str, ...]:
@@ -219,6 +222,10 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     login_hint = params.get("login_hint") or None
     if login_hint is not None and len(login_hint) > MAX_LOGIN_HINT:
         raise fail("invalid_request", f"login_hint is longer than {MAX_LOGIN_HINT} characters")
+    dpop_jkt = params.get("dpop_jkt") or None
+    if dpop_jkt is not None and not is_thumbprint(dpop_jkt):
+        raise fail("invalid_request", "dpop_jkt must be the base64url SHA-256 JWK thumbprint "
+                   "(RFC 7638) of the client's DPoP key, 43 characters (RFC 9449 section 10)")
     resources: tuple[str, ...] = ()
     registered: dict[str, Aal] = {}
     if "resource" in params:
@@ -253,6 +260,7 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
         ui_locales=language_tags(params.get("ui_locales")),
         resources=resources,
         claims=claims,
+        dpop_jkt=dpop_jkt,
     )
 
 
@@ -269,8 +277,10 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
         """The checks, in order; none of them writes anything except the replay rule.
 
         client → code known and the client's → redirect_uri → PKCE → not used (else revoke
-        what it produced, RFC 6749 section 4.1.2) → not expired → the token's audience
-        (RFC 8707) → the aal that scopes, client and audience need (``required_aal``).
+        what it produced, RFC 6749 section 4.1.2) → not expired → a code bound to a DPoP key
+        shown a proof of that key (RFC 9449 section 10; else the code is retired) → the
+        token's audience (RFC 8707) → the aal that scopes, client and audience need
+        (``required_aal``).
         """
         wrapper = self.authenticate_token_endpoint_client()
         self.request.client = wrapper
@@ -299,6 +309,8 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             raise InvalidGrantError("authorization code was already used")
         if datetime.now(UTC) >= record.expires_at:
             raise InvalidGrantError("authorization code has expired")
+        if record.dpop_jkt is not None:
+            self._require_bound_key(record)
         self.request.audience, self.request.access_scopes = None, record.scopes
         indicators: ResourceIndicators = self.server.resource_indicators
         requested = self.request.http.param_values("resource")
@@ -374,6 +386,29 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             return {}
         granted = self.server.host_claims(record.user_id, record.scopes)
         return {name: granted[name] for name in names if name in granted}
+
+    def _require_bound_key(self, record: AuthorizationRecord) -> None:
+        """RFC 9449 section 10: a code bound to a key is redeemed only with a proof of that key
+        ("MUST ... reject the request" otherwise), for public and confidential clients alike.
+
+        A refusal here retires the code. The presenter got past client authentication,
+        redirect_uri and PKCE, so it holds the code *and* the verifier but not the key: the
+        very theft the binding exists for (RFC 9449 section 11.9). A one-time credential in
+        the wrong hands is treated as spent, as RFC 6749 section 4.1.2 treats a code used
+        twice; nothing was issued from it, so there is nothing to revoke, and the rightful
+        client starts a new authorization. A missing proof is retired too: a thief would
+        simply send none, so sparing that case would spare every attack.
+        """
+        proof = self.request.dpop
+        bound = record.dpop_jkt or ""
+        if proof is not None and hmac.compare_digest(proof.jkt.encode(), bound.encode()):
+            return
+        self.server.authorizations.retire(record)
+        if proof is None:
+            raise InvalidGrantError("the authorization code is bound to a DPoP key (dpop_jkt): "
+                                    "the token request must carry a DPoP proof of that key")
+        raise InvalidGrantError("the DPoP proof's key is not the one the authorization code "
+                                "is bound to")
 
     def _revoke_replayed(self, record: AuthorizationRecord) -> None:
         """RFC 6749 section 4.1.2: a code used twice revokes what it produced."""

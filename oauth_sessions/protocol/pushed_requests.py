@@ -10,7 +10,12 @@ does with a ``request_uri``.
     client_id                 if sent, the authenticated client's, else 400 invalid_request
     the request               parse_authorization_request(pushed=True): the authorization
                               endpoint's own checks (redirect_uri, response_type, PKCE,
-                              scope, ...), answered as 400 JSON errors instead of redirects
+                              scope, dpop_jkt, ...), answered as 400 JSON errors instead
+                              of redirects
+    DPoP (RFC 9449 10.1)      a ``DPoP`` header is checked as at the token endpoint (htu the
+                              par URL, the nonce rule, jti one-time); its key binds the
+                              request (stored as ``dpop_jkt``); a ``dpop_jkt`` naming
+                              another key is 400 invalid_dpop_proof
     store                     201 {"request_uri": "urn:ietf:params:oauth:request_uri:...",
                               "expires_in": PUSHED_REQUEST_LIFETIME} (section 2.2)
 
@@ -33,6 +38,7 @@ from ..storage.clients import ClientStore
 from ..storage.pushed_requests import REQUEST_URI_PREFIX, PushedRequestStore
 from .client_auth import ClientAuthenticator, ClientAuthFailed, client_auth_error
 from .code_grant import AuthorizeError, parse_authorization_request
+from .dpop import INVALID_DPOP_PROOF, DpopChecker, DpopRefused
 from .http import Answer, HttpRequest, error_answer, json_answer
 from .request_checks import check_request
 
@@ -48,11 +54,14 @@ class PushedAuthorizationEndpoint:
     """The handler: :meth:`__call__` runs the steps of the module docstring."""
 
     def __init__(self, authenticator: ClientAuthenticator, clients: ClientStore,
-                 store: PushedRequestStore, settings: Settings) -> None:
+                 store: PushedRequestStore, settings: Settings,
+                 dpop: DpopChecker | None = None) -> None:
         self._authenticator = authenticator
         self._clients = clients
         self._store = store
         self._settings = settings
+        self._dpop = dpop
+        self._url = settings.issuer + settings.url_prefix + "/par"
 
     def __call__(self, request: HttpRequest) -> Answer:
         refused = check_request(request, form_only=True)
@@ -72,8 +81,31 @@ class PushedAuthorizationEndpoint:
             parse_authorization_request(params, self._clients, self._settings, pushed=True)
         except AuthorizeError as exc:
             return error_answer(exc.error, exc.description, exc.status)
+        refused = self._bind_to_proof(request, params)
+        if refused is not None:
+            return refused
         request_uri = self._store.push(client.id, params)
-        return json_answer({"request_uri": request_uri, "expires_in": self._store.lifetime}, 201)
+        nonce = self._dpop.fresh_nonce() if self._dpop is not None else None
+        return json_answer({"request_uri": request_uri, "expires_in": self._store.lifetime}, 201,
+                           {"DPoP-Nonce": nonce} if nonce is not None else None)
+
+    def _bind_to_proof(self, request: HttpRequest, params: dict[str, str]) -> Answer | None:
+        """RFC 9449 section 10.1: a proof sent with the push binds the request to its key, as
+        ``dpop_jkt`` would; both sent must name the same key. The refusal, if any."""
+        if self._dpop is None:
+            return None
+        try:
+            proof = self._dpop.check(request, uri=self._url)
+        except DpopRefused as exc:
+            return error_answer(exc.error, exc.description, 400,
+                                {"DPoP-Nonce": exc.nonce} if exc.nonce is not None else None)
+        if proof is None:
+            return None
+        if params.get("dpop_jkt") and params["dpop_jkt"] != proof.jkt:
+            return error_answer(INVALID_DPOP_PROOF, "dpop_jkt is not the thumbprint of the DPoP "
+                                "proof's key (RFC 9449 section 10.1)")
+        params["dpop_jkt"] = proof.jkt
+        return None
 
 
 def is_pushed_reference(params: Mapping[str, str]) -> bool:

@@ -69,6 +69,8 @@ class AuthorizationRecord:
     resources: tuple[str, ...] = ()
     #: The OIDC Core 5.5 claims request, as parsed (JSON text), or ``None``.
     claims: str | None = None
+    #: RFC 9449 section 10: the thumbprint of the only DPoP key that may redeem the code.
+    dpop_jkt: str | None = None
 
 
 def _record(row: Any) -> AuthorizationRecord:
@@ -81,7 +83,7 @@ def _record(row: Any) -> AuthorizationRecord:
         expires_at=row.expires_at, used_at=row.used_at, session_id=row.session_id,
         user_agent=row.user_agent, ip=row.ip, replaces_session_id=row.replaces_session_id,
         resources=split_resources(row.resources),
-        claims=row.claims,
+        claims=row.claims, dpop_jkt=row.dpop_jkt,
     )
 
 
@@ -101,7 +103,7 @@ class AuthorizationStore:
         factor_id: uuid.UUID | None, auth_time: datetime, not_after: datetime | None,
         user_agent: str | None = None, ip: str | None = None,
         replaces_session_id: uuid.UUID | None = None, resources: Sequence[str] = (),
-        claims: str | None = None,
+        claims: str | None = None, dpop_jkt: str | None = None,
         now: datetime | None = None,
     ) -> str:
         """Store a new authorization and return its code (256 random bits, shown once).
@@ -119,7 +121,7 @@ class AuthorizationStore:
                 status="approved", aal=aal, amr=json.dumps([list(a) for a in amr]),
                 factor_id=factor_id, auth_time=auth_time, not_after=not_after, created_at=now,
                 expires_at=now + self._lifetime, user_agent=user_agent, ip=ip,
-                replaces_session_id=replaces_session_id, claims=claims,
+                replaces_session_id=replaces_session_id, claims=claims, dpop_jkt=dpop_jkt,
                 resources=join_resources(resources) if resources else None,
             ))
         return code
@@ -154,6 +156,14 @@ class AuthorizationStore:
             session_id, result = produce(conn)
             conn.execute(update(table).where(table.c.id == record.id).values(session_id=session_id))
         return result
+
+    def retire(self, record: AuthorizationRecord, *, now: datetime | None = None) -> None:
+        """Mark the code used without producing anything (a failed proof of possession for a
+        code bound to a DPoP key): from then on it is refused like any used code."""
+        table = _O_AUTH_AUTHORIZATION
+        with self._engine.begin() as conn:
+            conn.execute(update(table).where(table.c.id == record.id, table.c.used_at.is_(None))
+                         .values(used_at=now or datetime.now(UTC), status="used"))
 
     def produced_session(self, record_id: uuid.UUID) -> uuid.UUID | None:
         """The session a redeemed code produced (read after the winner committed)."""

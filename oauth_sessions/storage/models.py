@@ -492,6 +492,8 @@ class OAuthAuthorizationCode(Base):
     resources: Mapped[str | None] = mapped_column(Text)
     # Revision 0012: the OIDC Core 5.5 claims request, as parsed (JSON text); NULL: none.
     claims: Mapped[str | None] = mapped_column(Text)
+    # Revision 0015: the RFC 9449 section 10 ``dpop_jkt`` the code is bound to; NULL: unbound.
+    dpop_jkt: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthResourceServer(Base):
