@@ -1,8 +1,17 @@
 """DPoP server nonces (RFC 9449 section 8), stateless so that every worker accepts them.
 
-A nonce names a time window and authenticates it::
+A nonce names a time window and authenticates it, with the client it was given to::
 
-    base64url_nopad(window (8, big-endian) || HMAC-SHA256(key, b"dpop-nonce" || window)[:16])
+    base64url_nopad(window (8, big-endian) || HMAC-SHA256(key, b"dpop-nonce" || window
+                                                          || 0x00 || client_id)[:16])
+
+At the authorization server (token endpoint, PAR) the client is known when a nonce is handed
+out, so the nonce is good for that client only: a nonce one client was given and another
+presents fails the MAC, and the second client is asked to use a fresh nonce of its own. The
+client id is not in the nonce itself, so a nonce tells nothing about whose it is. A resource
+server, which hands out nonces before it knows whose token it is, makes them for no client
+(nothing after the window in the MAC input); such a nonce is no good for any client, nor a
+client's nonce at a resource, since the two MAC inputs never coincide (the 0x00 marker).
 
 ``window`` is ``floor(unix time / lifetime)``. A nonce is accepted in its own window and the
 next one, so it lives from ``lifetime`` to ``2 * lifetime`` seconds, and it stops exactly at
@@ -50,20 +59,25 @@ class NonceIssuer:
         self._key = key
         self.lifetime = lifetime
 
-    def _tag(self, window: int) -> bytes:
-        return hmac.digest(self._key, _LABEL + _WINDOW.pack(window), hashlib.sha256)[:_TAG_BYTES]
+    def _tag(self, window: int, client_id: str | None) -> bytes:
+        bound = b"" if client_id is None else b"\x00" + client_id.encode("utf-8", "replace")
+        return hmac.digest(self._key, _LABEL + _WINDOW.pack(window) + bound,
+                           hashlib.sha256)[:_TAG_BYTES]
 
     def _window(self, now: float | None) -> int:
         return int((time.time() if now is None else now) // self.lifetime)
 
-    def issue(self, now: float | None = None) -> str:
-        """The nonce of the current window (the same string for every call in it)."""
+    def issue(self, now: float | None = None, *, client_id: str | None = None) -> str:
+        """The nonce of the current window for ``client_id`` (None: for no client, at a
+        resource server); the same string for every call in the window."""
         window = self._window(now)
-        raw = _WINDOW.pack(window) + self._tag(window)
+        raw = _WINDOW.pack(window) + self._tag(window, client_id)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
-    def is_valid(self, nonce: str, now: float | None = None) -> bool:
-        """Whether ``nonce`` was made under this key for the current or the previous window."""
+    def is_valid(self, nonce: str, now: float | None = None, *,
+                 client_id: str | None = None) -> bool:
+        """Whether ``nonce`` was made under this key, for ``client_id``, for the current or the
+        previous window."""
         if not isinstance(nonce, str) or len(nonce) != NONCE_LENGTH:
             return False
         try:
@@ -76,4 +90,4 @@ class NonceIssuer:
         current = self._window(now)
         if window not in (current, current - 1):
             return False
-        return hmac.compare_digest(self._tag(window), raw[_WINDOW.size:])
+        return hmac.compare_digest(self._tag(window, client_id), raw[_WINDOW.size:])

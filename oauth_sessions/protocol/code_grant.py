@@ -375,7 +375,7 @@ class AuthorizationCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
             id_token_extra=self._requested_id_token_claims(record),
             dpop_jkt=proof.jkt if proof is not None else None,
         )
-        return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop)
+        return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop, client)
 
     def _requested_id_token_claims(self, record: AuthorizationRecord) -> dict[str, Any]:
         """OIDC Core 5.5: the claims the request put under ``id_token``, of those the host

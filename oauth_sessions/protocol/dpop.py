@@ -8,7 +8,9 @@ endpoint and the resources alike.
 2. the proof itself (:func:`oauth_sessions.jose.dpop.verify_dpop_proof`: typ, alg, public
    jwk, signature, htm, htu, iat window, ``ath`` at a resource);
 3. with ``OAUTH_SESSIONS_DPOP_NONCE_REQUIRED``, a nonce of this server that is still good
-   (section 8), else ``use_dpop_nonce`` with a fresh one in ``DPoP-Nonce``;
+   (section 8) and, at the authorization server, was given to this client
+   (:mod:`oauth_sessions.core.dpop_nonces`), else ``use_dpop_nonce`` with a fresh one in
+   ``DPoP-Nonce``;
 4. the ``jti`` not seen before, by any worker (:class:`~oauth_sessions.storage.dpop.DpopReplayLedger`).
 
 Only step 4 writes, and only for a proof that passed every other step. A failure is a
@@ -58,35 +60,42 @@ class DpopChecker:
         self.nonces = nonces
         self._nonce_required = nonce_required and nonces is not None
 
-    def fresh_nonce(self, now: float | None = None) -> str | None:
-        """The nonce to hand out now (section 8.2), when nonces are required."""
-        return self.nonces.issue(now) if self._nonce_required and self.nonces else None
+    def fresh_nonce(self, now: float | None = None, *,
+                    client_id: str | None = None) -> str | None:
+        """The nonce to hand out now (section 8.2) to ``client_id``, when nonces are required."""
+        if not self._nonce_required or self.nonces is None:
+            return None
+        return self.nonces.issue(now, client_id=client_id)
 
     def check(self, request: HttpRequest, *, uri: str, access_token: str | None = None,
-              now: float | None = None) -> DpopProof | None:
+              now: float | None = None, client_id: str | None = None) -> DpopProof | None:
         """The verified proof of ``request``, None when it has no ``DPoP`` header, or raise
-        :class:`DpopRefused`. ``uri`` is this endpoint's URL as the server publishes it."""
+        :class:`DpopRefused`. ``uri`` is this endpoint's URL as the server publishes it;
+        ``client_id`` the authenticated client at the authorization server, whose nonce the
+        proof must carry (None at a resource server)."""
         header = request.header("DPoP")
         if header is None:
             return None
         now = time.time() if now is None else now
         if "," in header:
             raise DpopRefused(INVALID_DPOP_PROOF, "send one DPoP header, not several",
-                              self.fresh_nonce(now))
+                              self.fresh_nonce(now, client_id=client_id))
         try:
             proof = verify_dpop_proof(header.strip(), method=request.method, uri=uri, now=now,
                                       iat_window=self._iat_window, access_token=access_token)
         except InvalidDpopProof as exc:
-            raise DpopRefused(INVALID_DPOP_PROOF, exc.reason, self.fresh_nonce(now)) from None
+            raise DpopRefused(INVALID_DPOP_PROOF, exc.reason,
+                              self.fresh_nonce(now, client_id=client_id)) from None
         if self._nonce_required and self.nonces is not None and (
-                proof.nonce is None or not self.nonces.is_valid(proof.nonce, now)):
-            raise DpopRefused(USE_DPOP_NONCE, "the DPoP proof must carry the server's nonce",
-                              self.nonces.issue(now))
+                proof.nonce is None
+                or not self.nonces.is_valid(proof.nonce, now, client_id=client_id)):
+            raise DpopRefused(USE_DPOP_NONCE, "the DPoP proof must carry a nonce this server "
+                              "gave this client", self.nonces.issue(now, client_id=client_id))
         # Remembered until no clock inside the window can accept the proof any more.
         expires = datetime.fromtimestamp(proof.iat + self._iat_window + 1, UTC)
         if not self._ledger.consume(proof.jkt, proof.jti, expires):
             raise DpopRefused(INVALID_DPOP_PROOF, "the DPoP proof was already used",
-                              self.fresh_nonce(now))
+                              self.fresh_nonce(now, client_id=client_id))
         return proof
 
 
@@ -99,7 +108,7 @@ def token_request_proof(checker: DpopChecker, request: HttpRequest, client: Clie
     under ``OAUTH_SESSIONS_DPOP_REQUIRED_FOR_PUBLIC_CLIENTS``, must send one.
     """
     try:
-        proof = checker.check(request, uri=token_endpoint)
+        proof = checker.check(request, uri=token_endpoint, client_id=client.client_id)
     except DpopRefused as exc:
         if exc.error == USE_DPOP_NONCE and exc.nonce is not None:
             raise UseDpopNonceError(exc.description, exc.nonce) from None
@@ -111,10 +120,11 @@ def token_request_proof(checker: DpopChecker, request: HttpRequest, client: Clie
     return proof
 
 
-def token_headers(base: Iterable[tuple[str, str]], checker: DpopChecker) -> list[tuple[str, str]]:
-    """A token response's headers: with nonces in use, the next nonce (section 8.2) too."""
+def token_headers(base: Iterable[tuple[str, str]], checker: DpopChecker,
+                  client: ClientInfo) -> list[tuple[str, str]]:
+    """A token response's headers: with nonces in use, the client's next nonce (section 8.2)."""
     headers = list(base)
-    nonce = checker.fresh_nonce()
+    nonce = checker.fresh_nonce(client_id=client.client_id)
     if nonce is not None:
         headers.append(("DPoP-Nonce", nonce))
     return headers

@@ -81,21 +81,23 @@ class PushedAuthorizationEndpoint:
             parse_authorization_request(params, self._clients, self._settings, pushed=True)
         except AuthorizeError as exc:
             return error_answer(exc.error, exc.description, exc.status)
-        refused = self._bind_to_proof(request, params)
+        refused = self._bind_to_proof(request, params, client.client_id)
         if refused is not None:
             return refused
         request_uri = self._store.push(client.id, params)
-        nonce = self._dpop.fresh_nonce() if self._dpop is not None else None
+        nonce = (self._dpop.fresh_nonce(client_id=client.client_id) if self._dpop is not None
+                 else None)
         return json_answer({"request_uri": request_uri, "expires_in": self._store.lifetime}, 201,
                            {"DPoP-Nonce": nonce} if nonce is not None else None)
 
-    def _bind_to_proof(self, request: HttpRequest, params: dict[str, str]) -> Answer | None:
+    def _bind_to_proof(self, request: HttpRequest, params: dict[str, str],
+                       client_id: str) -> Answer | None:
         """RFC 9449 section 10.1: a proof sent with the push binds the request to its key, as
         ``dpop_jkt`` would; both sent must name the same key. The refusal, if any."""
         if self._dpop is None:
             return None
         try:
-            proof = self._dpop.check(request, uri=self._url)
+            proof = self._dpop.check(request, uri=self._url, client_id=client_id)
         except DpopRefused as exc:
             return error_answer(exc.error, exc.description, 400,
                                 {"DPoP-Nonce": exc.nonce} if exc.nonce is not None else None)

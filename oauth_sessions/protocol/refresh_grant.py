@@ -99,7 +99,8 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
                        sessions=server.sessions, settings=server.settings,
                        keyset=server.keys.keyset(),
                        dpop_jkt=proof.jkt if proof is not None else None)
-        return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop)
+        return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop,
+                                    self.request.client.info)
 
 
 def scope_is_well_formed(scope: str | None) -> bool:
