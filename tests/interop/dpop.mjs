@@ -1,6 +1,7 @@
 // DPoP (RFC 9449) from openid-client v6 against a live oauth_sessions server: a public client
 // with a DPoP key pair runs the PKCE code flow, calls UserInfo and a protected resource with
-// proofs, refreshes, and is refused when it refreshes with another key or none. With a server
+// proofs, refreshes, and is refused when it refreshes with another key or none; it pushes a
+// request with a proof (RFC 9449 section 10.1) whose code only its key redeems. With a server
 // that requires nonces, openid-client answers use_dpop_nonce by itself. Prints one JSON object.
 import * as oidc from 'openid-client'
 
@@ -50,5 +51,26 @@ result.refreshed_token_type = refreshed.token_type
 result.refreshed_cnf = jwtPayload(refreshed.access_token).cnf
 result.refresh_rotated = refreshed.refresh_token !== tokens.refresh_token
 result.refreshed_sid = refreshed.claims().sid === tokens.claims().sid
+
+// RFC 9449 section 10.1: given { DPoP }, openid-client sends a proof with its pushed request;
+// the proof's key binds the code, which the same key redeems and another key cannot.
+async function pushedCode () {
+  const codeVerifier = oidc.randomPKCECodeVerifier()
+  const pushed = await oidc.buildAuthorizationUrlWithPAR(config, {
+    redirect_uri: redirectUri,
+    scope: 'openid',
+    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state: 'pushed'
+  }, { DPoP })
+  return { checks: { pkceCodeVerifier: codeVerifier, expectedState: 'pushed' }, callback: await browse(pushed) }
+}
+const bound = await pushedCode()
+const pushedTokens = await oidc.authorizationCodeGrant(config, bound.callback, bound.checks, undefined, { DPoP })
+result.pushed_token_type = pushedTokens.token_type
+result.pushed_cnf = jwtPayload(pushedTokens.access_token).cnf
+const stolen = await pushedCode()
+result.pushed_other_key = await errorOf(
+  oidc.authorizationCodeGrant(config, stolen.callback, stolen.checks, undefined, { DPoP: otherKey }))
 
 process.stdout.write(JSON.stringify(result))

@@ -97,3 +97,7 @@ def test_openid_client_binds_tokens_with_dpop_and_is_refused_without_its_key(
     assert result["refreshed_token_type"].lower() == "dpop"
     assert result["refreshed_cnf"] == {"jkt": jkt}
     assert result["refresh_rotated"] is True and result["refreshed_sid"] is True
+    # RFC 9449 section 10.1: the proof sent with the pushed request bound the code to the key.
+    assert result["pushed_token_type"].lower() == "dpop"
+    assert result["pushed_cnf"] == {"jkt": jkt}
+    assert result["pushed_other_key"] == "invalid_grant"
