@@ -172,3 +172,40 @@ def test_0008_adds_a_null_id_token_alg_to_existing_clients_and_back(fresh_pg_url
             assert conn.execute(text("SELECT client_name FROM auth.oauth_clients")).scalar() == "Old RP"
     finally:
         engine.dispose()
+
+
+def test_0015_leaves_existing_codes_unbound_and_back(fresh_pg_url: str) -> None:
+    """RFC 9449 section 10: a code issued before 0015 gets a NULL dpop_jkt, i.e. bound to no
+    key, so it is redeemed as before; the downgrade drops the column and keeps the row."""
+    engine = create_auth_engine(fresh_pg_url)
+    client_id, user_id, code_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        migrate.upgrade(engine, "0014")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO auth.users (id, email) VALUES (:id, 'c@example.com')"),
+                         {"id": user_id})
+            conn.execute(text(
+                "INSERT INTO auth.oauth_clients (id, registration_type, redirect_uris, grant_types,"
+                " client_name, created_at, updated_at, client_type, token_endpoint_auth_method)"
+                " VALUES (:id, 'manual', 'https://rp.example/cb', 'authorization_code', 'RP',"
+                " now(), now(), 'public', 'none')"), {"id": client_id})
+            conn.execute(text(
+                "INSERT INTO oauth_sessions.oauth_authorization_codes (id, client_id, user_id,"
+                " redirect_uri, scope, authorization_code, aal, auth_time, created_at, expires_at)"
+                " VALUES (:id, :cid, :uid, 'https://rp.example/cb', 'openid', 'h', 'aal1', now(),"
+                " now(), now())"), {"id": code_id, "cid": client_id, "uid": user_id})
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            jkt = conn.execute(text("SELECT dpop_jkt FROM oauth_sessions.oauth_authorization_codes"
+                                    " WHERE id = :id"), {"id": code_id}).one()[0]
+        assert jkt is None
+        migrate.downgrade(engine, "0014")
+        columns = {c["name"] for c in inspect(engine).get_columns("oauth_authorization_codes",
+                                                                  schema="oauth_sessions")}
+        assert "dpop_jkt" not in columns
+        with engine.connect() as conn:
+            count = conn.execute(text(
+                "SELECT count(*) FROM oauth_sessions.oauth_authorization_codes")).scalar()
+        assert count == 1
+    finally:
+        engine.dispose()
