@@ -10,7 +10,8 @@ does with a ``request_uri``.
     client_id                 if sent, the authenticated client's, else 400 invalid_request
     the request               parse_authorization_request(pushed=True): the authorization
                               endpoint's own checks (redirect_uri, response_type, PKCE,
-                              scope, dpop_jkt, ...), answered as 400 JSON errors instead
+                              scope, every ``resource`` against the registered resource
+                              servers, dpop_jkt, ...), answered as 400 JSON errors instead
                               of redirects
     DPoP (RFC 9449 10.1)      a ``DPoP`` header is checked as at the token endpoint (htu the
                               par URL, the nonce rule, jti one-time); its key binds the
@@ -18,6 +19,11 @@ does with a ``request_uri``.
                               another key is 400 invalid_dpop_proof
     store                     201 {"request_uri": "urn:ietf:params:oauth:request_uri:...",
                               "expires_in": PUSHED_REQUEST_LIFETIME} (section 2.2)
+
+The parameters are read as the authorization endpoint reads its query: the first value of each
+name, except ``resource``, which may repeat (RFC 8707 section 2) and is kept whole, every value,
+in the one form both endpoints check (:func:`~oauth_sessions.core.resource_indicators.resource_parameter`);
+the request is stored in that form.
 
 At the authorization endpoint (:func:`pushed_parameters`): ``client_id`` and a ``request_uri``
 of this server's form name the pushed request; every other query parameter is ignored
@@ -33,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from ..core.resource_indicators import resource_parameter
 from ..core.settings import Settings
 from ..storage.clients import ClientStore
 from ..storage.pushed_requests import REQUEST_URI_PREFIX, PushedRequestStore
@@ -41,6 +48,7 @@ from .code_grant import AuthorizeError, parse_authorization_request
 from .dpop import INVALID_DPOP_PROOF, DpopChecker, DpopRefused
 from .http import Answer, HttpRequest, error_answer, json_answer
 from .request_checks import check_request
+from .resource_indicators import ResourceIndicators
 
 __all__ = ["CLIENT_AUTH_PARAMETERS", "PushedAuthorizationEndpoint", "is_pushed_reference",
            "pushed_parameters"]
@@ -55,11 +63,13 @@ class PushedAuthorizationEndpoint:
 
     def __init__(self, authenticator: ClientAuthenticator, clients: ClientStore,
                  store: PushedRequestStore, settings: Settings,
+                 resource_indicators: ResourceIndicators,
                  dpop: DpopChecker | None = None) -> None:
         self._authenticator = authenticator
         self._clients = clients
         self._store = store
         self._settings = settings
+        self._resource_indicators = resource_indicators
         self._dpop = dpop
         self._url = settings.issuer + settings.url_prefix + "/par"
 
@@ -72,13 +82,17 @@ class PushedAuthorizationEndpoint:
         except ClientAuthFailed as exc:
             return client_auth_error(exc)
         params = {k: v for k, v in request.params.items() if k not in CLIENT_AUTH_PARAMETERS}
+        resources = request.param_values("resource")
+        if resources:
+            params["resource"] = resource_parameter(resources)
         if "request" in params:
             return error_answer("request_not_supported", "request objects are not supported")
         if params.setdefault("client_id", client.client_id) != client.client_id:
             return error_answer("invalid_request",
                                 "client_id is not the client that authenticated")
         try:
-            parse_authorization_request(params, self._clients, self._settings, pushed=True)
+            parse_authorization_request(params, self._clients, self._settings, pushed=True,
+                                        resource_indicators=self._resource_indicators)
         except AuthorizeError as exc:
             return error_answer(exc.error, exc.description, exc.status)
         refused = self._bind_to_proof(request, params, client.client_id)
