@@ -39,6 +39,7 @@ __all__ = [
     "choose_audience",
     "join_resources",
     "parse_resources",
+    "resource_parameter",
     "scopes_for_resource",
     "split_resources",
 ]
@@ -70,6 +71,18 @@ def parse_resources(values: Iterable[str]) -> tuple[str, ...]:
         if len(seen) > MAX_RESOURCES:
             raise InvalidTarget(f"more than {MAX_RESOURCES} resources")
     return tuple(seen)
+
+
+def resource_parameter(values: Sequence[str]) -> str:
+    """The ``resource`` values of one authorization request as the one parameter value it is
+    checked from (``/authorize`` reads the query, ``/par`` the form; the pushed request is
+    stored in this form): joined by spaces, a resource indicator never holding one.
+
+    A value that is empty or holds a space (never an absolute URI) becomes ``#``, which
+    :func:`check_resource` never accepts, so it is refused as one bad value rather than read
+    as none or as two.
+    """
+    return " ".join("#" if not value or " " in value else value for value in values)
 
 
 def join_resources(resources: Iterable[str]) -> str:

@@ -211,8 +211,8 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
                                            dpop=dpop, url=base + "/userinfo"),
         jwks_endpoint=JwksEndpoint(keys),
         discovery_endpoint=DiscoveryEndpoint(settings, keys, host.claims_supported),
-        pushed_authorization_endpoint=PushedAuthorizationEndpoint(authenticator, clients,
-                                                                  pushed_requests, settings),
+        pushed_authorization_endpoint=PushedAuthorizationEndpoint(
+            authenticator, clients, pushed_requests, settings, resource_indicators),
         registration_endpoint=RegistrationEndpoint(settings, clients, keys),
         logout_endpoint=LogoutEndpoint(settings=settings, keys=keys, clients=clients,
                                        sessions=sessions, host=host,

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from flask import Response, request
 from flask.typing import ResponseReturnValue
 
+from ..core.resource_indicators import resource_parameter
 from ..protocol.http import NO_STORE, Answer, error_answer
 from .host import ErrorPage, HostAdapter
 from .state import get_state
@@ -31,9 +32,8 @@ def error_response(error: str, description: str, status: int = 400,
 def request_params() -> dict[str, str]:
     """The query and (for a POST) form parameters, the first value of each name.
 
-    ``resource`` may repeat (RFC 8707 section 2): its values are joined by spaces. A value that
-    is empty or holds a space (never an absolute URI) becomes ``#``, which no check accepts,
-    so it is refused as one bad value rather than read as none or as two.
+    ``resource`` may repeat (RFC 8707 section 2): its values become one, by
+    :func:`~oauth_sessions.core.resource_indicators.resource_parameter`.
     """
     values: dict[str, str] = dict(request.args.items())
     if request.method == "POST":
@@ -41,7 +41,7 @@ def request_params() -> dict[str, str]:
     resources = [*request.args.getlist("resource"),
                  *(request.form.getlist("resource") if request.method == "POST" else [])]
     if resources:
-        values["resource"] = " ".join("#" if not r or " " in r else r for r in resources)
+        values["resource"] = resource_parameter(resources)
     return values
 
 

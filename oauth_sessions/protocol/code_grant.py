@@ -143,9 +143,10 @@ def parse_authorization_request(params: Mapping[str, str], clients: ClientStore,
     A client that must push (RFC 9126 section 6, or the provider's
     ``REQUIRE_PUSHED_AUTHORIZATION_REQUESTS``) is refused when the request was not pushed.
 
-    ``params["resource"]`` holds the request's ``resource`` values joined by spaces
-    (:func:`oauth_sessions.flask.responses.request_params`); without ``resource_indicators``
-    a request naming any is refused with ``invalid_target``.
+    ``params["resource"]`` holds the request's ``resource`` values in one
+    (:func:`oauth_sessions.core.resource_indicators.resource_parameter`, as both the
+    authorization endpoint and the pushed-request endpoint read them); without
+    ``resource_indicators`` a request naming any is refused with ``invalid_target``.
     """
     if not params.get("client_id"):
         raise AuthorizeError("invalid_request", "client_id is missing")

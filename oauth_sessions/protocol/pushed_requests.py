@@ -10,9 +10,15 @@ does with a ``request_uri``.
     client_id                 if sent, the authenticated client's, else 400 invalid_request
     the request               parse_authorization_request(pushed=True): the authorization
                               endpoint's own checks (redirect_uri, response_type, PKCE,
-                              scope, ...), answered as 400 JSON errors instead of redirects
+                              scope, every ``resource`` against the registered resource
+                              servers, ...), answered as 400 JSON errors instead of redirects
     store                     201 {"request_uri": "urn:ietf:params:oauth:request_uri:...",
                               "expires_in": PUSHED_REQUEST_LIFETIME} (section 2.2)
+
+The parameters are read as the authorization endpoint reads its query: the first value of each
+name, except ``resource``, which may repeat (RFC 8707 section 2) and is kept whole, every value,
+in the one form both endpoints check (:func:`~oauth_sessions.core.resource_indicators.resource_parameter`);
+the request is stored in that form.
 
 At the authorization endpoint (:func:`pushed_parameters`): ``client_id`` and a ``request_uri``
 of this server's form name the pushed request; every other query parameter is ignored
@@ -28,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from ..core.resource_indicators import resource_parameter
 from ..core.settings import Settings
 from ..storage.clients import ClientStore
 from ..storage.pushed_requests import REQUEST_URI_PREFIX, PushedRequestStore
@@ -35,6 +42,7 @@ from .client_auth import ClientAuthenticator, ClientAuthFailed, client_auth_erro
 from .code_grant import AuthorizeError, parse_authorization_request
 from .http import Answer, HttpRequest, error_answer, json_answer
 from .request_checks import check_request
+from .resource_indicators import ResourceIndicators
 
 __all__ = ["CLIENT_AUTH_PARAMETERS", "PushedAuthorizationEndpoint", "is_pushed_reference",
            "pushed_parameters"]
@@ -48,11 +56,13 @@ class PushedAuthorizationEndpoint:
     """The handler: :meth:`__call__` runs the steps of the module docstring."""
 
     def __init__(self, authenticator: ClientAuthenticator, clients: ClientStore,
-                 store: PushedRequestStore, settings: Settings) -> None:
+                 store: PushedRequestStore, settings: Settings,
+                 resource_indicators: ResourceIndicators) -> None:
         self._authenticator = authenticator
         self._clients = clients
         self._store = store
         self._settings = settings
+        self._resource_indicators = resource_indicators
 
     def __call__(self, request: HttpRequest) -> Answer:
         refused = check_request(request, form_only=True)
@@ -63,13 +73,17 @@ class PushedAuthorizationEndpoint:
         except ClientAuthFailed as exc:
             return client_auth_error(exc)
         params = {k: v for k, v in request.params.items() if k not in CLIENT_AUTH_PARAMETERS}
+        resources = request.param_values("resource")
+        if resources:
+            params["resource"] = resource_parameter(resources)
         if "request" in params:
             return error_answer("request_not_supported", "request objects are not supported")
         if params.setdefault("client_id", client.client_id) != client.client_id:
             return error_answer("invalid_request",
                                 "client_id is not the client that authenticated")
         try:
-            parse_authorization_request(params, self._clients, self._settings, pushed=True)
+            parse_authorization_request(params, self._clients, self._settings, pushed=True,
+                                        resource_indicators=self._resource_indicators)
         except AuthorizeError as exc:
             return error_answer(exc.error, exc.description, exc.status)
         request_uri = self._store.push(client.id, params)

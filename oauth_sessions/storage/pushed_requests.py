@@ -5,7 +5,9 @@ so racing workers cannot both win one:
 
 1. pushed (:meth:`PushedRequestStore.push`): the row holds the SHA-256 of its ``request_uri``
    (a database reader cannot use the references), the client that pushed it and the
-   parameters, for the setting ``PUSHED_REQUEST_LIFETIME``;
+   parameters, for the setting ``PUSHED_REQUEST_LIFETIME``. The parameters are a JSON object
+   of strings, one per name, as the authorization endpoint reads them; ``resource``, which may
+   repeat (RFC 8707), holds every value, joined by spaces (a resource indicator has none);
 2. used (:meth:`PushedRequestStore.use`): the authorization endpoint took it, before its
    expiry, for the client that pushed it; from then on the bare ``request_uri`` is refused
    (RFC 9126 section 4: one-time), and only the browser that used it can come back to it

@@ -19,6 +19,8 @@ from authlib.oidc.core import CodeIDToken
 from conftest import REDIRECT_URI, LiveServer
 from test_authlib_client import _browser_login
 
+from oauth_sessions import get_state
+
 pytestmark = pytest.mark.slow
 
 
@@ -55,3 +57,39 @@ def test_authlib_client_pushes_its_request_and_exchanges_the_code(par_server: Li
     again = requests.get(url, headers={"X-Test-User": par_server.user_id},
                          allow_redirects=False, timeout=10)
     assert again.status_code == 400 and again.json()["error"] == "invalid_request_uri"
+
+
+def test_authlib_client_pushes_two_resources_and_gets_a_token_for_each(
+        par_server: LiveServer) -> None:
+    """RFC 8707 with RFC 9126: both pushed ``resource`` values are granted, and Authlib's code
+    exchange and refresh, each naming one, get an access token meant for that one alone."""
+    api, mail = "https://api.example.test", "https://mail.example.test"
+    servers = get_state(par_server.app).services.resource_servers
+    servers.create(api, name="API")
+    servers.create(mail, name="Mail")
+    meta = requests.get(par_server.issuer + "/.well-known/openid-configuration", timeout=10).json()
+    session = OAuth2Session(par_server.client_id, par_server.client_secret,
+                            scope="openid offline_access", redirect_uri=REDIRECT_URI,
+                            code_challenge_method="S256",
+                            token_endpoint_auth_method="client_secret_basic")
+    verifier = generate_token(48)
+    built, _ = session.create_authorization_url(meta["authorization_endpoint"],
+                                                code_verifier=verifier)
+    params = [(k, v[0]) for k, v in parse_qs(urlsplit(built).query).items()]
+    auth = OAuth2ClientAuth(par_server.client_id, par_server.client_secret,
+                            auth_method="client_secret_basic")
+    endpoint = meta["pushed_authorization_request_endpoint"]
+    unknown = requests.post(endpoint, data=[*params, ("resource", "https://other.example.test")],
+                            auth=auth, timeout=10)
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_target"
+    pushed = requests.post(endpoint, data=[*params, ("resource", api), ("resource", mail)],
+                           auth=auth, timeout=10)
+    assert pushed.status_code == 201, pushed.text
+    url = meta["authorization_endpoint"] + "?" + urlencode(
+        {"client_id": par_server.client_id, "request_uri": pushed.json()["request_uri"]})
+    token = session.fetch_token(meta["token_endpoint"], authorization_response=_browser_login(
+        par_server, url), code_verifier=verifier, resource=mail)
+    keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+    assert jwt.decode(token["access_token"], keys)["aud"] == mail
+    refreshed = session.refresh_token(meta["token_endpoint"], resource=api)
+    assert jwt.decode(refreshed["access_token"], keys)["aud"] == api
