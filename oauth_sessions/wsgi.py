@@ -53,7 +53,8 @@ from werkzeug.wrappers import Request
 
 from .flask.state import get_state
 from .protocol.http import Answer, HttpRequest, from_werkzeug, with_security_headers
-from .protocol.outage import DATABASE_ERRORS, database_error_answer, server_error_answer
+from .protocol.outage import database_error_answer, server_error_answer
+from .storage.database_errors import DATABASE_ERRORS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

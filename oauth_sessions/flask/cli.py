@@ -10,24 +10,15 @@ from typing import TextIO
 import click
 from flask.cli import ScriptInfo, with_appcontext
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
-from ..storage.database_errors import explain_database_error
+from ..storage.database_errors import DATABASE_ERRORS, explain_database_error
 from ..storage.dpop import DpopReplayLedger
 from ..storage.resource_servers import ResourceServerInfo
 from .management import SessionView, sessions_manager
 from .state import get_state
-
-try:  # the refresh path's own statements raise the driver's errors unwrapped
-    from psycopg import Error as _PsycopgError
-except ImportError:  # pragma: no cover - psycopg is a dependency; optional for SQLite-only hosts
-    _DRIVER_ERRORS: tuple[type[Exception], ...] = ()
-else:
-    _DRIVER_ERRORS = (_PsycopgError,)
-_DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, *_DRIVER_ERRORS)
 
 
 class _Commands(click.Group):
@@ -37,7 +28,7 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except _DATABASE_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             raise click.ClickException(_database_problem(ctx, exc)) from None
 
 

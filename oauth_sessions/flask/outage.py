@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from ..protocol.outage import DATABASE_ERRORS, SERVER_ERROR, database_error_answer, is_unavailable
+from ..protocol.outage import database_error_answer
+from ..storage.database_errors import DATABASE_ERRORS
 from .responses import to_response
 
-__all__ = ["DATABASE_ERRORS", "SERVER_ERROR", "database_error", "install_outage_handlers", "is_unavailable"]
+__all__ = ["database_error", "install_outage_handlers"]
 
 
 def database_error(exc: Exception) -> Response:

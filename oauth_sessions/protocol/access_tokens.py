@@ -27,9 +27,9 @@ from ..core.bearer import (
     www_authenticate,
 )
 from ..core.introspection import AalTooLow, Inactive, TokenChecks, check_token
+from ..storage.database_errors import is_unavailable
 from .dpop import DPOP_ALGS, INVALID_DPOP_PROOF, DpopChecker, DpopRefused
 from .http import FORM, NO_STORE, Answer, HttpRequest
-from .outage import is_unavailable
 
 __all__ = ["bearer_of", "challenge_answer", "credentials_of", "require_sender",
            "validate_access_token"]

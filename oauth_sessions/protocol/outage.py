@@ -10,9 +10,11 @@ Recovery needs no restart: the engine is created with ``pool_pre_ping``
 comes back replaces every dead pooled connection.
 
 SQLAlchemy's errors and the driver's own (the refresh path uses psycopg directly) are both
-handled. The log line names the error class and the SQLSTATE only. ``str()`` of a SQLAlchemy error
-includes the statement's bound parameters, which on the token path are code hashes, session
-ids and refresh-token material: they must never reach a log.
+handled; which is which is storage's knowledge (:mod:`oauth_sessions.storage.database_errors`),
+so this module knows no SQL library. The log line names the error class and the SQLSTATE
+only. ``str()`` of a SQLAlchemy error includes the statement's bound parameters, which on the
+token path are code hashes, session ids and refresh-token material: they must never reach a
+log.
 """
 
 from __future__ import annotations
@@ -20,14 +22,10 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.exc import InterfaceError as SAInterfaceError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
+from ..storage.database_errors import error_origin, is_unavailable
 from .http import NO_STORE, Answer, json_answer
 
-__all__ = ["DATABASE_ERRORS", "RETRY_AFTER", "SERVER_ERROR", "database_error_answer", "is_unavailable",
-           "server_error_answer"]
+__all__ = ["RETRY_AFTER", "SERVER_ERROR", "database_error_answer", "server_error_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -39,49 +37,21 @@ SERVER_ERROR: Final = {"error": "server_error",
 _HEADERS: Final = {**NO_STORE, "Retry-After": str(RETRY_AFTER)}
 
 
-try:  # the refresh path runs prepared statements on the raw psycopg connection
-    import psycopg
-except ImportError:  # pragma: no cover - psycopg is a dependency; kept optional for SQLite-only hosts
-    _DRIVER_ERRORS: tuple[type[Exception], ...] = ()
-    _DRIVER_UNAVAILABLE: tuple[type[Exception], ...] = ()
-else:
-    _DRIVER_ERRORS = (psycopg.Error,)
-    _DRIVER_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Connection trouble (retry later), as opposed to a statement the database refused."""
-    if isinstance(exc, (OperationalError, SAInterfaceError, DisconnectionError, PoolTimeout,
-                        *_DRIVER_UNAVAILABLE)):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
 def database_error_answer(exc: Exception) -> Answer:
     """The answer to a SQLAlchemy or driver error raised by an endpoint, on either way in.
 
     Connection loss and pool exhaustion are ``503 temporarily_unavailable``; any other database
     error is a defect and answers ``500 server_error``, still as JSON without detail.
     """
-    orig = getattr(exc, "orig", exc if isinstance(exc, _DRIVER_ERRORS) else None)
-    sqlstate = getattr(orig, "sqlstate", None)
     if is_unavailable(exc):
-        log.warning("database unavailable: %s (%s, sqlstate %s)", type(exc).__name__,
-                    type(orig).__name__ if orig is not None else "-", sqlstate or "-")
+        log.warning("database unavailable: %s (%s, sqlstate %s)", *error_origin(exc))
         body = {"error": "temporarily_unavailable",
                 "error_description": "the service is temporarily unavailable, retry later"}
         return json_answer(body, 503, _HEADERS)
-    log.error("database error: %s (%s, sqlstate %s)", type(exc).__name__,
-              type(orig).__name__ if orig is not None else "-", sqlstate or "-")
+    log.error("database error: %s (%s, sqlstate %s)", *error_origin(exc))
     return server_error_answer()
 
 
 def server_error_answer() -> Answer:
     """The answer to a defect: 500 ``server_error``, no detail."""
     return json_answer(SERVER_ERROR, 500)
-
-
-#: What :func:`database_error_answer` answers for, on the blueprints and in the WSGI app alike.
-DATABASE_ERRORS: Final[tuple[type[Exception], ...]] = (
-    DBAPIError, DisconnectionError, PoolTimeout, *_DRIVER_ERRORS)
-

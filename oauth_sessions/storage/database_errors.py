@@ -7,6 +7,12 @@ the command or the setting that fixes it; :func:`check_database_url` refuses a U
 scheme has no engine here before any driver is imported. Both speak of the URL by its parts
 (host, port, database, user) and never print its password.
 
+It is also where the library tells the database's errors apart, for everything above storage:
+:data:`DATABASE_ERRORS` (SQLAlchemy's and the driver's, which the refresh path's own statements
+raise unwrapped), :func:`is_unavailable` (connection trouble: retry later) and
+:func:`error_origin` (what a log line may say of an error: class names and SQLSTATE, never
+``str()``, which holds the statement's bound parameters).
+
 The driver's connection errors carry no SQLSTATE (the server's ``FATAL`` arrives before a
 session exists), so they are told apart by libpq's messages, which are stable across versions.
 """
@@ -19,10 +25,42 @@ import shlex
 from typing import Final
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-__all__ = ["SUPPORTED_SCHEMES", "UnsupportedDatabaseURL", "check_database_url",
-           "explain_connect_error", "explain_database_error"]
+__all__ = ["DATABASE_ERRORS", "SUPPORTED_SCHEMES", "UnsupportedDatabaseURL", "check_database_url",
+           "error_origin", "explain_connect_error", "explain_database_error", "is_unavailable"]
+
+try:  # the refresh path runs prepared statements on the raw psycopg connection
+    import psycopg
+except ImportError:  # pragma: no cover - psycopg is a dependency; kept optional for SQLite-only hosts
+    _DRIVER_ERRORS: tuple[type[Exception], ...] = ()
+    _DRIVER_UNAVAILABLE: tuple[type[Exception], ...] = ()
+else:
+    _DRIVER_ERRORS = (psycopg.Error,)
+    _DRIVER_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+
+#: Every error a statement or a checkout can raise: SQLAlchemy's, the pool's, the driver's.
+DATABASE_ERRORS: Final[tuple[type[Exception], ...]] = (
+    DBAPIError, DisconnectionError, PoolTimeout, *_DRIVER_ERRORS)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Connection trouble (retry later), as opposed to a statement the database refused."""
+    if isinstance(exc, (OperationalError, SAInterfaceError, DisconnectionError, PoolTimeout,
+                        *_DRIVER_UNAVAILABLE)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def error_origin(exc: BaseException) -> tuple[str, str, str]:
+    """``(error class, driver error class, SQLSTATE)`` of a database error, ``"-"`` where
+    unknown: all a log line may say of it."""
+    orig = getattr(exc, "orig", exc if isinstance(exc, _DRIVER_ERRORS) else None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    return (type(exc).__name__, type(orig).__name__ if orig is not None else "-",
+            sqlstate or "-")
 
 #: The URL schemes :func:`~oauth_sessions.storage.database.create_auth_engine` accepts.
 SUPPORTED_SCHEMES: Final = ("postgresql", "postgres", "postgresql+psycopg", "sqlite",
