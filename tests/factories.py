@@ -181,27 +181,39 @@ def statements(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the OAuth tables, to prove that a refused request wrote nothing."""
+def snapshot(engine: Engine, *, ledgers: bool = False) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the OAuth tables, to prove that a refused request wrote nothing.
+
+    ``ledgers``: also the one-time ``jti`` ledgers, pushed requests and DPoP bindings, for a
+    request refused before any of them may be written (a request that passes client
+    authentication or a DPoP check and fails later has rightly used up its ``jti``).
+    """
     from sqlalchemy import select
 
     from oauth_sessions.storage.models import (
         MfaAmrClaim,
         OAuthAuthorizationCode,
         OAuthClient,
+        OAuthClientAssertion,
         OAuthClientSettings,
         OAuthConsent,
+        OAuthDpopBinding,
+        OAuthDpopProof,
+        OAuthPushedRequest,
         OAuthResourceServer,
         OAuthSessionResources,
         OAuthSigningKey,
         Session,
     )
 
+    models: list[Any] = [Session, MfaAmrClaim, OAuthAuthorizationCode, OAuthConsent, OAuthClient,
+                         OAuthClientSettings, OAuthSigningKey, OAuthResourceServer,
+                         OAuthSessionResources]
+    if ledgers:
+        models += [OAuthClientAssertion, OAuthDpopProof, OAuthDpopBinding, OAuthPushedRequest]
     result: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
-        for model in (Session, MfaAmrClaim, OAuthAuthorizationCode, OAuthConsent, OAuthClient,
-                      OAuthClientSettings, OAuthSigningKey, OAuthResourceServer,
-                      OAuthSessionResources):
+        for model in models:
             table = model.__table__
             rows = conn.execute(select(table)).all()
             result[table.name] = sorted((tuple(r) for r in rows), key=repr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 import uuid
 from typing import Any
@@ -211,6 +212,75 @@ def test_private_key_jwt_claims_are_checked(engine: Engine, claims: dict[str, An
     assert response.status_code == 401 and response.json["error"] == "invalid_client"
     assert response.json["error_description"] == description
     assert snapshot(engine) == before
+
+
+#: A lone surrogate, as JSON may escape it (``"\\udc00"``): it parses to a Python str that no
+#: UTF-8 encoder accepts, so it must be refused before anything hashes or stores it.
+LONE_SURROGATE = "\udc00"
+
+
+def _raw_assertion(key: Any, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """An assertion signed exactly as given (``json.dumps`` escapes the surrogate as ASCII)."""
+    from joserfc import jws
+
+    return jws.serialize_compact(header, json.dumps(claims).encode("ascii"), key)
+
+
+@pytest.mark.parametrize("where", ["jti", "iss", "sub", "aud", "aud in a list", "kid"])
+def test_a_lone_surrogate_in_a_client_assertion_is_invalid_client_and_writes_nothing(
+        engine: Engine, where: str) -> None:
+    """RFC 7523 section 3 / RFC 6749 section 5.2: an assertion whose ``jti`` (or another string
+    claim, or ``kid``) is no Unicode text is 401 ``invalid_client``, not a 500 from hashing it
+    for the replay ledger; the ledger and everything else stay as they were."""
+    from factories import snapshot
+
+    key, info, http, form = _code_request(engine)
+    now = int(time.time())
+    claims: dict[str, Any] = {"iss": info.client_id, "sub": info.client_id,
+                              "aud": "http://127.0.0.1:5000/oauth/token", "exp": now + 60,
+                              "iat": now, "jti": uuid.uuid4().hex}
+    header = {"alg": "ES256", "kid": key.kid}
+    if where == "kid":
+        header["kid"] = LONE_SURROGATE
+    elif where == "aud in a list":
+        claims["aud"] = [claims["aud"], LONE_SURROGATE]
+    else:
+        claims[where] = LONE_SURROGATE
+    before = snapshot(engine, ledgers=True)
+    response = http.post("/oauth/token", data=form | {
+        "client_assertion": _raw_assertion(key, header, claims)})
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.json["error"] == "invalid_client"
+    assert snapshot(engine, ledgers=True) == before
+
+
+@pytest.mark.parametrize("how", ["client_id", "client_secret", "basic id", "basic secret"])
+def test_a_lone_surrogate_in_client_credentials_is_refused_and_writes_nothing(
+        engine: Engine, how: str) -> None:
+    """The same value as UTF-8 bytes of a surrogate (``%ED%B3%80``, which is no UTF-8) in the
+    form's ``client_id`` / ``client_secret`` or in HTTP Basic: a clean 400/401, nothing written."""
+    from factories import snapshot
+
+    app = make_app(engine)
+    info, secret = create_client(app)
+    assert secret is not None
+    bad = "%ED%B3%80"
+    body = "grant_type=refresh_token&refresh_token=osr1_x"
+    headers: dict[str, str] = {}
+    if how == "client_id":
+        body += f"&client_id={bad}&client_secret={secret}"
+    elif how == "client_secret":
+        body += f"&client_id={info.client_id}&client_secret={bad}"
+    else:
+        user, password = (b"\xed\xb3\x80", secret.encode()) if how == "basic id" \
+            else (info.client_id.encode(), b"\xed\xb3\x80")
+        headers["Authorization"] = "Basic " + base64.b64encode(user + b":" + password).decode()
+    before = snapshot(engine, ledgers=True)
+    response = app.test_client().post("/oauth/token", data=body, headers=headers,
+                                      content_type="application/x-www-form-urlencoded")
+    assert response.status_code in (400, 401), response.get_data(as_text=True)
+    assert response.json["error"] in {"invalid_request", "invalid_client"}
+    assert snapshot(engine, ledgers=True) == before
 
 
 def test_private_key_jwt_signed_by_another_key_or_unsigned_is_refused(engine: Engine) -> None:

@@ -50,7 +50,7 @@ from joserfc.jwa import (
     RSAPSSAlgorithm,
 )
 
-from .jws import json_depth_within, low_s_form
+from .jws import is_text, json_depth_within, low_s_form
 
 __all__ = [
     "DPOP_ALGS",
@@ -266,20 +266,10 @@ def verify_dpop_proof(
                      alg=alg)
 
 
-def _is_text(value: str) -> bool:
-    """Whether ``value`` is Unicode text: JSON lets a string escape a lone surrogate
-    (``"\\ud800"``), which no UTF-8 encoder (the replay ledger's hash) accepts."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _check_claims(claims: Mapping[str, Any], *, method: str, uri: str, now: float,
                   iat_window: int, access_token: str | None) -> None:
     jti, htm, htu, iat = (claims.get(n) for n in ("jti", "htm", "htu", "iat"))
-    if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI or not _is_text(jti):
+    if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI or not is_text(jti):
         raise InvalidDpopProof("the DPoP proof needs a jti")
     if not isinstance(htm, str) or htm != method:
         raise InvalidDpopProof("the DPoP proof's htm does not match the request method")

@@ -37,6 +37,7 @@ __all__ = [
     "b64encode",
     "check_claims",
     "is_low_s_signature",
+    "is_text",
     "json_depth_within",
     "kid_of",
     "low_s_form",
@@ -195,6 +196,33 @@ def json_depth_within(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
                 return False
         else:
             depth -= 1
+    return True
+
+
+def is_text(value: object) -> bool:
+    """Whether every string in ``value`` (a str, or a parsed JSON array or object, keys
+    included) is Unicode text.
+
+    JSON lets a string escape a lone surrogate (``"\\udc00"``): it parses to a Python str that
+    no UTF-8 encoder accepts, so a replay ledger's hash, a database driver or a JSON answer
+    would fail on it with a 500. Whatever comes from outside as a JOSE header or claim is
+    judged here before it is used. Numbers, booleans and null pass. Iterative, so no nesting
+    can make it recurse.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return True
 
 

@@ -27,7 +27,9 @@ never named after a wrong credential. An assertion for a client that did not reg
 (``jwks`` metadata). The checks, in order, each failing with 401 ``invalid_client``:
 
 1. ``client_assertion_type`` is the JWT bearer type and ``client_assertion`` is there;
-2. the unverified ``sub`` names a client registered for ``private_key_jwt`` with keys;
+2. header and payload are bounded JSON whose every string is Unicode text (no lone
+   surrogate, which no UTF-8 hash or database accepts), and the unverified ``sub`` names a
+   client registered for ``private_key_jwt`` with keys;
 3. the signature verifies under one of those keys, with an asymmetric algorithm only (so
    ``none`` and HMAC-with-a-public-key confusions cannot pass);
 4. ``iss`` = ``sub`` = the client id; ``aud`` names this server (issuer, token or revocation
@@ -58,7 +60,7 @@ from sqlalchemy import Engine, Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from ..core.bearer import MalformedCredentials
-from ..jose.jws import MAX_TOKEN_LENGTH, json_depth_within
+from ..jose.jws import MAX_TOKEN_LENGTH, is_text, json_depth_within
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
 from ..storage.models import OAuthClientAssertion
 from ..storage.resource_servers import ResourceServerInfo, ResourceServerStore
@@ -224,7 +226,9 @@ def _unverified_subject(assertion: str) -> str:
     """``sub`` read before verification, only to find which client's keys to verify with.
 
     Header and payload are bounded in size and nesting before either is parsed (here or by
-    joserfc), so no assertion can make a JSON decoder recurse out of the stack (issue 15 item 9).
+    joserfc), so no assertion can make a JSON decoder recurse out of the stack (issue 15 item 9),
+    and every string in them must be Unicode text (:func:`~oauth_sessions.jose.jws.is_text`),
+    so a lone surrogate in ``jti`` never reaches the replay ledger's hash.
 
     Both ECDSA forms ``(r, s)`` and ``(r, n - s)`` are accepted here, unlike for the provider's
     own tokens: clients sign with common libraries that emit either, and the one-time ``jti``
@@ -240,9 +244,12 @@ def _unverified_subject(assertion: str) -> str:
     if not (json_depth_within(header) and json_depth_within(payload)):
         raise _fail("client_assertion nests too deeply")
     try:
-        claims = json.loads(payload)
+        claims, headers = json.loads(payload), json.loads(header)
     except (ValueError, RecursionError):
         raise _fail("client_assertion is not a JWT") from None
+    if not (is_text(headers) and is_text(claims)):
+        # A lone surrogate in jti, kid, aud ...: refused before any lookup, hash or write.
+        raise _fail("client_assertion holds a string that is not Unicode text")
     sub = claims.get("sub") if isinstance(claims, dict) else None
     if not isinstance(sub, str):
         raise _fail("client_assertion has no sub")
