@@ -185,11 +185,11 @@ def test_another_clients_id_neither_uses_nor_spends_the_request(
     user = create_user(engine)
     verifier, challenge = pkce_pair()
     request_uri = _push(http, client, secret, challenge)
-    before = snapshot(engine)
+    before = snapshot(engine, ledgers=True)
     foreign = _authorize(http, {"client_id": other.client_id, "request_uri": request_uri},
                          user_headers(user))
     _shown_not_redirected(foreign, "invalid_request_uri")
-    assert snapshot(engine) == before
+    assert snapshot(engine, ledgers=True) == before  # the pushed row is untouched (not used)
     # A's request is still there, once.
     own = _authorize(http, {"client_id": client.client_id, "request_uri": request_uri},
                      user_headers(user))
