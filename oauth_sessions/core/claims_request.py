@@ -4,8 +4,9 @@ A JSON object whose ``userinfo`` and ``id_token`` members name individual claims
 ``null`` or an object with ``essential`` (a boolean), ``value`` or ``values`` (section 5.5.1).
 Other members are ignored, as the section allows. Anything else is refused with one reason
 (:class:`ClaimsRequestError`, ``invalid_request`` on the wire) before a byte is stored: not
-JSON, not an object, nested deeper than a claims request can be, too many claims or values,
-a value that is not a string, number or boolean.
+JSON, not an object, nested deeper than a claims request can be, a string that is no Unicode
+text (a lone surrogate escaped as ``"\\udc00"``), too many claims or values, a value that is
+not a string, number or boolean.
 
 What this provider releases for a request (the privacy rule, see
 ``docs/guides/openid-connect.md``): only claims the host supplies for the scopes the user
@@ -24,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..jose.jws import json_depth_within
+from ..jose.jws import is_text, json_depth_within
 
 __all__ = ["MAX_CLAIMS", "RESERVED_ID_TOKEN_CLAIMS", "ClaimRequest", "ClaimsRequest",
            "ClaimsRequestError", "parse_claims_request"]
@@ -143,4 +144,6 @@ def parse_claims_request(text: str | None) -> ClaimsRequest | None:
         raise ClaimsRequestError("claims must be a JSON object") from None
     if not isinstance(body, dict):
         raise ClaimsRequestError("claims must be a JSON object")
+    if not is_text(body):
+        raise ClaimsRequestError("claims must hold Unicode text only")
     return ClaimsRequest(userinfo=_member(body, "userinfo"), id_token=_member(body, "id_token"))

@@ -44,6 +44,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Table, delete, select
 
 from ..core import signals
+from ..core.client_rules import has_forbidden_characters
 from ..storage.clients import ClientStore, parse_client_id
 from ..storage.models import User
 from ..storage.session_rows import SESSION_COLUMNS, SESSIONS, SessionInfo, session_from_row
@@ -181,10 +182,14 @@ class SessionManager:
     def set_tag(self, user_id: uuid.UUID, session_id: uuid.UUID, tag: str | None) -> bool:
         """Label one of ``user_id``'s sessions (``None`` clears it); ``False`` for anyone else's.
 
-        ``ValueError`` for a tag that is not a string or is longer than ``MAX_TAG_LENGTH``.
+        ``ValueError`` for a tag that is not a string, is longer than ``MAX_TAG_LENGTH`` or
+        holds a control character (NUL included) or a lone surrogate: PostgreSQL's text type
+        and every UTF-8 encoder refuse those, and a tag is shown to people.
         """
         if tag is not None and (not isinstance(tag, str) or len(tag) > MAX_TAG_LENGTH):
             raise ValueError(f"tag must be a string of at most {MAX_TAG_LENGTH} characters")
+        if tag is not None and has_forbidden_characters(tag):
+            raise ValueError("tag must not contain control characters, NUL or lone surrogates")
         if self._owned(user_id, session_id) is None:
             return False
         return self._sessions.set_tag(session_id, tag)
