@@ -1,12 +1,13 @@
-"""Optional per-client rate limits on /token and /introspect (``oauth_sessions.flask.ratelimit``)."""
+"""Optional per-client rate limits on /token, /introspect and /par (``oauth_sessions.flask.ratelimit``)."""
 
 from __future__ import annotations
 
+from base64 import b64decode
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from factories import basic_auth, create_client, make_app
+from factories import REDIRECT_URI, basic_auth, create_client, make_app
 from flask import Flask
 from freezegun import freeze_time
 from sqlalchemy import Engine
@@ -71,8 +72,6 @@ def test_requests_with_a_wrong_secret_do_not_spend_the_named_clients_budget(engi
     app = make_app(engine)
     first, _ = _clients(app)
     enable_rate_limits(app, token="3/minute")
-    from base64 import b64decode
-
     name = b64decode(first["Authorization"].split()[1]).decode().split(":")[0]
     forged = {"Authorization": basic_auth(name, "wrong-secret")}
     assert _statuses(app, 10, forged) == [401] * 10
@@ -94,6 +93,39 @@ def test_introspection_has_its_own_per_client_limit(engine: Engine) -> None:
     statuses = _statuses(app, 3, first, "/oauth/introspect", {"token": "x"})
     assert statuses == [200, 200, 429]
     assert _statuses(app, 3, first) == [400, 400, 400]  # /token is not limited here
+
+
+@pytest.mark.parametrize("allowed", [1, 3])
+def test_pushed_requests_have_their_own_per_client_limit_at_the_exact_boundary(
+        engine: Engine, allowed: int) -> None:
+    """N pushes within the window are answered (201), the N+1st is 429 with Retry-After;
+    another client, /token and pushes refused for a wrong secret are not charged."""
+    app = make_app(engine)
+    first, second = _clients(app)
+    enable_rate_limits(app, par=f"{allowed}/minute")
+    name = b64decode(first["Authorization"].split()[1]).decode().split(":")[0]
+    forged = {"Authorization": basic_auth(name, "wrong-secret")}
+    assert _statuses(app, allowed + 2, forged, "/oauth/par", {"response_type": "code"}) == [
+        401] * (allowed + 2)
+    push = {"response_type": "code", "redirect_uri": REDIRECT_URI,
+            "scope": "openid", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256"}
+    assert _statuses(app, allowed, first, "/oauth/par", push) == [201] * allowed
+    limited: Any = app.test_client().post("/oauth/par", data=push, headers=first)
+    assert limited.status_code == 429
+    assert limited.json["error"] == "temporarily_unavailable"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["Cache-Control"] == "no-store"
+    assert _statuses(app, allowed, second, "/oauth/par", push) == [201] * allowed
+    assert _statuses(app, allowed + 1, first) == [400] * (allowed + 1)  # /token: unlimited
+
+
+def test_the_per_address_limit_covers_pushed_requests_too(engine: Engine) -> None:
+    app = make_app(engine)
+    _clients(app)
+    enable_rate_limits(app, per_address="4/minute")
+    forged = {"Authorization": basic_auth("00000000-0000-0000-0000-000000000000", "x")}
+    assert _statuses(app, 5, forged, "/oauth/par", {"response_type": "code"}) == [401] * 4 + [429]
 
 
 def test_enabling_limits_before_the_provider_is_a_clear_error() -> None:

@@ -224,23 +224,6 @@ def test_request_uri_expires_at_its_lifetime_exactly(engine: Engine, lifetime: i
         assert snapshot(engine) == before
 
 
-def test_request_uri_is_bound_to_the_client_that_pushed_it(
-        engine: Engine, setup: tuple[Flask, FlaskClient, ClientInfo, str]) -> None:
-    app, http, client, secret = setup
-    other, _ = create_client(app, name="Other client")
-    user = create_user(engine)
-    _, challenge = pkce_pair()
-    request_uri = _push(http, client, secret, challenge).json["request_uri"]
-    foreign = _authorize(http, {"client_id": other.client_id, "request_uri": request_uri},
-                         user_headers(user))
-    assert foreign.status_code == 400 and foreign.json["error"] == "invalid_request_uri"
-    assert "code" not in foreign.get_data(as_text=True)
-    # The refused attempt did not use it up: its own client still can.
-    own = _authorize(http, {"client_id": client.client_id, "request_uri": request_uri},
-                     user_headers(user))
-    assert own.status_code == 302 and "code" in query_of(own.headers["Location"])
-
-
 @pytest.mark.parametrize("request_uri", [
     REQUEST_URI_PREFIX + "unknown", REQUEST_URI_PREFIX, REQUEST_URI_PREFIX + "x" * 300])
 def test_unknown_request_uri_is_invalid_request_uri_and_not_redirected(

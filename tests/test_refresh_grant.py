@@ -12,6 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
 from flask import Flask
 from flask.testing import FlaskClient
 from freezegun import freeze_time
@@ -277,3 +283,55 @@ def test_issue15_item11_control_characters_in_a_refresh_user_agent_are_stripped(
     assert response.status_code == 200, response.get_json()
     info = provider.store.get(issued.session.id)
     assert info is not None and info.counter == 1 and info.user_agent == "badagent/1"
+
+
+def test_refresh_is_answered_without_authlibs_grant_dispatch(provider: Provider,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token endpoint calls the refresh grant itself (benchmarks/README.md: Authlib's
+    dispatch only added per-call objects); the code grant stays on Authlib's server."""
+    server = get_state(provider.app).services.server
+    dispatched: list[str] = []
+
+    def recorded(request: Any) -> Any:
+        dispatched.append(request.param("grant_type"))
+        raise AssertionError("the refresh grant went through Authlib's dispatch")
+
+    monkeypatch.setattr(server, "create_token_response", recorded)
+    client, secret = _register(provider)
+    issued = _session(provider, client)
+    response = _refresh(provider, issued.refresh_token, client, secret)
+    assert response.status_code == 200, response.get_json()
+    assert parse_refresh_token(response.get_json()["refresh_token"]).counter == 1
+    assert dispatched == []
+    with pytest.raises(AssertionError, match="Authlib's dispatch"):  # the code grant still does
+        provider.http.post(provider.token_url, data={"grant_type": "authorization_code",
+                                                     "code": "x"}, headers=_basic(client, secret))
+    assert dispatched == ["authorization_code"]
+
+
+@pytest.mark.parametrize(("form", "error", "registered"), [
+    ({"refresh_token": ""}, InvalidRequestError("refresh_token is required"), None),
+    ({"scope": "openid \\x"}, InvalidScopeError(
+        "scope contains characters RFC 6749 section 3.3 does not allow"), None),
+    ({"refresh_token": "not-a-token"}, None, None),
+    ({}, UnauthorizedClientError("the client may not use the refresh token grant"),
+     ("authorization_code",)),
+])
+def test_refresh_errors_render_as_authlibs_server_renders_them(
+        provider: Provider, form: dict[str, str], error: Any,
+        registered: tuple[str, ...] | None) -> None:
+    """Status, headers and body of each refresh error are those of Authlib's own rendering of
+    the same error (what the grant answered while Authlib dispatched it), nothing written."""
+    client, secret = _register(provider, **({"grant_types": registered} if registered else {}))
+    issued = _session(provider, client)
+    response = _refresh(provider, issued.refresh_token, client, secret, **form)
+    if error is None:
+        error = InvalidGrantError(description=response.get_json().get("error_description"))
+        assert response.get_json()["error"] == "invalid_grant"
+    expected = get_state(provider.app).services.server.handle_error_response(None, error)
+    assert response.status_code == expected.status
+    assert response.get_data() == expected.body
+    sent = [(k, v) for k, v in response.headers.items() if k not in ("Content-Length",)]
+    assert sent[:len(expected.headers)] == list(expected.headers)
+    info = provider.store.get(issued.session.id)
+    assert info is not None and info.counter == 0

@@ -1,10 +1,11 @@
-"""Optional per-client rate limits on ``/token`` and ``/introspect`` (Flask-Limiter). Off by default.
+"""Optional per-client rate limits on ``/token``, ``/introspect`` and ``/par`` (Flask-Limiter).
+Off by default.
 
 Install the extra (``pip install oauth_sessions[ratelimit]``) and call, after
 ``OAuthSessions(app)``::
 
     from oauth_sessions.flask.ratelimit import enable_rate_limits
-    enable_rate_limits(app, token="60/minute", introspection="600/minute",
+    enable_rate_limits(app, token="60/minute", introspection="600/minute", par="30/minute",
                        storage_uri="redis://127.0.0.1:6379")   # shared by every worker
 
 Limits use Flask-Limiter's notation (``"10/second;300/minute"``). Each client has its own
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["enable_rate_limits", "limited_client_id"]
 
-_ENDPOINTS: Final = {"token": "oauth_sessions.token", "introspection": "oauth_sessions.introspect"}
+_ENDPOINTS: Final = {"token": "oauth_sessions.token", "introspection": "oauth_sessions.introspect",
+                     "par": "oauth_sessions.pushed_authorization_request"}
 
 
 def limited_client_id() -> str:
@@ -73,13 +75,14 @@ def _too_many(limit: Any) -> Response:
 
 
 def enable_rate_limits(app: Flask, *, token: str | None = None, introspection: str | None = None,
-                       per_address: str | None = None, storage_uri: str = "memory://",
-                       limiter: Limiter | None = None) -> Limiter:
+                       par: str | None = None, per_address: str | None = None,
+                       storage_uri: str = "memory://", limiter: Limiter | None = None) -> Limiter:
     """Limit the provider's hot endpoints on ``app`` (already set up with ``OAuthSessions``).
 
-    ``token`` and ``introspection`` are per-client limits; ``per_address`` applies to both
-    endpoints per remote address whatever the client. ``None`` leaves that limit out. Pass your
-    own ``limiter`` to share one with the host app's other limits.
+    ``token``, ``introspection`` and ``par`` (pushed authorization requests, RFC 9126) are
+    per-client limits; ``per_address`` applies to each of the three endpoints per remote
+    address whatever the client. ``None`` leaves that limit out. Pass your own ``limiter`` to
+    share one with the host app's other limits.
     """
     try:
         from flask_limiter import Limiter
@@ -90,7 +93,7 @@ def enable_rate_limits(app: Flask, *, token: str | None = None, introspection: s
     if limiter is None:
         limiter = Limiter(limited_client_id, app=app, storage_uri=storage_uri, headers_enabled=True,
                           key_prefix="oauth_sessions", default_limits=[])
-    for name, limit in (("token", token), ("introspection", introspection)):
+    for name, limit in (("token", token), ("introspection", introspection), ("par", par)):
         endpoint = _ENDPOINTS[name]
         view: Any = app.view_functions.get(endpoint)
         if view is None:

@@ -1,16 +1,45 @@
-"""The one place that turns the library's domain errors into Authlib's RFC 6749 errors."""
+"""The one place that turns the library's domain errors into Authlib's RFC 6749 errors, and
+the one rendering of the token endpoint's answers (Authlib's status, body and headers as an
+:class:`~oauth_sessions.protocol.http.Answer`), for the grant Authlib dispatches (the code
+grant) and the one it does not (the refresh grant) alike."""
 
 from __future__ import annotations
 
-from typing import Final
+import json
+from collections.abc import Iterable
+from typing import Any, Final
 
+from authlib.consts import default_json_headers
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 
 from ..core.errors import InvalidRefreshToken, OAuthSessionsError
 from ..core.refresh_tokens import MalformedRefreshToken
+from .http import NO_STORE, Answer
 
-__all__ = ["InvalidDpopProofError", "InvalidTargetError", "UseDpopNonceError", "to_oauth2_error"]
+__all__ = ["TOKEN_HEADERS", "InvalidDpopProofError", "InvalidTargetError", "UseDpopNonceError",
+           "oauth2_answer", "oauth2_error_answer", "to_oauth2_error"]
+
+#: The headers of a token response (Authlib's, RFC 6749 section 5.1: JSON, not cached).
+TOKEN_HEADERS: Final[tuple[tuple[str, str], ...]] = tuple(default_json_headers)
+
+
+def oauth2_answer(status: int, payload: Any, headers: Iterable[tuple[Any, Any]]) -> Answer:
+    """A token endpoint answer from Authlib's ``(status, body, headers)`` triple.
+
+    RFC 6749 section 5.1: responses carrying tokens (or errors about them) are not cached, so
+    the ``no-store`` headers are added when the triple lacks them.
+    """
+    listed = [(str(k), str(v)) for k, v in headers]
+    names = {k.lower() for k, _ in listed}
+    listed.extend((k, v) for k, v in NO_STORE.items() if k.lower() not in names)
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    return Answer(status, tuple(listed), body.encode())
+
+
+def oauth2_error_answer(error: OAuth2Error) -> Answer:
+    """The answer Authlib's server gives for ``error`` (no error URIs are configured)."""
+    return oauth2_answer(*error())
 
 
 class InvalidDpopProofError(OAuth2Error):  # type: ignore[misc]

@@ -35,16 +35,17 @@ above the session's current aal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, UnauthorizedClientError
-from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 
 from ..core.errors import OAuthSessionsError
 from ..core.policy import clean_user_agent, is_valid_scope_token, parse_scope
 from ..core.resource_indicators import parse_resources
 from .dpop import token_headers, token_request_proof
-from .oauth_errors import to_oauth2_error
+from .http import Answer, HttpRequest
+from .oauth_errors import TOKEN_HEADERS, oauth2_answer, oauth2_error_answer, to_oauth2_error
 from .tokens import build_token_response
 
 if TYPE_CHECKING:
@@ -54,52 +55,72 @@ if TYPE_CHECKING:
     from ..storage.clients import ClientInfo
     from ..storage.rotation import AudienceRule
     from ..storage.sessions import RotationResult, SessionStore
+    from ..storage.signing_keys import KeyStore
+    from .client_auth import ClientAuthenticator
+    from .dpop import DpopChecker
+    from .resource_indicators import ResourceIndicators
 
-__all__ = ["RefreshTokenGrant", "refresh", "scope_is_well_formed"]
+__all__ = ["RefreshGrant", "refresh", "scope_is_well_formed"]
 
-_MAX_USER_AGENT = 1024
+_MAX_USER_AGENT: Final = 1024
 
 
-class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
-    """The refresh grant: thin, every decision about the session is the store's."""
+class RefreshGrant:
+    """The refresh grant's handler: the token endpoint calls it for ``grant_type=refresh_token``.
 
-    GRANT_TYPE = "refresh_token"
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    Not an Authlib grant: Authlib's dispatch would add, per refresh, its own request object, a
+    grant object and a lookup of the grant class, and nothing this grant uses (client
+    authentication is the library's own, the answer is built here). Errors are still Authlib's
+    ``OAuth2Error`` classes, rendered by :func:`~oauth_sessions.protocol.oauth_errors.oauth2_error_answer`
+    exactly as Authlib renders the code grant's; a client that fails authentication raises
+    :class:`~oauth_sessions.protocol.client_auth.ClientAuthFailed`, which the token endpoint
+    answers like every other endpoint.
+    """
 
-    def validate_token_request(self) -> None:
-        """Steps 1-3 of the module docstring: nothing here reads or writes a session."""
-        wrapper = self.authenticate_token_endpoint_client()
-        self.request.client = wrapper
-        client: ClientInfo = wrapper.info
+    def __init__(self, *, authenticator: ClientAuthenticator, sessions: SessionStore,
+                 settings: Settings, keys: KeyStore, dpop: DpopChecker,
+                 resource_indicators: ResourceIndicators, token_endpoint_url: str) -> None:
+        self._authenticator = authenticator
+        self._sessions = sessions
+        self._settings = settings
+        self._keys = keys
+        self._dpop = dpop
+        self._resource_indicators = resource_indicators
+        self._token_endpoint_url = token_endpoint_url
+
+    def __call__(self, request: HttpRequest) -> Answer:
+        try:
+            body = self._token_response(request)
+        except OAuth2Error as error:
+            return oauth2_error_answer(error)
+        return oauth2_answer(200, body, token_headers(TOKEN_HEADERS, self._dpop))
+
+    def _token_response(self, request: HttpRequest) -> dict[str, Any]:
+        # Steps 1-3 of the module docstring: nothing here reads or writes a session.
+        client = self._authenticator.authenticate(request, allow_public=True)
         if not client.may_refresh():
             raise UnauthorizedClientError("the client may not use the refresh token grant")
-        server = self.server
-        self.request.dpop = token_request_proof(
-            server.dpop, self.request.http, client, token_endpoint=server.token_endpoint_url,
-            required_for_public=server.settings.dpop_required_for_public_clients)
-        if not self.request.form.get("refresh_token"):
+        settings = self._settings
+        proof = token_request_proof(
+            self._dpop, request, client, token_endpoint=self._token_endpoint_url,
+            required_for_public=settings.dpop_required_for_public_clients)
+        refresh_token = request.param("refresh_token")
+        if not refresh_token:
             raise InvalidRequestError("refresh_token is required")
-        if not scope_is_well_formed(self.request.form.get("scope")):
+        scope = request.param("scope")
+        if not scope_is_well_formed(scope):
             raise InvalidScopeError("scope contains characters RFC 6749 section 3.3 does not allow")
         try:
-            self.request.resources = parse_resources(self.request.http.param_values("resource"))
+            resources = parse_resources(request.param_values("resource"))
         except OAuthSessionsError as exc:
             raise to_oauth2_error(exc) from None
-
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """Steps 4-6: rotate, then build the response from the row the rotation returned."""
-        http = self.request.http  # the handler's request value (protocol/server.py)
-        server = self.server
-        proof = self.request.dpop
-        body = refresh(self.request.client.info, self.request.form["refresh_token"],
-                       scope=self.request.form.get("scope"), resources=self.request.resources,
-                       audience=server.resource_indicators.audience,
-                       resource_min_aal=server.resource_indicators.servers.min_aal,
-                       user_agent=http.header("User-Agent"), ip=http.client_address,
-                       sessions=server.sessions, settings=server.settings,
-                       keyset=server.keys.keyset(),
+        # Steps 4-6: rotate, then build the response from the row the rotation returned.
+        indicators = self._resource_indicators
+        return refresh(client, refresh_token, scope=scope, resources=resources,
+                       audience=indicators.audience, resource_min_aal=indicators.servers.min_aal,
+                       user_agent=request.header("User-Agent"), ip=request.client_address,
+                       sessions=self._sessions, settings=settings, keyset=self._keys.keyset(),
                        dpop_jkt=proof.jkt if proof is not None else None)
-        return 200, body, token_headers(self.TOKEN_RESPONSE_HEADER, server.dpop)
 
 
 def scope_is_well_formed(scope: str | None) -> bool:

@@ -9,14 +9,16 @@ every endpoint uses (Authlib's own is never called). Grants build their token re
 themselves through :func:`oauth_sessions.protocol.tokens.build_token_response`, so Authlib's
 bearer-token generator and ``save_token`` are never used.
 
-Only two grants are registered: ``authorization_code`` (with PKCE S256) and ``refresh_token``.
+Only one grant is registered: ``authorization_code`` (with PKCE S256). ``refresh_token`` is
+answered by :class:`~oauth_sessions.protocol.refresh_grant.RefreshGrant`, which the token
+endpoint calls itself (the hot grant, for which Authlib's dispatch was overhead only); its
+errors render through the same :func:`~oauth_sessions.protocol.oauth_errors.oauth2_answer`.
 There is no implicit grant, no password grant and no client credentials grant (OAuth 2.1).
-The grants find the stores and the settings on the server (``self.server``).
+The code grant finds the stores and the settings on the server (``self.server``).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,8 +34,8 @@ from ..storage.signing_keys import KeyStore
 from .client_auth import ClientAuthenticator
 from .code_grant import AuthorizationCodeGrant
 from .dpop import DpopChecker
-from .http import NO_STORE, Answer, HttpRequest
-from .refresh_grant import RefreshTokenGrant
+from .http import Answer, HttpRequest
+from .oauth_errors import oauth2_answer
 from .resource_indicators import ResourceIndicators
 
 __all__ = ["HostClaims", "OAuthServer", "TokenRequest"]
@@ -84,7 +86,6 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         #: the URL discovery publishes, whatever Host header a proxy passed on.
         self.token_endpoint_url = settings.issuer + settings.url_prefix + "/token"
         self.register_grant(AuthorizationCodeGrant)
-        self.register_grant(RefreshTokenGrant)
 
     def query_client(self, client_id: Any) -> OAuthClientWrapper | None:
         info = self.clients.get(client_id) if isinstance(client_id, str) else None
@@ -108,9 +109,4 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         """Authlib's hook points; the library's own events are the session signals."""
 
     def handle_response(self, status_code: int, payload: Any, headers: Any) -> Answer:
-        # RFC 6749 section 5.1: responses carrying tokens (or errors about them) are not cached.
-        listed = [(str(k), str(v)) for k, v in headers]
-        names = {k.lower() for k, _ in listed}
-        listed.extend((k, v) for k, v in NO_STORE.items() if k.lower() not in names)
-        body = payload if isinstance(payload, str) else json.dumps(payload)
-        return Answer(status_code, tuple(listed), body.encode())
+        return oauth2_answer(status_code, payload, headers)
