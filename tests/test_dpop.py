@@ -6,7 +6,6 @@ proofs, the iat window and server nonces at their exact boundaries, jti one-time
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
@@ -28,14 +27,14 @@ from factories import (
 )
 from flask import Flask
 from freezegun import freeze_time
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from oauth_sessions import get_state
 from oauth_sessions.core.dpop_nonces import NonceIssuer, derive_nonce_key
 from oauth_sessions.jose.dpop import DPOP_ALGS, InvalidDpopProof, normalize_htu, verify_dpop_proof
 from oauth_sessions.storage.clients import ClientInfo
-from oauth_sessions.storage.dpop import DpopReplayLedger
-from oauth_sessions.storage.models import OAuthDpopBinding, OAuthDpopProof, Session
+from oauth_sessions.storage.models import OAuthDpopBinding, Session
+from oauth_sessions.storage.replay_ledger import DpopReplayLedger
 
 TOKEN_URL = ISSUER + "/oauth/token"
 SCOPES = "openid profile offline_access"
@@ -482,31 +481,6 @@ def test_introspection_reports_the_binding(app: Flask, public: ClientInfo) -> No
 
 
 @pytest.mark.postgres
-def test_racing_workers_accept_a_jti_once(pg_engine: Engine) -> None:
-    """Sixteen threads (each its own connection) present the same jti: exactly one wins."""
-    ledger = DpopReplayLedger(pg_engine)
-    expires = datetime.now(UTC) + timedelta(minutes=2)
-    barrier = threading.Barrier(16)
-    results: list[bool] = []
-    lock = threading.Lock()
-
-    def attempt() -> None:
-        barrier.wait()
-        won = ledger.consume("jkt", "the-jti", expires)
-        with lock:
-            results.append(won)
-
-    threads = [threading.Thread(target=attempt) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(results) == [False] * 15 + [True]
-    with pg_engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(OAuthDpopProof.__table__)).scalar() == 1
-
-
-@pytest.mark.postgres
 def test_racing_token_requests_with_one_proof_get_one_token(pg_engine: Engine) -> None:
     """The same proof sent by eight threads at once through HTTP: one answer 200, every other
     invalid_dpop_proof (each thread brings its own code, so only the proof is shared)."""
@@ -533,31 +507,6 @@ def test_racing_token_requests_with_one_proof_get_one_token(pg_engine: Engine) -
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200] + [400] * 7
-
-
-def test_each_record_clears_the_expired_ones(engine: Engine) -> None:
-    ledger = DpopReplayLedger(engine)
-    now = datetime.now(UTC)
-    assert ledger.consume("k", "a", now + timedelta(seconds=10), now=now)
-    assert ledger.consume("k", "b", now + timedelta(seconds=20), now=now + timedelta(seconds=10))
-    with engine.connect() as conn:  # "a" expired exactly at 10 s: still kept (strictly before)
-        assert conn.execute(select(func.count()).select_from(OAuthDpopProof.__table__)).scalar() == 2
-    assert ledger.consume("k", "c", now + timedelta(seconds=60), now=now + timedelta(seconds=11))
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(OAuthDpopProof.__table__)).scalar() == 2
-
-
-def test_a_proof_hash_is_scoped_to_its_key(engine: Engine) -> None:
-    ledger = DpopReplayLedger(engine)
-    expires = datetime.now(UTC) + timedelta(minutes=1)
-    assert ledger.consume("key-a", "jti", expires)
-    assert ledger.consume("key-b", "jti", expires)
-    assert not ledger.consume("key-a", "jti", expires)
-    assert ledger.purge(now=expires + timedelta(seconds=1)) == 2
-    digest = hashlib.sha256(b"key-a:jti").hexdigest()
-    with engine.connect() as conn:
-        assert conn.execute(select(OAuthDpopProof.__table__).where(
-            OAuthDpopProof.__table__.c.jti_hash == digest)).first() is None
 
 
 def test_the_cli_sets_dpop_bound_access_tokens(app: Flask) -> None:

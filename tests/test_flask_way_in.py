@@ -177,3 +177,20 @@ def test_the_removed_hot_path_setting_says_what_replaced_it(engine: Engine, wher
             OAuthSessions(app, engine=engine, issuer="http://127.0.0.1:5000")
         else:
             make_app(engine, hot_path=False)
+
+
+def test_the_token_and_introspection_endpoints_never_touch_the_hosts_cookie_session(
+        engine: Engine) -> None:
+    """The library leaves ``flask.session`` alone on its machine endpoints (benchmarks/README.md:
+    the host pays for opening it, the library adds no read and no write), so a host's session
+    cookie is neither set nor varied on, even for a caller that sends one."""
+    host = Host(engine)
+    http = host.app.test_client()
+    http.set_cookie("session", "not-a-valid-cookie")
+    answers = [host.refresh(http)]
+    answers.append(http.post("/oauth/introspect", data={"token": answers[0].get_json()["access_token"]},
+                             headers=_basic(host.resource.client_id, host.resource_secret)))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[1].get_json()["active"] is True
+    for answer in answers:  # Flask adds "Vary: Cookie" once anything reads flask.session
+        assert "Set-Cookie" not in answer.headers and "Cookie" not in answer.headers.get("Vary", "")

@@ -20,6 +20,9 @@ LAYERS = ("jose", "core", "storage", "protocol", "flask")
 #: Third-party packages a core/ module must not import (rules know no web framework, no SQL,
 #: no OAuth library, no database driver).
 NOT_IN_CORE = ("flask", "werkzeug", "sqlalchemy", "authlib", "psycopg", "alembic")
+#: What a protocol/ handler must not import: the web framework of one way in, and SQL (its
+#: statements live in storage/, behind the stores it is given).
+NOT_IN_PROTOCOL = ("flask", "sqlalchemy", "psycopg", "alembic")
 #: Imports inside functions that are allowed: optional dependencies only.
 OPTIONAL = {
     ("oauth_sessions.flask.ratelimit", "flask_limiter"),  # the [ratelimit] extra
@@ -166,6 +169,20 @@ def test_issue16_core_imports_no_flask_sql_or_authlib() -> None:
                  if _layer(i.source) == LAYERS.index("core")
                  and i.target.split(".")[0] in NOT_IN_CORE]
     assert offending == []
+
+
+def test_issue16_protocol_imports_no_flask_and_no_sql() -> None:
+    offending = [(i.source, i.target) for i in _all_imports()
+                 if _layer(i.source) == LAYERS.index("protocol")
+                 and i.target.split(".")[0] in NOT_IN_PROTOCOL]
+    assert offending == []
+
+
+def test_issue16_the_protocol_check_sees_sql_and_flask(tmp_path: Path) -> None:
+    path = tmp_path / "handler.py"
+    path.write_text("from sqlalchemy import insert\nimport flask\nfrom werkzeug.http import dump_header\n")
+    found = _imports_of("oauth_sessions.protocol.handler", path, set())
+    assert {i.target.split(".")[0] for i in found} & set(NOT_IN_PROTOCOL) == {"sqlalchemy", "flask"}
 
 
 def test_issue16_the_core_check_sees_a_flask_import(tmp_path: Path) -> None:

@@ -11,11 +11,10 @@ import click
 from flask.cli import ScriptInfo, with_appcontext
 from sqlalchemy.engine import make_url
 
-from ..protocol.client_auth import AssertionLedger
 from ..storage import migrate
 from ..storage.clients import ClientInfo, parse_client_id
 from ..storage.database_errors import DATABASE_ERRORS, explain_database_error
-from ..storage.dpop import DpopReplayLedger
+from ..storage.replay_ledger import ClientAssertionLedger, DpopReplayLedger
 from ..storage.resource_servers import ResourceServerInfo
 from .management import SessionView, sessions_manager
 from .state import get_state
@@ -412,7 +411,7 @@ def purge(batch_size: int, first_party: bool) -> None:
     sessions = state.services.sessions.purge_expired(batch_size=batch_size,
                                                            first_party=first_party)
     codes = state.services.authorizations.purge()
-    assertions = AssertionLedger(state.engine).purge()
+    assertions = ClientAssertionLedger(state.engine).purge()
     proofs = DpopReplayLedger(state.engine).purge()
     pushed = state.services.pushed_requests.purge()
     which = "sessions" if first_party else "OAuth client sessions"

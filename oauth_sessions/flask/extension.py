@@ -24,7 +24,7 @@ from ..core.introspection import TokenChecks
 from ..core.settings import ConfigurationError, Settings, load_settings
 from ..core.subjects import subject_for
 from ..protocol.backchannel import BackchannelSender, connect_signals
-from ..protocol.client_auth import AssertionLedger, ClientAuthenticator, PrivateKeyJwt
+from ..protocol.client_auth import ClientAuthenticator, PrivateKeyJwt
 from ..protocol.discovery import DiscoveryEndpoint
 from ..protocol.dpop import DpopChecker
 from ..protocol.introspection_endpoint import IntrospectionEndpoint
@@ -41,11 +41,11 @@ from ..storage.authorizations import AuthorizationStore, ConsentStore
 from ..storage.clients import ClientStore
 from ..storage.database import create_auth_engine, watch_pooler, with_library_schema
 from ..storage.database_errors import UnsupportedDatabaseURL, explain_connect_error
-from ..storage.dpop import DpopReplayLedger
 from ..storage.introspection_store import StoreSessions
 from ..storage.key_encryption import SecretBox, secret_box
 from ..storage.migrate import check_privileges
 from ..storage.pushed_requests import PushedRequestStore
+from ..storage.replay_ledger import ClientAssertionLedger, DpopReplayLedger
 from ..storage.resource_servers import ResourceServerStore
 from ..storage.sessions import SessionStore
 from ..storage.signing_keys import KeyStore
@@ -179,7 +179,7 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     # issuer or the endpoint it is sent to.
     base = settings.issuer + settings.url_prefix
     resource_indicators = ResourceIndicators(resource_servers, settings.issuer)
-    authenticator = ClientAuthenticator(clients, PrivateKeyJwt(AssertionLedger(engine), lambda: (
+    authenticator = ClientAuthenticator(clients, PrivateKeyJwt(ClientAssertionLedger(engine), lambda: (
         settings.issuer, base + "/token", base + "/revoke", base + "/introspect", base + "/par")),
         resource_servers=resource_servers)
     authorizations = AuthorizationStore(engine, code_lifetime=settings.authorization_code_lifetime)

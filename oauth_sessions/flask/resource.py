@@ -65,7 +65,7 @@ from ..protocol.access_tokens import (
 )
 from ..protocol.dpop import DPOP_ALGS, DpopChecker
 from ..protocol.http import HttpRequest, header_map
-from ..storage.dpop import DpopReplayLedger
+from ..storage.replay_ledger import DpopReplayLedger
 from .responses import to_response
 from .state import get_state
 

@@ -35,9 +35,11 @@ never named after a wrong credential. An assertion for a client that did not reg
 4. ``iss`` = ``sub`` = the client id; ``aud`` names this server (issuer, token or revocation
    endpoint); ``exp`` is in the future but at most an hour away; ``iat``/``nbf`` not in
    the future; ``jti`` present;
-5. the ``jti`` has not been seen before: it is recorded (hashed) in
-   ``oauth_client_assertions`` (the library's schema) until the assertion expires, which makes the assertion
-   one-time across every worker ("MUST only be used once", OIDC Core section 9).
+5. the ``jti`` has not been seen before: the replay ledger
+   (:class:`~oauth_sessions.storage.replay_ledger.ClientAssertionLedger`, behind
+   :class:`~oauth_sessions.storage.replay_ledger.JtiLedger`) records it, hashed, until the
+   assertion expires, which makes the assertion one-time across every worker ("MUST only be
+   used once", OIDC Core section 9).
 
 Only step 5 writes, and only for an assertion that passed every other check.
 """
@@ -45,24 +47,21 @@ Only step 5 writes, and only for an assertion that passed every other check.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Engine, Table, delete, insert
-from sqlalchemy.exc import IntegrityError
 
 from ..core.bearer import MalformedCredentials
 from ..jose.jws import MAX_TOKEN_LENGTH, is_text, json_depth_within
 from ..storage.clients import ClientInfo, ClientStore, verify_client_secret
-from ..storage.models import OAuthClientAssertion
+from ..storage.replay_ledger import JtiLedger
 from ..storage.resource_servers import ResourceServerInfo, ResourceServerStore
 from .http import Answer, HttpRequest, error_answer
 from .request_checks import BASIC_CHALLENGE
@@ -70,7 +69,6 @@ from .request_checks import BASIC_CHALLENGE
 __all__ = [
     "ASSERTION_TYPE",
     "SIGNING_ALGS",
-    "AssertionLedger",
     "ClientAuthFailed",
     "ClientAuthenticator",
     "PrivateKeyJwt",
@@ -82,39 +80,6 @@ ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SIGNING_ALGS: Final = ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
 MAX_LIFETIME: Final = 3600  # Authlib's own clients sign for one hour
 LEEWAY: Final = 30
-
-_ASSERTIONS = cast(Table, OAuthClientAssertion.__table__)
-
-
-class AssertionLedger:
-    """One-time use of assertion ``jti`` values, shared by every worker through the database."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def consume(self, client_id: uuid.UUID, jti: str, expires_at: datetime,
-                *, now: datetime | None = None) -> bool:
-        """Record ``jti``; False when it was already recorded (a replay)."""
-        now = now or datetime.now(UTC)
-        digest = hashlib.sha256(f"{client_id}:{jti}".encode()).hexdigest()
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(delete(_ASSERTIONS).where(_ASSERTIONS.c.client_id == client_id,
-                                                       _ASSERTIONS.c.expires_at < now))
-                conn.execute(insert(_ASSERTIONS).values(jti_hash=digest, client_id=client_id,
-                                                        expires_at=expires_at))
-        except IntegrityError:
-            return False
-        return True
-
-
-    def purge(self, *, now: datetime | None = None) -> int:
-        """Forget expired ``jti`` values (their assertions can no longer be accepted anyway)."""
-        cutoff = now or datetime.now(UTC)
-        with self._engine.begin() as conn:
-            return int(conn.execute(delete(_ASSERTIONS).where(_ASSERTIONS.c.expires_at < cutoff))
-                       .rowcount)
-
 
 class ClientAuthFailed(Exception):
     """401 ``invalid_client`` (RFC 6749 section 5.2); the description is public."""
@@ -263,7 +228,7 @@ def _number(value: Any) -> bool:
 class PrivateKeyJwt:
     """``private_key_jwt``: the checks of the module docstring, over the form and a client lookup."""
 
-    def __init__(self, ledger: AssertionLedger, audiences: Callable[[], Sequence[str]]) -> None:
+    def __init__(self, ledger: JtiLedger[uuid.UUID], audiences: Callable[[], Sequence[str]]) -> None:
         self._ledger = ledger
         self._audiences = audiences
 

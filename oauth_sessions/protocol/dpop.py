@@ -11,7 +11,7 @@ endpoint and the resources alike.
    (section 8) and, at the authorization server, was given to this client
    (:mod:`oauth_sessions.core.dpop_nonces`), else ``use_dpop_nonce`` with a fresh one in
    ``DPoP-Nonce``;
-4. the ``jti`` not seen before, by any worker (:class:`~oauth_sessions.storage.dpop.DpopReplayLedger`).
+4. the ``jti`` not seen before, by any worker (:class:`~oauth_sessions.storage.replay_ledger.JtiLedger`).
 
 Only step 4 writes, and only for a proof that passed every other step. A failure is a
 :class:`DpopRefused` with the RFC's error code; the token endpoint sends it as a 400 JSON
@@ -29,7 +29,7 @@ from typing import Final
 from ..core.dpop_nonces import NonceIssuer
 from ..jose.dpop import DPOP_ALGS, DpopProof, InvalidDpopProof, verify_dpop_proof
 from ..storage.clients import ClientInfo
-from ..storage.dpop import DpopReplayLedger
+from ..storage.replay_ledger import JtiLedger
 from .http import HttpRequest
 from .oauth_errors import InvalidDpopProofError, UseDpopNonceError
 
@@ -53,7 +53,7 @@ class DpopRefused(Exception):
 class DpopChecker:
     """The steps of the module docstring over one app's settings, nonces and replay ledger."""
 
-    def __init__(self, ledger: DpopReplayLedger, *, iat_window: int,
+    def __init__(self, ledger: JtiLedger[str], *, iat_window: int,
                  nonces: NonceIssuer | None, nonce_required: bool) -> None:
         self._ledger = ledger
         self._iat_window = iat_window
