@@ -320,6 +320,12 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    def endpoint_url(self, path: str) -> str:
+        """The public URL of the library's endpoint at ``path`` (``"/token"``), as discovery
+        publishes it, whatever Host header a proxy passed on: what a DPoP proof's ``htu``
+        and a client assertion's ``aud`` are checked against."""
+        return self.issuer + self.url_prefix + path
+
 
 def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read and validate every ``OAUTH_SESSIONS_*`` key.

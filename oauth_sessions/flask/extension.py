@@ -177,7 +177,7 @@ def build_services(app: Flask, settings: Settings, engine: Engine, host: HostAda
     )
     # One client authentication for every endpoint; a private_key_jwt assertion may name the
     # issuer or the endpoint it is sent to.
-    base = settings.issuer + settings.url_prefix
+    base = settings.endpoint_url("")
     resource_indicators = ResourceIndicators(resource_servers, settings.issuer)
     authenticator = ClientAuthenticator(clients, PrivateKeyJwt(ClientAssertionLedger(engine), lambda: (
         settings.issuer, base + "/token", base + "/revoke", base + "/introspect", base + "/par")),

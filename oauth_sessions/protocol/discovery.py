@@ -36,7 +36,7 @@ def discovery_document(settings: Settings, *, id_token_algs: Sequence[str],
     ``id_token_algs`` are the key store's (``KeyStore.id_token_algs``: every alg with a key,
     RS256 first); ``host_claims`` the host's ``HostAdapter.claims_supported``.
     """
-    base = settings.issuer + settings.url_prefix
+    base = settings.endpoint_url("")
     doc: dict[str, Any] = {
         "issuer": settings.issuer,
         "authorization_endpoint": base + "/authorize",

@@ -71,7 +71,7 @@ class PushedAuthorizationEndpoint:
         self._settings = settings
         self._resource_indicators = resource_indicators
         self._dpop = dpop
-        self._url = settings.issuer + settings.url_prefix + "/par"
+        self._url = settings.endpoint_url("/par")
 
     def __call__(self, request: HttpRequest) -> Answer:
         refused = check_request(request, form_only=True)

@@ -84,7 +84,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.dpop = dpop
         #: The ``htu`` every proof at the token endpoint names (RFC 9449 section 4.3 step 9):
         #: the URL discovery publishes, whatever Host header a proxy passed on.
-        self.token_endpoint_url = settings.issuer + settings.url_prefix + "/token"
+        self.token_endpoint_url = settings.endpoint_url("/token")
         self.register_grant(AuthorizationCodeGrant)
 
     def query_client(self, client_id: Any) -> OAuthClientWrapper | None:
