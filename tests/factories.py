@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import uuid
 from collections.abc import Iterator, Sequence
@@ -159,6 +160,14 @@ def exchange_code(http: FlaskClient, client: ClientInfo, secret: str | None, cod
     else:
         data["client_id"] = client.client_id
     return http.post("/oauth/token", data=data, headers=headers)
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a compact JWS, decoded without verifying anything: what a test reads
+    of a token the provider issued (``sid``, ``aud``, ``cnf`` ...)."""
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
 
 
 def basic_auth(client_id: str, secret: str) -> str:

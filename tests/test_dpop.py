@@ -19,6 +19,7 @@ from factories import (
     ISSUER,
     create_client,
     create_user,
+    jwt_claims,
     make_app,
     obtain_code,
     pkce_pair,
@@ -38,12 +39,6 @@ from oauth_sessions.storage.replay_ledger import DpopReplayLedger
 
 TOKEN_URL = ISSUER + "/oauth/token"
 SCOPES = "openid profile offline_access"
-
-
-def _claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return decoded
 
 
 def _code(app: Flask, client: ClientInfo) -> tuple[str, str]:
@@ -114,7 +109,7 @@ def test_code_exchange_with_a_proof_binds_the_access_token_and_the_session(
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.json
     assert body["token_type"] == "DPoP"
-    claims = _claims(body["access_token"])
+    claims = jwt_claims(body["access_token"])
     assert claims["cnf"] == {"jkt": key.jkt}
     assert body["refresh_token"].startswith("osb1_")
     assert _binding(engine, claims["sid"]) == key.jkt
@@ -123,7 +118,7 @@ def test_code_exchange_with_a_proof_binds_the_access_token_and_the_session(
 def test_without_a_proof_nothing_is_bound(app: Flask, public: ClientInfo, engine: Engine) -> None:
     body = _exchange(app, public, None, None).json
     assert body["token_type"] == "Bearer"
-    claims = _claims(body["access_token"])
+    claims = jwt_claims(body["access_token"])
     assert "cnf" not in claims
     assert body["refresh_token"].startswith("osr1_")
     assert _binding(engine, claims["sid"]) is None
@@ -135,9 +130,9 @@ def test_a_confidential_clients_refresh_token_stays_unbound(app: Flask, engine: 
     key = DpopKey()
     body = _exchange(app, client, secret, key.proof("POST", TOKEN_URL)).json
     assert body["token_type"] == "DPoP"
-    assert _claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
+    assert jwt_claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
     assert body["refresh_token"].startswith("osr1_")
-    assert _binding(engine, _claims(body["access_token"])["sid"]) is None
+    assert _binding(engine, jwt_claims(body["access_token"])["sid"]) is None
 
 
 def test_a_bound_session_refreshes_with_its_key(app: Flask, public: ClientInfo) -> None:
@@ -149,7 +144,7 @@ def test_a_bound_session_refreshes_with_its_key(app: Flask, public: ClientInfo) 
     assert body["token_type"] == "DPoP"
     assert body["refresh_token"].startswith("osb1_")
     assert body["refresh_token"] != first["refresh_token"]
-    assert _claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
+    assert jwt_claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
 
 
 @pytest.mark.parametrize("attempt", ["no proof", "another key"])
@@ -158,7 +153,7 @@ def test_a_bound_refresh_without_its_key_changes_nothing(
     """A thief of the refresh token (no key) can neither refresh nor end the holder's session."""
     key = DpopKey()
     first = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
-    sid = _claims(first["access_token"])["sid"]
+    sid = jwt_claims(first["access_token"])["sid"]
     before = _row(engine, sid)
     proof = None if attempt == "no proof" else DpopKey().proof("POST", TOKEN_URL)
     response = _refresh(app, public, first["refresh_token"], proof)
@@ -175,7 +170,7 @@ def test_the_binding_mark_cannot_be_stripped(app: Flask, public: ClientInfo, eng
     """``osr1_`` with the body of an ``osb1_`` token is another MAC input: refused, unchanged."""
     key = DpopKey()
     first = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
-    sid = _claims(first["access_token"])["sid"]
+    sid = jwt_claims(first["access_token"])["sid"]
     before = _row(engine, sid)
     stripped = "osr1_" + first["refresh_token"][5:]
     response = _refresh(app, public, stripped, None)
@@ -191,15 +186,15 @@ def test_an_unbound_session_refreshed_with_a_proof_gets_a_bound_access_token_onl
     key = DpopKey()
     body = _refresh(app, public, first["refresh_token"], key.proof("POST", TOKEN_URL)).json
     assert body["token_type"] == "DPoP"
-    assert _claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
+    assert jwt_claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
     assert body["refresh_token"].startswith("osr1_")
-    assert _binding(engine, _claims(body["access_token"])["sid"]) is None
+    assert _binding(engine, jwt_claims(body["access_token"])["sid"]) is None
 
 
 def test_step_up_of_a_bound_session_keeps_it_bound(app: Flask, public: ClientInfo) -> None:
     key = DpopKey()
     first = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
-    sid = uuid.UUID(_claims(first["access_token"])["sid"])
+    sid = uuid.UUID(jwt_claims(first["access_token"])["sid"])
     from oauth_sessions import Aal
 
     issued = get_state(app).services.sessions.step_up(sid, aal=Aal.AAL2, factor_id=None,
@@ -211,7 +206,7 @@ def test_step_up_of_a_bound_session_keeps_it_bound(app: Flask, public: ClientInf
 def test_the_binding_goes_with_its_session(app: Flask, public: ClientInfo, engine: Engine) -> None:
     key = DpopKey()
     first = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
-    sid = _claims(first["access_token"])["sid"]
+    sid = jwt_claims(first["access_token"])["sid"]
     assert get_state(app).services.sessions.revoke(uuid.UUID(sid), reason="test")
     assert _binding(engine, sid) is None
 
@@ -331,7 +326,7 @@ def test_every_advertised_alg_is_verified(app: Flask, public: ClientInfo, alg: s
     assert document["dpop_signing_alg_values_supported"] == list(DPOP_ALGS)
     key = DpopKey(alg)
     body = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
-    assert _claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
+    assert jwt_claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
 
 
 def test_unit_proof_checks_name_the_check() -> None:
@@ -566,7 +561,7 @@ def test_a_bound_refresh_token_revokes_its_session_without_a_proof(
     DPoP guide says so, and revoking only ever ends a session."""
     key = DpopKey()
     body = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
-    sid = _claims(body["access_token"])["sid"]
+    sid = jwt_claims(body["access_token"])["sid"]
     assert body["refresh_token"].startswith("osb1_") and _row(engine, sid) is not None
     revoked = app.test_client().post("/oauth/revoke", data={
         "token": body["refresh_token"], "client_id": public.client_id})
@@ -584,7 +579,7 @@ def test_a_thief_with_an_old_bound_token_cannot_trigger_reuse_revocation(
     start = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
     with freeze_time(start) as clock:
         first = _exchange(app, public, None, key.proof("POST", TOKEN_URL)).json
-        sid = _claims(first["access_token"])["sid"]
+        sid = jwt_claims(first["access_token"])["sid"]
         assert _refresh(app, public, first["refresh_token"],
                         key.proof("POST", TOKEN_URL)).status_code == 200
         clock.tick(timedelta(seconds=11))  # past the reuse interval (10 s): the old one is reuse

@@ -7,7 +7,6 @@ at a resource.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -16,7 +15,16 @@ from typing import Any
 
 import pytest
 from dpop_support import DpopKey, b64, segment
-from factories import ISSUER, create_client, create_user, make_app, obtain_code, pkce_pair, snapshot
+from factories import (
+    ISSUER,
+    create_client,
+    create_user,
+    jwt_claims,
+    make_app,
+    obtain_code,
+    pkce_pair,
+    snapshot,
+)
 from flask import Flask
 from freezegun import freeze_time
 from sqlalchemy import Engine, select
@@ -30,12 +38,6 @@ TOKEN_URL = ISSUER + "/oauth/token"
 USERINFO_URL = ISSUER + "/oauth/userinfo"
 API = "http://localhost/api/profile"
 SCOPES = "openid profile offline_access"
-
-
-def _claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return decoded
 
 
 @pytest.fixture
@@ -166,7 +168,7 @@ def test_reuse_detection_still_ends_a_bound_session(app: Flask, public: ClientIn
     start = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
     with freeze_time(start) as clock:
         first = _bound_tokens(app, public, key)
-        sid = _claims(first["access_token"])["sid"]
+        sid = jwt_claims(first["access_token"])["sid"]
         second = _refresh(app, public, first["refresh_token"], key.proof("POST", TOKEN_URL))
         assert second.status_code == 200, second.get_data(as_text=True)
         current = second.json["refresh_token"]

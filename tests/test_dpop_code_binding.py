@@ -5,7 +5,6 @@ PostgreSQL: ``dpop_jkt`` at /authorize and in a pushed request, a ``DPoP`` heade
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -18,6 +17,7 @@ from factories import (
     create_client,
     create_user,
     exchange_code,
+    jwt_claims,
     make_app,
     obtain_code,
     pkce_pair,
@@ -36,12 +36,6 @@ from oauth_sessions.storage.models import OAuthAuthorizationCode, OAuthPushedReq
 TOKEN_URL = ISSUER + "/oauth/token"
 PAR_URL = ISSUER + "/oauth/par"
 SCOPES = "openid profile offline_access"
-
-
-def _claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return decoded
 
 
 def _sessions(engine: Engine) -> int:
@@ -122,7 +116,7 @@ def test_a_code_bound_by_dpop_jkt_is_redeemed_with_its_key(
                        key.proof("POST", TOKEN_URL))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.json["token_type"] == "DPoP"
-    assert _claims(response.json["access_token"])["cnf"] == {"jkt": key.jkt}
+    assert jwt_claims(response.json["access_token"])["cnf"] == {"jkt": key.jkt}
 
 
 @pytest.mark.parametrize("shown", ["another key", "no proof"])
@@ -232,7 +226,7 @@ def test_the_key_shown_at_par_redeems_the_code(app: Flask, engine: Engine) -> No
     code = _code_from_push(app, info, pushed.json["request_uri"])
     tokens = _redeem(app.test_client(), info, None, code, verifier, key.proof("POST", TOKEN_URL))
     assert tokens.status_code == 200, tokens.get_data(as_text=True)
-    assert _claims(tokens.json["access_token"])["cnf"] == {"jkt": key.jkt}
+    assert jwt_claims(tokens.json["access_token"])["cnf"] == {"jkt": key.jkt}
 
 
 def test_dpop_jkt_inside_a_pushed_request_binds_the_code(app: Flask, engine: Engine) -> None:

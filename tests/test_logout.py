@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +14,7 @@ from factories import (
     create_client,
     create_user,
     exchange_code,
+    jwt_claims,
     make_app,
     obtain_code,
     pkce_pair,
@@ -69,7 +68,7 @@ class SignedIn:
 
     @property
     def sid(self) -> uuid.UUID:
-        return uuid.UUID(_claims(self.tokens["id_token"])["sid"])
+        return uuid.UUID(jwt_claims(self.tokens["id_token"])["sid"])
 
     def session_exists(self) -> bool:
         return get_state(self.app).services.sessions.get(self.sid) is not None
@@ -79,11 +78,6 @@ class SignedIn:
         if method == "GET":
             return self.http.get("/oauth/logout", query_string=params, headers=headers)
         return self.http.post("/oauth/logout", data=params, headers=headers)
-
-
-def _claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
 
 
 def _signed_in(engine: Engine, **client_options: Any) -> SignedIn:
@@ -138,7 +132,7 @@ def test_issue15_item7_a_hint_older_than_its_max_age_ends_the_session_without_re
     a post_logout_redirect_uri with no interaction; past it the session still ends and the page
     names the target instead."""
     s = _signed_in(engine)
-    issued = _claims(s.tokens["id_token"])["iat"]
+    issued = jwt_claims(s.tokens["id_token"])["iat"]
     with freeze_time(datetime.fromtimestamp(issued + age, UTC)):
         response = s.logout(id_token_hint=s.tokens["id_token"], post_logout_redirect_uri=BYE,
                             state="x")
@@ -191,7 +185,7 @@ def test_a_forged_or_foreign_hint_is_refused_and_ends_nothing(engine: Engine) ->
     foreign = ProviderKeySet([generate_signing_key("ES256", activated_at=datetime.now(UTC)
                                                    - timedelta(seconds=1))],
                              publish_grace=timedelta(0))
-    forged = sign_id_token(foreign, _claims(s.tokens["id_token"]))
+    forged = sign_id_token(foreign, jwt_claims(s.tokens["id_token"]))
     head, body, sig = s.tokens["id_token"].split(".")
     tampered = f"{head}.{body}.{sig[:-4]}AAAA"
     before = snapshot(engine)

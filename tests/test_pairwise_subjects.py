@@ -8,7 +8,6 @@ Clients of one sector share it; clients of two sectors cannot correlate users by
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from typing import Any
@@ -19,6 +18,7 @@ from factories import (
     create_client,
     create_user,
     exchange_code,
+    jwt_claims,
     make_app,
     obtain_code,
     pkce_pair,
@@ -38,12 +38,6 @@ from oauth_sessions.storage.clients import ClientInfo
 
 SALT = "pairwise-salt-for-tests-" + "x" * 16
 ISSUER = "http://127.0.0.1:5000"
-
-
-def _claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    value: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return value
 
 
 def _app(engine: Engine, **options: Any) -> Flask:
@@ -118,18 +112,18 @@ def test_a_pairwise_client_gets_its_own_sub_in_id_token_userinfo_and_refresh(
     user = create_user(engine)
     body = _tokens(app, client, secret, user)
     expected = pairwise_subject("rp.example", user, SALT)
-    id_claims = _claims(body["id_token"])
+    id_claims = jwt_claims(body["id_token"])
     assert id_claims["sub"] == expected != str(user)
     userinfo = app.test_client().get("/oauth/userinfo", headers={
         "Authorization": "Bearer " + body["access_token"]})
     assert userinfo.status_code == 200 and userinfo.json["sub"] == expected  # OIDC Core 5.3.2
     assert "email" in userinfo.json
     # Access tokens are for resource servers, which need the account (documented choice).
-    assert _claims(body["access_token"])["sub"] == str(user)
+    assert jwt_claims(body["access_token"])["sub"] == str(user)
     refreshed = app.test_client().post("/oauth/token", data={
         "grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
         headers={"Authorization": basic_auth(client.client_id, secret)})
-    assert refreshed.status_code == 200 and _claims(refreshed.json["id_token"])["sub"] == expected
+    assert refreshed.status_code == 200 and jwt_claims(refreshed.json["id_token"])["sub"] == expected
 
 
 def test_clients_of_one_sector_share_a_sub_and_other_sectors_and_public_clients_do_not(
@@ -140,7 +134,7 @@ def test_clients_of_one_sector_share_a_sub_and_other_sectors_and_public_clients_
     second, second_secret = _client(app, "https://rp.example/other", "https://RP.example/x")
     other, other_secret = _client(app, "https://elsewhere.example/cb")
     public, public_secret = create_client(app, redirect_uris=["https://rp.example/cb"])
-    subs = [_claims(_tokens(app, c, s, user)["id_token"])["sub"] for c, s in (
+    subs = [jwt_claims(_tokens(app, c, s, user)["id_token"])["sub"] for c, s in (
         (first, first_secret), (second, second_secret), (other, other_secret),
         (public, public_secret))]
     assert subs[0] == subs[1]
@@ -199,7 +193,7 @@ def test_id_token_hint_of_a_pairwise_client_ends_its_session(engine: Engine) -> 
     client, secret = _client(app)
     user = create_user(engine)
     body = _tokens(app, client, secret, user)
-    sid = uuid.UUID(_claims(body["id_token"])["sid"])
+    sid = uuid.UUID(jwt_claims(body["id_token"])["sid"])
     response = app.test_client().get("/oauth/logout", headers=user_headers(user),
                                      query_string={"id_token_hint": body["id_token"]})
     assert response.status_code in (200, 302)
@@ -214,7 +208,7 @@ def test_logout_tokens_of_a_pairwise_client_carry_its_sub(engine: Engine) -> Non
         app = _app(engine, backchannel=sender)
         client, secret = _client(app, backchannel_logout_uri=receiver.url("/bc"))
         user = create_user(engine)
-        id_claims = _claims(_tokens(app, client, secret, user)["id_token"])
+        id_claims = jwt_claims(_tokens(app, client, secret, user)["id_token"])
         assert get_state(app).services.sessions.revoke(uuid.UUID(id_claims["sid"]), reason="test")
         assert sender.wait_idle(10)
         (token,) = receiver.accepted("/bc")

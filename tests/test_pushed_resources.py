@@ -10,8 +10,6 @@ without PAR. A refused ``resource`` is a ``400 invalid_target`` and nothing is s
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from factories import (
     basic_auth,
     create_client,
     create_user,
+    jwt_claims,
     make_app,
     pkce_pair,
     query_of,
@@ -103,8 +102,7 @@ def pushing(engine: Engine) -> Pushing:
 
 
 def _aud(token: str) -> Any:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["aud"]
+    return jwt_claims(token)["aud"]
 
 
 def _pushed_rows(engine: Engine) -> list[Any]:

@@ -8,8 +8,6 @@ minimum aal; every refusal is ``invalid_target`` (or ``invalid_scope``) and writ
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import uuid
 from collections.abc import Sequence
@@ -25,6 +23,7 @@ from factories import (
     basic_auth,
     create_client,
     create_user,
+    jwt_claims,
     make_app,
     pkce_pair,
     query_of,
@@ -136,9 +135,7 @@ def setup(engine: Engine, **options: Any) -> Setup:
 
 
 def claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    result: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return result
+    return jwt_claims(token)
 
 
 # --------------------------------------------------------------------------- the happy path
